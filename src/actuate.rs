@@ -1,0 +1,1 @@
+//! actuate (placeholder: filled in by its owner).

@@ -1,0 +1,1 @@
+//! anomaly (placeholder: filled in by its owner).

@@ -1,0 +1,8 @@
+//! `endface drift` (placeholder until its owner lands it).
+
+#[derive(clap::Args, Debug)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<u8> {
+    anyhow::bail!("`endface drift` is not available in this build yet")
+}

@@ -1,0 +1,1 @@
+//! daemon (placeholder: filled in by its owner).

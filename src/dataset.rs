@@ -1,0 +1,1 @@
+//! dataset (placeholder: filled in by its owner).

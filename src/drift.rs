@@ -1,0 +1,1 @@
+//! drift (placeholder: filled in by its owner).

@@ -1,0 +1,1 @@
+//! geometry (placeholder: filled in by its owner).

@@ -1,0 +1,1 @@
+//! inspect (placeholder: filled in by its owner).

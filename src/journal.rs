@@ -1,0 +1,1 @@
+//! journal (placeholder: filled in by its owner).

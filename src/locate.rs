@@ -1,0 +1,1 @@
+//! locate (placeholder: filled in by its owner).

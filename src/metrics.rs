@@ -1,0 +1,1 @@
+//! metrics (placeholder: filled in by its owner).

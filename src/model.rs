@@ -1,0 +1,1 @@
+//! model (placeholder: filled in by its owner).

@@ -1,0 +1,1 @@
+//! overlay (placeholder: filled in by its owner).

@@ -1,0 +1,1 @@
+//! synth (placeholder: filled in by its owner).
