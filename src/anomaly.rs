@@ -18,7 +18,7 @@
 //! [`SCRATCH_MIN_LENGTH_PX`] crop pixels long; its size is then its width (IEC: scratch size =
 //! width). Any other component is a defect (spot) sized by its max Feret diameter.
 
-use crate::inspect::shim::grade::FeatureKind;
+use crate::grade::FeatureKind;
 use crate::model::{Manifest, ABS_DIFF};
 use serde::Serialize;
 
@@ -233,8 +233,8 @@ pub struct Defect {
 
 impl Defect {
     /// The grading view of this defect.
-    pub fn feature(&self) -> crate::inspect::shim::grade::Feature {
-        crate::inspect::shim::grade::Feature {
+    pub fn feature(&self) -> crate::grade::Feature {
+        crate::grade::Feature {
             kind: self.kind,
             size_um: self.size_um,
             inner_radius_um: self.inner_radius_um,

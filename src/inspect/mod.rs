@@ -26,7 +26,7 @@ use crate::model::{Model, ModelError};
 use crop::{CropGeometry, CropScratch};
 use image::GrayImage;
 use serde::Serialize;
-use shim::grade::{self, FeatureKind, GradeError, Profile, Verdict, Zone};
+use crate::grade::{self, FeatureKind, GradeError, Profile, Verdict, Zone};
 use shim::locate::{LocateConfig, LocateError, Located, Locator};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
