@@ -4,7 +4,8 @@
 //! reconstruction, or a map output, then Gaussian smoothing exactly as
 //! `scipy.ndimage.gaussian_filter(mode="reflect", truncate=4.0)`), the contact zone
 //! ([`ContactZone`]: nothing outside it counts), and a pixel threshold. Out: [`Defect`]s —
-//! connected components (8-connectivity) of `map > threshold` inside the zone, each measured in
+//! connected components (8-connectivity, labelled by `metrics::label_components`) of
+//! `map > threshold` inside the zone, each measured in
 //! µm around the fiber axis: area, max Feret diameter, length (geodesic diameter, so curved
 //! scratches count their arc) and mean width (area / length), elongation,
 //! scratch vs spot, distance of the innermost pixel from the axis, peak score, bounding box in
@@ -19,6 +20,7 @@
 //! width). Any other component is a defect (spot) sized by its max Feret diameter.
 
 use crate::grade::FeatureKind;
+use crate::metrics::label_components;
 use crate::model::{Manifest, ABS_DIFF};
 use serde::Serialize;
 
@@ -247,7 +249,9 @@ impl Defect {
 pub struct DefectScratch {
     /// Component label per crop pixel (0 = background), valid after [`extract_defects`].
     pub labels_in_crop: Vec<u32>,
-    stack: Vec<usize>,
+    mask: Vec<u8>,
+    offsets: Vec<usize>,
+    cursor: Vec<usize>,
     pixels: Vec<(u32, u32)>,
     measure: MeasureScratch,
 }
@@ -274,48 +278,49 @@ pub fn extract_defects(
 ) {
     let (w, h) = (zone.width, zone.height);
     out.clear();
-    let labels = &mut scratch.labels_in_crop;
-    labels.clear();
-    labels.resize(w * h, 0);
-    let fg = |i: usize| zone.mask_in_crop[i] && map_in_crop[i] > pixel_threshold;
-    let mut next_label = 0u32;
-    for start in 0..w * h {
-        if labels[start] != 0 || !fg(start) {
-            continue;
+    scratch.mask.clear();
+    scratch.mask.extend(
+        map_in_crop
+            .iter()
+            .zip(&zone.mask_in_crop)
+            .map(|(&m, &inside)| u8::from(inside && m > pixel_threshold)),
+    );
+    let n = label_components(&scratch.mask, w, h, &mut scratch.labels_in_crop);
+    if n == 0 {
+        return;
+    }
+    // Bucket the pixels by label (counting sort, raster order within a component).
+    let offsets = &mut scratch.offsets;
+    offsets.clear();
+    offsets.resize(n + 2, 0);
+    for &l in &scratch.labels_in_crop {
+        if l != 0 {
+            offsets[l as usize + 1] += 1;
         }
-        next_label += 1;
-        labels[start] = next_label;
-        scratch.stack.clear();
-        scratch.stack.push(start);
-        scratch.pixels.clear();
-        while let Some(i) = scratch.stack.pop() {
-            let (u, v) = (i % w, i / w);
-            scratch.pixels.push((u as u32, v as u32));
-            for dv in -1i64..=1 {
-                for du in -1i64..=1 {
-                    if du == 0 && dv == 0 {
-                        continue;
-                    }
-                    let (uu, vv) = (u as i64 + du, v as i64 + dv);
-                    if uu < 0 || vv < 0 || uu >= w as i64 || vv >= h as i64 {
-                        continue;
-                    }
-                    let j = vv as usize * w + uu as usize;
-                    if labels[j] == 0 && fg(j) {
-                        labels[j] = next_label;
-                        scratch.stack.push(j);
-                    }
-                }
-            }
+    }
+    for k in 1..offsets.len() {
+        offsets[k] += offsets[k - 1];
+    }
+    scratch.pixels.clear();
+    scratch.pixels.resize(offsets[n + 1], (0, 0));
+    scratch.cursor.clear();
+    scratch.cursor.extend_from_slice(&offsets[..n + 1]);
+    for (i, &l) in scratch.labels_in_crop.iter().enumerate() {
+        if l != 0 {
+            let c = &mut scratch.cursor[l as usize];
+            scratch.pixels[*c] = ((i % w) as u32, (i / w) as u32);
+            *c += 1;
         }
-        let d = measure(
-            &scratch.pixels,
+    }
+    for k in 1..=n {
+        let px = &scratch.pixels[scratch.offsets[k]..scratch.offsets[k + 1]];
+        out.push(measure(
+            px,
             map_in_crop,
             zone,
-            next_label,
+            k as u32,
             &mut scratch.measure,
-        );
-        out.push(d);
+        ));
     }
     out.sort_by(|a, b| b.score.total_cmp(&a.score));
 }

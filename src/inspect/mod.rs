@@ -22,11 +22,11 @@ use crate::anomaly::{self, AnomalyError, ContactZone, Defect, DefectScratch};
 use crate::config::StationConfig;
 use crate::error::exit;
 use crate::geometry::{BBoxPx, PixelScale};
+use crate::grade::{self, FeatureKind, GradeError, Profile, Verdict, Zone};
 use crate::model::{Model, ModelError};
 use crop::{CropGeometry, CropScratch};
 use image::GrayImage;
 use serde::Serialize;
-use crate::grade::{self, FeatureKind, GradeError, Profile, Verdict, Zone};
 use shim::locate::{LocateConfig, LocateError, Located, Locator};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -54,7 +54,6 @@ impl InspectError {
             InspectError::Model(e) => e.exit_code(),
             InspectError::Anomaly(_) => exit::BAD_MODEL,
             InspectError::Profile(GradeError::UnknownProfile { .. }) => exit::UNKNOWN_PROFILE,
-            #[allow(unreachable_patterns)]
             InspectError::Profile(_) => exit::BAD_CONFIG,
             InspectError::Locate(_) | InspectError::Setting { .. } => exit::BAD_CONFIG,
         }
