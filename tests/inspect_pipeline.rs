@@ -45,8 +45,10 @@ fn located(
 }
 
 fn inspector(scale: PixelScale) -> Inspector {
-    let mut cfg = StationConfig::default();
-    cfg.runtime = cpu_runtime();
+    let mut cfg = StationConfig {
+        runtime: cpu_runtime(),
+        ..StationConfig::default()
+    };
     cfg.model.manifest = fixture("recon256.manifest.json");
     cfg.calibration.um_per_px_x = scale.um_per_px_x;
     cfg.calibration.um_per_px_y = scale.um_per_px_y;
