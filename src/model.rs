@@ -567,6 +567,7 @@ fn runtime(configured: Option<&Path>) -> Result<&'static Runtime, ModelError> {
     let env = builder
         .with_name("endface")
         .with_telemetry(false)
+        .with_logger(std::sync::Arc::new(ort_log))
         .build()
         .map_err(|e| ModelError::RuntimeLoad {
             path: path.clone(),
@@ -574,6 +575,38 @@ fn runtime(configured: Option<&Path>) -> Result<&'static Runtime, ModelError> {
         })?;
     info!("ONNX Runtime loaded from {}", path.display());
     Ok(RUNTIME.get_or_init(|| Runtime { env, path }))
+}
+
+/// ONNX Runtime's own log lines, re-leveled for our policy (target `onnxruntime`): its INFO
+/// chatter (graph transformers, session options) is debug!, VERBOSE is trace!.
+fn ort_log(
+    level: ort::logging::LogLevel,
+    _category: &str,
+    _id: &str,
+    location: &str,
+    message: &str,
+) {
+    use ort::logging::LogLevel;
+    match level {
+        LogLevel::Verbose => tracing::trace!(target: "onnxruntime", "{message} ({location})"),
+        LogLevel::Info => tracing::debug!(target: "onnxruntime", "{message}"),
+        LogLevel::Warning => tracing::warn!(target: "onnxruntime", "{message}"),
+        LogLevel::Error | LogLevel::Fatal => {
+            tracing::error!(target: "onnxruntime", "{message} ({location})")
+        }
+    }
+}
+
+/// Session log severity: ONNX Runtime builds every message at or above it, so keep it at
+/// warnings unless debug logging is on.
+fn session_log_level() -> ort::logging::LogLevel {
+    if tracing::enabled!(target: "onnxruntime", tracing::Level::TRACE) {
+        ort::logging::LogLevel::Verbose
+    } else if tracing::enabled!(target: "onnxruntime", tracing::Level::DEBUG) {
+        ort::logging::LogLevel::Info
+    } else {
+        ort::logging::LogLevel::Warning
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -772,7 +805,10 @@ impl Model {
             path: onnx_path.clone(),
             message: e.to_string().replace('\n', " "),
         };
-        let mut builder = Session::builder(&runtime.env).map_err(session_err)?;
+        let mut builder = Session::builder(&runtime.env)
+            .map_err(session_err)?
+            .with_log_level(session_log_level())
+            .map_err(|e| session_err(e.into()))?;
         let (registered, rejected) = register_providers(&mut builder, rt);
         if rt.require_accelerator && !registered.iter().any(|p| p.is_accelerator()) {
             return Err(ModelError::NoAccelerator {

@@ -51,3 +51,118 @@ pub mod locate {
         }
     }
 }
+
+/// TEMPORARY: the shared loader `crate::imageio` (branch `synth`), trimmed to what the
+/// inspect CLI uses. Removed when imageio lands on main.
+pub mod imageio {
+    use crate::error::exit;
+    use image::{ColorType, DynamicImage, GrayImage, ImageDecoder, ImageReader};
+    use std::io::Cursor;
+    use std::path::{Path, PathBuf};
+
+    pub const MAX_SIDE_PX: u32 = 8192;
+    pub const MAX_PIXELS: u64 = 64 * 1024 * 1024;
+
+    #[derive(Debug, thiserror::Error)]
+    pub enum ImageIoError {
+        #[error("{}: no such file (check the path)", .0.display())]
+        NotFound(PathBuf),
+        #[error("{}: is a directory, expected an image file", .0.display())]
+        IsDirectory(PathBuf),
+        #[error("{}: cannot read the file: {source}", .file.display())]
+        Unreadable {
+            file: PathBuf,
+            #[source]
+            source: std::io::Error,
+        },
+        #[error("{}: not a decodable image ({detail}): the file is corrupt, truncated or not PNG/JPEG/BMP", .file.display())]
+        Decode { file: PathBuf, detail: String },
+        #[error("{}: {detail}: nothing to inspect", .file.display())]
+        ZeroSize { file: PathBuf, detail: String },
+        #[error("{}: image is {width}x{height} px, larger than the {MAX_SIDE_PX}x{MAX_SIDE_PX} limit", .file.display())]
+        TooLarge {
+            file: PathBuf,
+            width: u32,
+            height: u32,
+        },
+        #[error("{}: {pixel_type} image — only 8-bit gray or RGB is supported: convert to 8-bit", .file.display())]
+        Unsupported16Bit { file: PathBuf, pixel_type: String },
+    }
+
+    pub fn exit_code(err: &ImageIoError) -> u8 {
+        match err {
+            ImageIoError::NotFound(_)
+            | ImageIoError::IsDirectory(_)
+            | ImageIoError::Unreadable { .. } => exit::INPUT_IO,
+            ImageIoError::Decode { .. } => exit::BAD_IMAGE,
+            _ => exit::UNSUPPORTED_IMAGE,
+        }
+    }
+
+    pub fn load_gray(path: impl AsRef<Path>) -> Result<GrayImage, ImageIoError> {
+        let path = path.as_ref();
+        let file = path.to_path_buf();
+        let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ImageIoError::NotFound(file.clone()),
+            _ => ImageIoError::Unreadable {
+                file: file.clone(),
+                source: e,
+            },
+        })?;
+        if meta.is_dir() {
+            return Err(ImageIoError::IsDirectory(file));
+        }
+        if meta.len() == 0 {
+            return Err(ImageIoError::ZeroSize {
+                file,
+                detail: "file is empty (0 bytes)".into(),
+            });
+        }
+        let bytes = std::fs::read(path).map_err(|e| ImageIoError::Unreadable {
+            file: file.clone(),
+            source: e,
+        })?;
+        let decode_err = |detail: String| ImageIoError::Decode {
+            file: file.clone(),
+            detail,
+        };
+        let reader = ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| decode_err(e.to_string()))?;
+        if reader.format().is_none() {
+            return Err(decode_err("unknown file format".into()));
+        }
+        let decoder = reader
+            .into_decoder()
+            .map_err(|e| decode_err(e.to_string()))?;
+        let (width, height) = decoder.dimensions();
+        if width == 0 || height == 0 {
+            return Err(ImageIoError::ZeroSize {
+                file,
+                detail: format!("image is {width}x{height} px"),
+            });
+        }
+        if width > MAX_SIDE_PX || height > MAX_SIDE_PX || width as u64 * height as u64 > MAX_PIXELS
+        {
+            return Err(ImageIoError::TooLarge {
+                file,
+                width,
+                height,
+            });
+        }
+        match decoder.color_type() {
+            ColorType::L8 | ColorType::La8 | ColorType::Rgb8 | ColorType::Rgba8 => {}
+            other => {
+                return Err(ImageIoError::Unsupported16Bit {
+                    file,
+                    pixel_type: format!("{other:?}"),
+                })
+            }
+        }
+        let img = DynamicImage::from_decoder(decoder).map_err(|e| decode_err(e.to_string()))?;
+        Ok(match img {
+            DynamicImage::ImageLuma8(g) => g,
+            other => other.to_luma8(),
+        })
+    }
+}
