@@ -205,3 +205,212 @@ pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), Imag
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{ImageBuffer, Luma, Rgb, RgbImage};
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut c = 0xFFFF_FFFFu32;
+        for &b in data {
+            c ^= b as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    (c >> 1) ^ 0xEDB8_8320
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
+    }
+
+    fn push_chunk(v: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        let mut chunk = kind.to_vec();
+        chunk.extend_from_slice(data);
+        v.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        v.extend_from_slice(&chunk);
+        v.extend_from_slice(&crc32(&chunk).to_be_bytes());
+    }
+
+    /// A PNG with a valid IHDR claiming `w`×`h` 8-bit gray and an empty IDAT: its header
+    /// reads fine, its pixels cannot be decoded.
+    fn png_header_only(w: u32, h: u32) -> Vec<u8> {
+        let mut v = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&w.to_be_bytes());
+        ihdr.extend_from_slice(&h.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+        push_chunk(&mut v, b"IHDR", &ihdr);
+        push_chunk(&mut v, b"IDAT", &[]);
+        push_chunk(&mut v, b"IEND", &[]);
+        v
+    }
+
+    fn gradient(w: u32, h: u32) -> GrayImage {
+        GrayImage::from_fn(w, h, |x, y| Luma([((x * 7 + y * 3) % 256) as u8]))
+    }
+
+    #[test]
+    fn round_trip_png_atomic() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.png");
+        let img = gradient(33, 17);
+        save_png_atomic(&p, &img).unwrap();
+        assert_eq!(load_gray(&p).unwrap(), img);
+        // no temporary files left behind
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+        save_png_durable(&p, &img).unwrap();
+        assert_eq!(load_gray(&p).unwrap(), img);
+    }
+
+    #[test]
+    fn not_found_and_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = load_gray(dir.path().join("nope.png")).unwrap_err();
+        assert!(matches!(e, ImageIoError::NotFound(_)), "{e}");
+        assert_eq!(exit_code(&e), exit::INPUT_IO);
+        assert!(e.to_string().contains("nope.png"));
+        let e = load_gray(dir.path()).unwrap_err();
+        assert!(matches!(e, ImageIoError::IsDirectory(_)), "{e}");
+        assert_eq!(exit_code(&e), exit::INPUT_IO);
+    }
+
+    #[test]
+    fn empty_file_is_zero_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("empty.png");
+        fs::write(&p, b"").unwrap();
+        let e = load_gray(&p).unwrap_err();
+        assert!(matches!(e, ImageIoError::ZeroSize { .. }), "{e}");
+        assert_eq!(exit_code(&e), exit::UNSUPPORTED_IMAGE);
+        assert!(e.to_string().contains("empty.png"));
+    }
+
+    #[test]
+    fn zero_width_header_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("zero.png");
+        fs::write(&p, png_header_only(0, 10)).unwrap();
+        let e = load_gray(&p).unwrap_err();
+        // The PNG decoder itself rejects a zero width header; either way it is refused with
+        // the file named.
+        assert!(
+            matches!(
+                e,
+                ImageIoError::ZeroSize { .. } | ImageIoError::Decode { .. }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("zero.png"));
+    }
+
+    #[test]
+    fn corrupt_and_truncated_are_decode_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("garbage.png");
+        fs::write(&p, b"this is not an image at all").unwrap();
+        let e = load_gray(&p).unwrap_err();
+        assert!(matches!(e, ImageIoError::Decode { .. }), "{e}");
+        assert_eq!(exit_code(&e), exit::BAD_IMAGE);
+        let msg = e.to_string();
+        assert!(
+            msg.contains("garbage.png") && msg.contains("re-capture or re-export"),
+            "{msg}"
+        );
+
+        let good = dir.path().join("good.png");
+        save_png_atomic(&good, &gradient(200, 150)).unwrap();
+        let bytes = fs::read(&good).unwrap();
+        let t = dir.path().join("truncated.png");
+        fs::write(&t, &bytes[..bytes.len() / 2]).unwrap();
+        let e = load_gray(&t).unwrap_err();
+        assert!(matches!(e, ImageIoError::Decode { .. }), "{e}");
+        assert!(e.to_string().contains("truncated.png"));
+
+        // A truncated JPEG as well.
+        let j = dir.path().join("cut.jpg");
+        let mut buf = Vec::new();
+        gradient(64, 64)
+            .write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(
+                &mut buf, 90,
+            ))
+            .unwrap();
+        fs::write(&j, &buf[..40]).unwrap();
+        let e = load_gray(&j).unwrap_err();
+        assert!(matches!(e, ImageIoError::Decode { .. }), "{e}");
+    }
+
+    #[test]
+    fn too_large_is_refused_from_the_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("huge.png");
+        // Header only: decoding would fail, so reaching TooLarge proves the check comes first.
+        fs::write(&p, png_header_only(9000, 9000)).unwrap();
+        let e = load_gray(&p).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ImageIoError::TooLarge {
+                    width: 9000,
+                    height: 9000,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(exit_code(&e), exit::UNSUPPORTED_IMAGE);
+        fs::write(&p, png_header_only(8192, 8193)).unwrap();
+        assert!(matches!(
+            load_gray(&p).unwrap_err(),
+            ImageIoError::TooLarge { .. }
+        ));
+    }
+
+    #[test]
+    fn sixteen_bit_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("deep.png");
+        let img: ImageBuffer<Luma<u16>, Vec<u16>> =
+            ImageBuffer::from_fn(8, 8, |x, y| Luma([(x * 1000 + y) as u16]));
+        img.save(&p).unwrap();
+        let e = load_gray(&p).unwrap_err();
+        assert!(matches!(e, ImageIoError::Unsupported16Bit { .. }), "{e}");
+        assert!(e.to_string().contains("convert to 8-bit"));
+        assert_eq!(exit_code(&e), exit::UNSUPPORTED_IMAGE);
+    }
+
+    #[test]
+    fn rgb_is_converted_to_luma() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("color.png");
+        let img = RgbImage::from_fn(4, 3, |x, _| {
+            if x < 2 {
+                Rgb([200, 200, 200])
+            } else {
+                Rgb([0, 255, 0])
+            }
+        });
+        img.save(&p).unwrap();
+        let g = load_gray(&p).unwrap();
+        assert_eq!(g.dimensions(), (4, 3));
+        assert_eq!(g.get_pixel(0, 0).0[0], 200);
+        let green = g.get_pixel(3, 0).0[0];
+        assert!((170..=190).contains(&green), "luma of pure green {green}");
+        // BMP too
+        let b = dir.path().join("color.bmp");
+        img.save(&b).unwrap();
+        assert_eq!(load_gray(&b).unwrap(), g);
+    }
+
+    #[test]
+    fn write_into_missing_folder_is_an_io_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("no").join("such").join("x.png");
+        let e = save_png_atomic(&p, &gradient(4, 4)).unwrap_err();
+        assert!(matches!(e, ImageIoError::Write { .. }), "{e}");
+        assert_eq!(exit_code(&e), exit::INPUT_IO);
+    }
+}

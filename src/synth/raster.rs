@@ -139,7 +139,8 @@ impl Patch {
             for fx in fx_lo..=fx_hi {
                 let mut acc = 0.0;
                 for (i, kv) in kernel.iter().enumerate() {
-                    let sx = fx + i as i32 - r - self.x0;
+                    // clamp-to-edge like `blur_dense`
+                    let sx = (fx + i as i32 - r).clamp(0, frame_w as i32 - 1) - self.x0;
                     if sx >= a as i32 && sx <= b as i32 {
                         acc += self.data[sy * self.w + sx as usize] * kv;
                     }
@@ -154,7 +155,7 @@ impl Patch {
             let mut lo = usize::MAX;
             let mut hi = 0usize;
             for i in 0..kernel.len() {
-                let sy = fy + i as i32 - r - self.y0;
+                let sy = (fy + i as i32 - r).clamp(0, frame_h as i32 - 1) - self.y0;
                 if sy < 0 || sy >= self.h as i32 {
                     continue;
                 }
@@ -169,7 +170,7 @@ impl Patch {
             for ox in lo..=hi {
                 let mut acc = 0.0;
                 for (i, kv) in kernel.iter().enumerate() {
-                    let sy = fy + i as i32 - r - self.y0;
+                    let sy = (fy + i as i32 - r).clamp(0, frame_h as i32 - 1) - self.y0;
                     if sy < 0 || sy >= self.h as i32 {
                         continue;
                     }
@@ -281,10 +282,13 @@ mod tests {
     #[test]
     fn patch_blur_matches_dense_blur() {
         let (w, h) = (40usize, 30usize);
-        let mut p = Patch::new(10, 5, 25, 20);
+        // Values in the interior and on the frame's right and bottom edges.
+        let mut p = Patch::new(10, 5, 40, 30);
         p.set(3, 4, 10.0);
         p.set(7, 9, -6.0);
         p.set(14, 14, 3.0);
+        p.set(29, 24, 5.0);
+        p.set(20, 24, -4.0);
         let mut dense = vec![0.0f32; w * h];
         for y in 0..p.h {
             for x in 0..p.w {
