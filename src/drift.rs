@@ -297,7 +297,7 @@ pub const FEATURE_NAMES: [&str; N_FEATURES] = [
     "core_median",
     "cladding_median",
     "cladding_iqr",
-    "edge_log_laplacian_var",
+    "edge_log_gradient_energy",
     "ferrule_median",
     "ferrule_iqr",
     "ferrule_log_laplacian_var",
@@ -383,6 +383,12 @@ impl Moments {
         self.sum += v;
         self.sum_sq += v * v;
     }
+    fn log_mean_sq(&self) -> f32 {
+        if self.n == 0 {
+            return f32::NAN;
+        }
+        (1.0 + self.sum_sq / self.n as f64).ln() as f32
+    }
     fn log_var(&self) -> f32 {
         if self.n < 2 {
             return f32::NAN;
@@ -403,8 +409,11 @@ impl Moments {
 ///   core also changes with fiber type (a 50 µm multimode core looks different from a 9 µm one).
 /// - `cladding_iqr`, `ferrule_iqr`: local contrast and texture; a dirty-lens haze or defocus
 ///   compresses them, sensor noise raises them.
-/// - `edge_log_laplacian_var`, `ferrule_log_laplacian_var`: focus (ln(1 + variance of the
-///   4-neighbour Laplacian)); +1 px blur lowers them sharply, noise raises them.
+/// - `edge_log_gradient_energy`: focus on the cladding edge, ln(1 + mean squared Sobel
+///   gradient) over the edge annulus (Tenengrad); the Sobel smoothing keeps sensor noise from
+///   masking a +1 px blur.
+/// - `ferrule_log_laplacian_var`: fine texture and noise on the ferrule (ln(1 + variance of
+///   the 4-neighbour Laplacian)); defocus lowers it, sensor noise raises it.
 /// - `ferrule_median`, `outer_median`: background/ferrule level and vignetting; haze lifts
 ///   dark levels, a swapped camera or LED changes them.
 /// - `clipped_fraction`: pixels at 0 or 255 (over/under-exposure).
@@ -439,7 +448,7 @@ pub fn frame_features_ellipse(
     let mut clad = Hist::new();
     let mut ferrule = Hist::new();
     let mut outer = Hist::new();
-    let mut edge_lap = Moments::default();
+    let mut edge_grad = Moments::default();
     let mut ferrule_lap = Moments::default();
     let mut clipped = 0u64;
     let (inv_rx, inv_ry) = (1.0 / radius_px[0], 1.0 / radius_px[1]);
@@ -466,7 +475,16 @@ pub fn frame_features_ellipse(
                 clad.add(v);
             } else if rho < RHO_EDGE {
                 if interior {
-                    edge_lap.add(lap());
+                    let at = |xx: usize, yy: usize| px[yy * w + xx] as i32;
+                    let gx = at(x + 1, y - 1) + 2 * at(x + 1, y) + at(x + 1, y + 1)
+                        - at(x - 1, y - 1)
+                        - 2 * at(x - 1, y)
+                        - at(x - 1, y + 1);
+                    let gy = at(x - 1, y + 1) + 2 * at(x, y + 1) + at(x + 1, y + 1)
+                        - at(x - 1, y - 1)
+                        - 2 * at(x, y - 1)
+                        - at(x + 1, y - 1);
+                    edge_grad.add(((gx * gx + gy * gy) as f64).sqrt());
                 }
             } else if rho < RHO_FERRULE {
                 ferrule.add(v);
@@ -483,7 +501,7 @@ pub fn frame_features_ellipse(
     out[0] = core.quantile(0.5);
     out[1] = clad_med;
     out[2] = clad.quantile(0.75) - clad.quantile(0.25);
-    out[3] = edge_lap.log_var();
+    out[3] = edge_grad.log_mean_sq();
     out[4] = ferrule_med;
     out[5] = ferrule.quantile(0.75) - ferrule.quantile(0.25);
     out[6] = ferrule_lap.log_var();
