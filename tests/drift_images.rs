@@ -3,7 +3,7 @@
 //!
 //! The frames come from a small renderer in this file (dark fiber with a soft edge and epoxy
 //! ring on a bright, textured, unevenly lit ferrule; per-frame jitter of centre, radius and
-//! light; sensor noise; mild defocus), NOT from the project's synthetic camera (`synth`), which
+//! light ±6 %, noise σ 2–4, defocus 0.5–0.9 px), NOT from the project's synthetic camera (`synth`), which
 //! had not landed on main when this was written. The full study is
 //! `cargo test --test drift_images -- --ignored --nocapture sensitivity_table`.
 
@@ -35,6 +35,25 @@ const NONE: Shift = Shift {
     haze: 0.0,
     multimode: false,
 };
+
+/// Milder shifts, for the sensitivity table only.
+const MILD: [Shift; 3] = [
+    Shift {
+        name: "illumination -5%",
+        gain: 0.95,
+        ..NONE
+    },
+    Shift {
+        name: "blur +0.5 px",
+        extra_blur_px: 0.5,
+        ..NONE
+    },
+    Shift {
+        name: "haze 5%",
+        haze: 0.05,
+        ..NONE
+    },
+];
 
 const SHIFTS: [Shift; 5] = [
     NONE,
@@ -97,8 +116,10 @@ fn render(seed: u64, s: Shift) -> (GrayImage, [f64; 2], f64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let cx = W as f32 / 2.0 + rng.gen_range(-6.0..6.0);
     let cy = H as f32 / 2.0 + rng.gen_range(-6.0..6.0);
-    let r = 52.0 * rng.gen_range(0.98..1.02f32);
-    let light = rng.gen_range(0.97..1.03f32) * s.gain;
+    let r = 52.0 * rng.gen_range(0.97..1.03f32);
+    let light = rng.gen_range(0.94..1.06f32) * s.gain;
+    let noise_sigma = rng.gen_range(2.0..4.0f32);
+    let focus_px = rng.gen_range(0.5..0.9f32);
     let grad = rng.gen_range(-12.0..12.0f32);
     let tex_phase: f32 = rng.gen_range(0.0..100.0);
     let mut buf = vec![0.0f32; W * H];
@@ -130,7 +151,7 @@ fn render(seed: u64, s: Shift) -> (GrayImage, [f64; 2], f64) {
             buf[y * W + x] = (glass * (1.0 - edge) + (ferrule + epoxy) * edge) * vign * light;
         }
     }
-    blur(&mut buf, 0.7 + s.extra_blur_px);
+    blur(&mut buf, focus_px + s.extra_blur_px);
     if s.haze > 0.0 {
         let mean = buf.iter().sum::<f32>() / buf.len() as f32;
         for v in &mut buf {
@@ -139,7 +160,7 @@ fn render(seed: u64, s: Shift) -> (GrayImage, [f64; 2], f64) {
     }
     let img = GrayImage::from_fn(W as u32, H as u32, |x, y| {
         let n: f32 = rng.sample(StandardNormal);
-        image::Luma([(buf[y as usize * W + x as usize] + 3.0 * n)
+        image::Luma([(buf[y as usize * W + x as usize] + noise_sigma * n)
             .round()
             .clamp(0.0, 255.0) as u8])
     });
@@ -317,7 +338,8 @@ fn drift_command_on_folders() {
 }
 
 /// Sensitivity study: for each shift, detection rate at α = 0.01 over 20 trials per window
-/// size, against a 200-frame reference (32 projections, 199 permutations). Prints a table.
+/// size, against a 200-frame reference (32 projections, 199 permutations). Prints a table
+/// (about 2 minutes on 2 shared cores).
 #[test]
 #[ignore]
 fn sensitivity_table() {
@@ -328,14 +350,14 @@ fn sensitivity_table() {
         alpha: 0.01,
         ..Default::default()
     };
-    let windows = [5usize, 10, 20, 40, 80];
+    let windows = [3usize, 5, 10, 20, 40];
     let trials = 20u64;
     println!(
         "| shift | {} | smallest window with ≥ 90 % detection |",
         windows.map(|w| format!("w={w}")).join(" | ")
     );
     println!("|---|{}---|", "---|".repeat(windows.len()));
-    for (si, s) in SHIFTS.iter().enumerate() {
+    for (si, s) in SHIFTS.iter().chain(&MILD).enumerate() {
         let mut rates = Vec::new();
         for &w in &windows {
             let mut hits = 0;
@@ -359,7 +381,7 @@ fn sensitivity_table() {
             .iter()
             .zip(&rates)
             .find(|(_, r)| **r >= 0.9)
-            .map_or("> 80".to_string(), |(w, _)| w.to_string());
+            .map_or("> 40".to_string(), |(w, _)| w.to_string());
         println!(
             "| {} | {} | {} |",
             s.name,
