@@ -645,6 +645,61 @@ pub fn feature_shifts(
     out
 }
 
+/// The reference set saved at calibration time (shipped in the model bundle) as JSON:
+/// `{"feature_names": [...], "frames": [[f32 or null, ...], ...]}` (null = NaN, an unfilled
+/// slot). Loading checks that the names match this build's [`FEATURE_NAMES`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceFile {
+    pub feature_names: Vec<String>,
+    pub frames: Vec<Vec<Option<f32>>>,
+}
+
+impl ReferenceFile {
+    pub fn from_features(frames: &[FrameFeatures]) -> Self {
+        Self {
+            feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
+            frames: frames
+                .iter()
+                .map(|f| f.iter().map(|&v| v.is_finite().then_some(v)).collect())
+                .collect(),
+        }
+    }
+
+    /// The frames as feature vectors; errors when the names or lengths do not match.
+    pub fn to_features(&self) -> Result<Vec<FrameFeatures>, DriftError> {
+        if self.feature_names.len() != N_FEATURES
+            || self
+                .feature_names
+                .iter()
+                .zip(FEATURE_NAMES)
+                .any(|(a, b)| a != b)
+        {
+            return Err(DriftError::Reference(format!(
+                "feature names {:?} do not match this build's {:?}: recompute the reference with this version",
+                self.feature_names, FEATURE_NAMES
+            )));
+        }
+        self.frames
+            .iter()
+            .enumerate()
+            .map(|(i, row)| {
+                if row.len() != N_FEATURES {
+                    return Err(DriftError::Reference(format!(
+                        "frame {i} has {} values, expected {N_FEATURES}",
+                        row.len()
+                    )));
+                }
+                let mut f = [f32::NAN; N_FEATURES];
+                for (dst, v) in f.iter_mut().zip(row) {
+                    *dst = v.unwrap_or(f32::NAN);
+                }
+                Ok(f)
+            })
+            .collect()
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Offline comparison of two sets
 
