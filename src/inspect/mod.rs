@@ -18,7 +18,7 @@
 pub mod crop;
 pub mod shim;
 
-use crate::anomaly::{self, AnomalyError, ContactZone, Defect, DefectScratch};
+use crate::anomaly::{self, AnomalyError, ContactZone, Defect, DefectScratch, SmoothScratch};
 use crate::config::StationConfig;
 use crate::error::exit;
 use crate::geometry::{BBoxPx, PixelScale};
@@ -157,7 +157,7 @@ pub struct Inspector {
     crop_px: Vec<f32>,
     crop_scratch: CropScratch,
     map_in_crop: Vec<f32>,
-    smooth_scratch: Vec<f32>,
+    smooth_scratch: SmoothScratch,
     defect_scratch: DefectScratch,
     defects: Vec<Defect>,
 }
@@ -202,7 +202,7 @@ impl Inspector {
             crop_px: Vec::with_capacity(w * h),
             crop_scratch: CropScratch::default(),
             map_in_crop: Vec::with_capacity(w * h),
-            smooth_scratch: Vec::with_capacity(w * h),
+            smooth_scratch: SmoothScratch::default(),
             defect_scratch: DefectScratch::default(),
             defects: Vec::new(),
         })
