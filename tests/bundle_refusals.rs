@@ -175,7 +175,7 @@ fn corrupt_header_and_garbage() {
 }
 
 fn with_extra(b: &Board, extra: RawEntry) -> PathBuf {
-    let path = v2(&b);
+    let path = v2(b);
     let mut entries = read_entries(&path);
     entries.insert(2, extra);
     let out = b.base.join("hostile.tar");
