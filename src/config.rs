@@ -340,8 +340,11 @@ impl StationConfig {
                     .into(),
             ));
         }
-        if self.runtime.trt_workspace_mb == 0 {
-            return Err(bad("runtime.trt_workspace_mb", "must be at least 1".into()));
+        if !(1..=1_048_576).contains(&self.runtime.trt_workspace_mb) {
+            return Err(bad(
+                "runtime.trt_workspace_mb",
+                format!("{} is not in 1..=1048576", self.runtime.trt_workspace_mb),
+            ));
         }
         if self.runtime.device_id < 0 {
             return Err(bad(

@@ -40,6 +40,8 @@ pub const PINNED_ORT_VERSION: &str = "1.20.1";
 pub const ORT_LIB_ENV: &str = "ENDFACE_ORT_LIB";
 /// Largest input a manifest may declare (pixels per channel): guards buffer sizes.
 const MAX_INPUT_PIXELS: usize = 4096 * 4096;
+/// Largest output a manifest may declare (values): outputs are preallocated at load.
+const MAX_OUTPUT_ELEMENTS: i64 = 4 * 4096 * 4096;
 
 /// Errors loading or running the model. [`ModelError::exit_code`] maps each to the CLI's code.
 #[derive(Debug, thiserror::Error)]
@@ -411,6 +413,17 @@ impl Manifest {
                     format!("{:?}: every dimension must be a positive number", o.shape),
                 ));
             }
+            let numel = o
+                .shape
+                .iter()
+                .try_fold(1i64, |acc, &d| acc.checked_mul(d))
+                .filter(|&n| n <= MAX_OUTPUT_ELEMENTS);
+            if numel.is_none() {
+                return Err(bad(
+                    &format!("outputs[{i}].shape"),
+                    format!("{:?}: more than {MAX_OUTPUT_ELEMENTS} values", o.shape),
+                ));
+            }
         }
         if !(self.um_per_px.is_finite() && self.um_per_px > 0.0) {
             return Err(bad(
@@ -443,6 +456,7 @@ impl Manifest {
         // The map (or reconstruction) must be H x W, optionally with leading 1s (and C for a
         // reconstruction): [1,1,H,W], [1,H,W], [H,W] or [1,C,H,W].
         if let Some(o) = self.outputs.iter().find(|o| o.name == map_name) {
+            // infallible: every output's element count was bounded above.
             let n: i64 = o.shape.iter().product();
             let hw = (h * w) as i64;
             let last2 = o.shape.len() >= 2 && o.shape[o.shape.len() - 2..] == [h as i64, w as i64];

@@ -303,7 +303,8 @@ impl Inspector {
         loc: &Located,
     ) -> Result<Inspection, InspectError> {
         let t_start = Instant::now();
-        if let Some(g) = grade::check_gradable(true, loc.focus, self.min_focus) {
+        let sane = loc.center_in_frame.iter().all(|v| v.is_finite());
+        if let Some(g) = grade::check_gradable(sane, loc.focus, self.min_focus) {
             self.map_in_crop.clear();
             self.defect_scratch.labels_in_crop.clear();
             let mut insp = self.unable_with(g.reasons, Some(loc));
