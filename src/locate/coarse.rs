@@ -61,6 +61,7 @@ pub(crate) struct Coarse {
     polar: Vec<f32>,
     rings: Vec<Ring>,
     peaks: Vec<(f32, usize)>,
+    scratch: Vec<f64>,
 }
 
 impl Coarse {
@@ -177,8 +178,9 @@ impl Coarse {
             let up = y.saturating_sub(1);
             let dn = (y + 1).min(h - 1);
             for x in 0..w {
-                self.img[y * w + x] =
-                    0.25 * self.tmp[up * w + x] + 0.5 * self.tmp[y * w + x] + 0.25 * self.tmp[dn * w + x];
+                self.img[y * w + x] = 0.25 * self.tmp[up * w + x]
+                    + 0.5 * self.tmp[y * w + x]
+                    + 0.25 * self.tmp[dn * w + x];
             }
         }
     }
@@ -391,7 +393,60 @@ impl Coarse {
                 prev1 = cur;
             }
         }
-        choose_cladding(&self.rings)
+        let outer = choose_cladding(&self.rings)?;
+        // The cladding edge's polarity is the sign of the step between the glass just inside
+        // and the ferrule just outside, not of whatever thin line is outermost (a bright rim
+        // outside a dark fiber has a falling outer flank).
+        let step = self.plateau_step(px, py, outer.r);
+        if step == 0.0 || step.signum() == outer.polarity {
+            return Some(outer);
+        }
+        let pol = step.signum();
+        let best = self
+            .rings
+            .iter()
+            .filter(|r| r.polarity == pol && r.r >= 0.85 * outer.r && r.r <= outer.r + 1.0)
+            .max_by(|a, b| a.support.total_cmp(&b.support))
+            .copied();
+        Some(best.unwrap_or(Ring {
+            polarity: pol,
+            ..outer
+        }))
+    }
+
+    /// Median over sectors of (mean intensity 6–14 % of r outside) − (same inside).
+    fn plateau_step(&mut self, px: f64, py: f64, r: f64) -> f64 {
+        let (w, h) = (self.w, self.h);
+        let d1 = (0.06 * r).max(1.5);
+        let d2 = (0.14 * r).max(d1 + 1.0);
+        let mut diffs = std::mem::take(&mut self.scratch);
+        diffs.clear();
+        for a in 0..SECTORS {
+            let th = a as f64 / SECTORS as f64 * std::f64::consts::TAU;
+            let (c, s) = (th.cos(), th.sin());
+            let mut sum = 0.0f64;
+            let mut n = 0usize;
+            let mut d = d1;
+            while d <= d2 + 1e-9 {
+                let inside = Self::sample(&self.img, w, h, px + (r - d) * c, py + (r - d) * s);
+                let outside = Self::sample(&self.img, w, h, px + (r + d) * c, py + (r + d) * s);
+                if let (Some(i), Some(o)) = (inside, outside) {
+                    sum += (o - i) as f64;
+                    n += 1;
+                }
+                d += 1.0;
+            }
+            if n > 0 {
+                diffs.push(sum / n as f64);
+            }
+        }
+        let step = if diffs.len() >= SECTORS / 2 {
+            super::fit::median_in_place(&mut diffs)
+        } else {
+            0.0
+        };
+        self.scratch = diffs;
+        step
     }
 
     /// Angular support and mean strength at radius index `ri` for one polarity: a sector

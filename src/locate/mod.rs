@@ -44,13 +44,11 @@ use serde::{Deserialize, Serialize};
 
 /// Smallest frame side accepted (pixels).
 pub const MIN_FRAME_SIDE_PX: u32 = 48;
-/// The median edge profile spans ± this many µm around the fitted cladding edge.
-const PROFILE_HALF_SPAN_UM: f64 = 9.0;
 /// Plateaus on either side of the edge (glass inside, ferrule outside) are measured this far
 /// from it (µm): beyond rim lines and a typical epoxy ring.
 const PLATEAU_UM: (f64, f64) = (5.5, 8.5);
-/// Largest radius correction the profile analysis may apply (µm).
-const MAX_SHIFT_UM: f64 = 4.0;
+/// The focus measure normalizes the edge slope by the intensity range within ± this (µm).
+const FOCUS_RANGE_UM: f64 = 4.0;
 
 /// Settings of the localizer. Every field has a default; [`LocateConfig::validate`] names a
 /// bad key and value.
@@ -125,7 +123,11 @@ impl LocateConfig {
         }
         let a = self.effective_aspect();
         if !(a.is_finite() && (0.5..=2.0).contains(&a)) {
-            return bad("aspect_y_over_x", a.to_string(), "must be between 0.5 and 2");
+            return bad(
+                "aspect_y_over_x",
+                a.to_string(),
+                "must be between 0.5 and 2",
+            );
         }
         if !(0.0..=1.0).contains(&self.min_confidence) {
             return bad(
@@ -148,7 +150,7 @@ impl LocateConfig {
                 "must be positive and below max_radius_frac",
             );
         }
-        if !(self.max_radius_frac <= 1.0) {
+        if self.max_radius_frac.is_nan() || self.max_radius_frac > 1.0 {
             return bad(
                 "max_radius_frac",
                 self.max_radius_frac.to_string(),
@@ -202,10 +204,8 @@ pub struct Diagnostics {
     pub coarse_radius_px: f64,
     /// +1: the frame gets brighter going outward across the cladding edge; -1: darker.
     pub polarity: f64,
-    /// Radius of the robust circle fit to the per-ray edges (x-pixels), before the edge
-    /// profile's correction `radius_shift_px`.
-    pub fitted_radius_px: f64,
-    pub radius_shift_px: f64,
+    /// Radius of the final circle fit (x-pixels), reported also when the result is refused.
+    pub radius_px: f64,
     /// Fraction of rays supporting the circle and the RMS of their residuals (px).
     pub support: f64,
     pub rms_px: f64,
@@ -303,16 +303,15 @@ impl Locator {
 
         // Pass 1: wide window around the coarse circle.
         let window1 = 2.0 * hit.factor + 4.0;
+        let reach1 = window1 + 3.0;
         self.rays.cast(
             img,
             aspect,
             [hit.cx, hit.cy],
-            hit.r,
-            window1,
-            3.0,
-            hit.polarity,
+            (hit.r - reach1, hit.r + reach1),
             n_rays,
         );
+        self.rays.find_edges(hit.r, window1, hit.polarity);
         self.collect_points();
         let min_pts = (n_rays / 8).max(8);
         if self.pts.len() < min_pts {
@@ -329,11 +328,12 @@ impl Locator {
             });
         }
         let inlier1 = (0.5 * hit.factor).max(1.5);
-        let start = fit::ransac(&self.pts, inlier1, 0.9 * r_lo, 1.1 * r_hi, 150).ok_or_else(|| {
-            LocateError::NotFound {
-                reason: "the edge points along the rays do not form a circle".into(),
-            }
-        })?;
+        let start =
+            fit::ransac(&self.pts, inlier1, 0.9 * r_lo, 1.1 * r_hi, 150).ok_or_else(|| {
+                LocateError::NotFound {
+                    reason: "the edge points along the rays do not form a circle".into(),
+                }
+            })?;
         let (c1, _) = fit::tukey_fit(
             &self.pts,
             start,
@@ -348,20 +348,31 @@ impl Locator {
             });
         }
 
-        // Pass 2: narrow window around the fitted circle, long profiles for the edge analysis.
+        // Pass 2: long profiles around the fitted circle; one edge chosen on their median
+        // (consistent across rays when the edge is double), then the per-ray edges in a
+        // narrow window around it.
         let px_per_um = c1.r / CLADDING_RADIUS_UM;
-        let half_span = PROFILE_HALF_SPAN_UM * px_per_um + 1.0;
         let window2 = (0.02 * c1.r).max(3.0);
+        let reach2 =
+            (PLATEAU_UM.1.max(FOCUS_RANGE_UM) * px_per_um + 2.0).max(3.0 * window2 + 6.0) + window2;
         let observed = self.rays.cast(
             img,
             aspect,
             [c1.cx, c1.cy],
-            c1.r,
-            window2,
-            half_span + 2.0,
-            hit.polarity,
+            (c1.r - reach2, c1.r + reach2),
             n_rays,
         );
+        let (rho, gap) = self
+            .rays
+            .consensus_edge([c1.cx, c1.cy], c1.r, window2, hit.polarity)
+            .unwrap_or((0.0, f64::INFINITY));
+        let r_star = c1.r + rho;
+        let window3 = if gap.is_finite() {
+            (0.45 * gap).clamp(0.75, 2.5)
+        } else {
+            2.5
+        };
+        self.rays.find_edges(r_star, window3, hit.polarity);
         self.collect_points();
         if self.pts.len() < min_pts {
             return Err(LocateError::NotFound {
@@ -372,8 +383,14 @@ impl Locator {
                 ),
             });
         }
-        let (c2, _sigma) =
-            fit::tukey_fit(&self.pts, c1, 0.2, 30, &mut self.weights, &mut self.scratch);
+        let (c2, _sigma) = fit::tukey_fit(
+            &self.pts,
+            fit::Circle { r: r_star, ..c1 },
+            0.2,
+            30,
+            &mut self.weights,
+            &mut self.scratch,
+        );
         if !(c2.r.is_finite() && c2.cx.is_finite() && c2.cy.is_finite()) || c2.r <= 0.0 {
             return Err(LocateError::NotFound {
                 reason: "the circle fit diverged".into(),
@@ -387,24 +404,19 @@ impl Locator {
             [c2.cx, c2.cy],
             c2.r,
             &self.inlier_rays,
-            half_span,
-            (
-                PLATEAU_UM.0 * px_per_um,
-                PLATEAU_UM.1 * px_per_um,
-            ),
+            (PLATEAU_UM.0 * px_per_um, PLATEAU_UM.1 * px_per_um),
+            FOCUS_RANGE_UM * px_per_um,
             hit.polarity,
         );
-        let (shift, contrast, focus) = match profile {
-            Some(p) if p.radius_shift_px.abs() <= MAX_SHIFT_UM * px_per_um => {
-                (p.radius_shift_px, p.contrast, p.sharpness.clamp(0.0, 1.0))
-            }
-            Some(p) => (0.0, p.contrast, p.sharpness.clamp(0.0, 1.0)),
-            None => (0.0, 0.0, 0.0),
-        };
-        let radius_px = c2.r + shift;
-        let snr = contrast / noise;
+        let (contrast, focus) = profile
+            .map(|p| (p.contrast, p.sharpness.clamp(0.0, 1.0)))
+            .unwrap_or((0.0, 0.0));
+        let radius_px = c2.r;
+        // Edge visibility: the step across the edge, or for rim-dominated edges twice the
+        // edge slope over one pixel, against the frame's noise.
+        let snr = contrast.max(2.0 * support.median_strength) / noise;
         let q_fit = (1.25 - 0.5 * support.rms).clamp(0.0, 1.0);
-        let q_snr = ((snr - 3.0) / 7.0).clamp(0.0, 1.0);
+        let q_snr = ((snr - 1.0) / 2.5).clamp(0.0, 1.0);
         let confidence = (support.fraction * q_fit * q_snr).clamp(0.0, 1.0);
 
         let center_in_frame = [c2.cx, c2.cy * aspect];
@@ -419,8 +431,7 @@ impl Locator {
             coarse_center_in_frame: [hit.cx, hit.cy * aspect],
             coarse_radius_px: hit.r,
             polarity: hit.polarity,
-            fitted_radius_px: c2.r,
-            radius_shift_px: shift,
+            radius_px: c2.r,
             support: support.fraction,
             rms_px: support.rms,
             contrast,
@@ -431,7 +442,6 @@ impl Locator {
             x = center_in_frame[0],
             y = center_in_frame[1],
             r = radius_px,
-            radius_shift_px = shift,
             confidence,
             focus,
             support = support.fraction,
@@ -500,6 +510,7 @@ impl Locator {
         }
         let n_in = self.inlier_rays.len();
         Support {
+            median_strength: med_strength,
             fraction: n_in as f64 / n_rays as f64,
             rms: if n_in > 0 {
                 (ss / n_in as f64).sqrt()
@@ -511,6 +522,7 @@ impl Locator {
 }
 
 struct Support {
+    median_strength: f64,
     fraction: f64,
     rms: f64,
 }

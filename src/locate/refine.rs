@@ -4,17 +4,16 @@
 //! window. Out: one [`EdgePoint`] per ray that stays inside the frame — the position of the
 //! strongest edge of the expected polarity inside the window (parabola-interpolated maximum
 //! of the smoothed profile derivative) and its strength (intensity change per pixel) — and,
-//! for a fitted circle, the [`EdgeProfile`] analysis of the median radial profile across the
-//! cladding edge: a radius correction that picks the glass boundary inside a double edge
-//! (epoxy ring, rims), the edge contrast and the edge sharpness.
+//! for a fitted circle, the [`EdgeProfile`] of the median radial profile across the cladding
+//! edge: its contrast and its sharpness (the focus measure).
 
 use image::GrayImage;
 
 /// Profile sampling step along a ray (circle-space x-pixels).
 pub(crate) const STEP_PX: f64 = 0.5;
 /// Gaussian smoothing of the profile for edge detection: sigma in samples (1 px).
-const SMOOTH_SIGMA_SAMPLES: f64 = 2.0;
-const SMOOTH_HALF: usize = 4;
+const SMOOTH_SIGMA_SAMPLES: f64 = 1.0;
+const SMOOTH_HALF: usize = 3;
 /// Light smoothing for the sharpness measure: sigma in samples (0.5 px).
 const SHARP_SIGMA_SAMPLES: f64 = 1.0;
 const SHARP_HALF: usize = 2;
@@ -33,11 +32,9 @@ pub(crate) struct EdgePoint {
 /// The cladding edge as seen on the median radial profile.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct EdgeProfile {
-    /// Where the glass boundary lies relative to the fitted radius (px, + outward).
-    pub radius_shift_px: f64,
     /// Polarity-signed step height across the edge (gray levels, inner plateau to outer).
     pub contrast: f64,
-    /// Max slope across the boundary / contrast (1/px).
+    /// Max slope across the edge / intensity range around it (1/px).
     pub sharpness: f64,
 }
 
@@ -123,7 +120,11 @@ fn convolve(src: &[f64], k: &[f64], dst: &mut Vec<f64>) {
         .take(n.saturating_sub(half))
         .skip(half)
     {
-        *o = k.iter().zip(&src[i - half..=i + half]).map(|(a, b)| a * b).sum();
+        *o = k
+            .iter()
+            .zip(&src[i - half..=i + half])
+            .map(|(a, b)| a * b)
+            .sum();
     }
 }
 
@@ -138,21 +139,15 @@ fn parabola_offset(dm: f64, d0: f64, dp: f64) -> f64 {
 }
 
 impl Rays {
-    /// Cast `n_rays` rays from `(cx, cy)` (circle space) and find on each the strongest edge
-    /// of `polarity` with radius in `[r0 - window, r0 + window]`; the profiles extend
-    /// `margin` px beyond the window on both sides and are kept for [`Self::edge_profile`].
-    /// Rays whose profile would leave the frame are skipped. Returns the number of rays
-    /// that stayed inside.
-    #[allow(clippy::too_many_arguments)]
+    /// Cast `n_rays` rays from `center` (circle space), sampling each from radius `t_from` to
+    /// `t_to` every [`STEP_PX`], and keep the profiles of the rays that stay inside the frame.
+    /// Returns how many did.
     pub fn cast(
         &mut self,
         img: &GrayImage,
         aspect: f64,
         center: [f64; 2],
-        r0: f64,
-        window: f64,
-        margin: f64,
-        polarity: f64,
+        (t_from, t_to): (f64, f64),
         n_rays: usize,
     ) -> usize {
         let (w, h) = (img.width() as usize, img.height() as usize);
@@ -160,9 +155,8 @@ impl Rays {
         self.points.clear();
         self.profiles.clear();
         self.dirs.clear();
-        let t_start = (r0 - window - margin).max(1.0);
-        let t_end = r0 + window + margin;
-        let n = ((t_end - t_start) / STEP_PX).ceil() as usize + 1;
+        let t_start = t_from.max(1.0);
+        let n = ((t_to - t_start) / STEP_PX).ceil().max(8.0) as usize + 1;
         self.profile_len = n;
         self.t_start = t_start;
         self.origin = center;
@@ -179,16 +173,28 @@ impl Rays {
             if !inside(t_start) || !inside(t_last) {
                 continue;
             }
-            self.raw.clear();
             for i in 0..n {
                 let t = t_start + i as f64 * STEP_PX;
-                self.raw
+                self.profiles
                     .push(bilinear(raw_img, w, h, cx + t * c, (cy + t * s) * aspect));
             }
-            let ray = self.dirs.len();
-            self.profiles.extend_from_slice(&self.raw);
             self.dirs.push([c, s]);
+        }
+        self.dirs.len()
+    }
+
+    /// On every stored ray, the strongest edge of `polarity` with radius in
+    /// `[r0 - window, r0 + window]` (into `self.points`).
+    pub fn find_edges(&mut self, r0: f64, window: f64, polarity: f64) {
+        self.points.clear();
+        let [cx, cy] = self.origin;
+        for ray in 0..self.dirs.len() {
+            let n = self.profile_len;
+            self.raw.clear();
+            self.raw
+                .extend_from_slice(&self.profiles[ray * n..(ray + 1) * n]);
             if let Some((t_edge, strength)) = self.edge_on_profile(r0, window, polarity) {
+                let [c, s] = self.dirs[ray];
                 self.points.push(EdgePoint {
                     p: [cx + t_edge * c, cy + t_edge * s],
                     strength,
@@ -196,7 +202,6 @@ impl Rays {
                 });
             }
         }
-        self.dirs.len()
     }
 
     /// Strongest edge of `polarity` within the window on the profile in `self.raw`:
@@ -231,24 +236,19 @@ impl Rays {
         Some((t_edge, strength))
     }
 
-    /// Analyse the median radial profile across the edge of circle (`center`, `r`) over the
-    /// rays listed in `rays` (indices of stored profiles), sampled ±`half_span_px`.
-    ///
-    /// The glass boundary is taken as the derivative peak of the transition in which the
-    /// profile crosses the midpoint between the inner plateau (glass, `plateau_px` inside)
-    /// and the outer plateau (ferrule, `plateau_px` outside): a rim line or an epoxy ring
-    /// beside the boundary adds a smaller transition next to it, which this ignores.
-    #[allow(clippy::too_many_arguments)]
-    pub fn edge_profile(
+    /// Median over rays of the profiles across circle (`center`, `r`), sampled every
+    /// [`STEP_PX`] over ±`half_span_px` (into `self.median`; sample `m` is the circle).
+    /// `rays`: indices of stored rays, or `None` for all. Returns `m`, or `None` when too few
+    /// rays cover the span.
+    fn median_profile(
         &mut self,
         center: [f64; 2],
         r: f64,
-        rays: &[usize],
+        rays: Option<&[usize]>,
         half_span_px: f64,
-        plateau_px: (f64, f64),
-        polarity: f64,
-    ) -> Option<EdgeProfile> {
-        if rays.len() < 8 {
+    ) -> Option<usize> {
+        let n_rays = rays.map_or(self.dirs.len(), <[usize]>::len);
+        if n_rays < 8 {
             return None;
         }
         let m = (half_span_px / STEP_PX).floor() as usize;
@@ -258,7 +258,8 @@ impl Rays {
         for j in 0..len {
             let rho = (j as f64 - m as f64) * STEP_PX;
             self.tmp.clear();
-            for &k in rays {
+            for q in 0..n_rays {
+                let k = rays.map_or(q, |v| v[q]);
                 let [c, s] = self.dirs[k];
                 // Distance along ray k (from the cast origin) of the point at radius
                 // r + rho from `center`, to first order in the (sub-pixel) center shift.
@@ -272,91 +273,107 @@ impl Rays {
                 let p = &self.profiles[k * self.profile_len..(k + 1) * self.profile_len];
                 self.tmp.push(p[i] + (p[i + 1] - p[i]) * f);
             }
-            if self.tmp.len() < rays.len() / 2 {
+            if self.tmp.len() < n_rays / 2 {
                 return None;
             }
             self.median.push(super::fit::median_in_place(&mut self.tmp));
         }
+        Some(m)
+    }
+
+    /// The edge of `polarity` that all rays should use: the strongest derivative peak of the
+    /// median profile over all rays within ±`window_px` of circle (`center`, `r`). Returns
+    /// its offset from `r` (px) and the distance to the nearest other peak of at least 35 %
+    /// of its strength within ±3·`window_px` (`f64::INFINITY` when there is none): a double
+    /// edge then gets one consistent choice instead of a per-ray coin toss.
+    pub fn consensus_edge(
+        &mut self,
+        center: [f64; 2],
+        r: f64,
+        window_px: f64,
+        polarity: f64,
+    ) -> Option<(f64, f64)> {
+        let m = self.median_profile(center, r, None, 3.0 * window_px + 3.0)?;
+        let len = self.median.len();
+        convolve(&self.median, &self.kernel, &mut self.median_smooth);
+        self.deriv.clear();
+        self.deriv.resize(len, f64::NEG_INFINITY);
+        let lo = SMOOTH_HALF + 1;
+        let hi = len.saturating_sub(SMOOTH_HALF + 2);
+        for i in lo..=hi {
+            self.deriv[i] = polarity * (self.median_smooth[i + 1] - self.median_smooth[i - 1])
+                / (2.0 * STEP_PX);
+        }
+        let reach = (window_px / STEP_PX).round() as usize;
+        let (a, b) = (m.saturating_sub(reach).max(lo + 1), (m + reach).min(hi - 1));
+        if a >= b {
+            return None;
+        }
+        let best = (a..=b).max_by(|&i, &j| self.deriv[i].total_cmp(&self.deriv[j]))?;
+        let peak = self.deriv[best];
+        if peak.is_nan() || peak <= 0.0 {
+            return None;
+        }
+        let delta = parabola_offset(self.deriv[best - 1], peak, self.deriv[best + 1]);
+        let rho = (best as f64 + delta - m as f64) * STEP_PX;
+        let mut gap = f64::INFINITY;
+        for i in (lo + 1)..hi {
+            let d = self.deriv[i];
+            if i != best && d >= 0.35 * peak && d >= self.deriv[i - 1] && d > self.deriv[i + 1] {
+                gap = gap.min((i as f64 - best as f64).abs() * STEP_PX);
+            }
+        }
+        Some((rho, gap))
+    }
+
+    /// The step height between the plateaus `plateau_px` inside and outside circle
+    /// (`center`, `r`) and the edge sharpness (max slope within ±1.5 px of the edge over the
+    /// profile's range within ±`range_px`), from the median profile over `rays`.
+    pub fn edge_profile(
+        &mut self,
+        center: [f64; 2],
+        r: f64,
+        rays: &[usize],
+        plateau_px: (f64, f64),
+        range_px: f64,
+        polarity: f64,
+    ) -> Option<EdgeProfile> {
+        let m = self.median_profile(center, r, Some(rays), plateau_px.1.max(range_px) + 1.0)?;
+        let len = self.median.len();
         let prof = &self.median;
+        let index =
+            |rho: f64| ((rho / STEP_PX).round() + m as f64).clamp(0.0, (len - 1) as f64) as usize;
         let mean_over = |a: f64, b: f64| -> f64 {
-            let ia = ((a / STEP_PX).round() + m as f64).clamp(0.0, (len - 1) as f64) as usize;
-            let ib = ((b / STEP_PX).round() + m as f64).clamp(0.0, (len - 1) as f64) as usize;
-            let sl = &prof[ia.min(ib)..=ia.max(ib)];
+            let sl = &prof[index(a)..=index(b)];
             sl.iter().sum::<f64>() / sl.len() as f64
         };
-        if std::env::var_os("LOCATE_DEBUG").is_some() {
-            eprintln!("PROFILE {{\"r\": {r}, \"pol\": {polarity}, \"m\": {m}, \"p\": {:?}}}", prof);
-        }
         let inner = mean_over(-plateau_px.1, -plateau_px.0);
         let outer = mean_over(plateau_px.0, plateau_px.1);
         let contrast = polarity * (outer - inner);
-        if contrast <= 0.0 {
-            return None;
-        }
-        let mid = 0.5 * (inner + outer);
+        let (lo, hi) = prof[index(-range_px)..=index(range_px)]
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                (lo.min(v), hi.max(v))
+            });
+        let range = hi - lo;
 
-        // Polarity-signed derivative of the smoothed median profile.
-        convolve(&self.median, &self.kernel, &mut self.median_smooth);
-        let lo = SMOOTH_HALF + 1;
-        let hi = len.saturating_sub(SMOOTH_HALF + 2);
-        if lo + 2 >= hi {
-            return None;
-        }
-        self.deriv.clear();
-        self.deriv.resize(len, f64::NEG_INFINITY);
-        for i in lo..=hi {
-            self.deriv[i] =
-                polarity * (self.median_smooth[i + 1] - self.median_smooth[i - 1]) / (2.0 * STEP_PX);
-        }
-        // Midpoint crossing nearest the fitted edge.
-        let above = |i: usize| polarity * (self.median_smooth[i] - mid) >= 0.0;
-        let mut crossing = None;
-        for d in 0..=(m - lo) {
-            for i in [m.saturating_sub(d), m + d] {
-                if i > lo && i <= hi && !above(i - 1) && above(i) {
-                    crossing = Some(i);
-                    break;
-                }
-            }
-            if crossing.is_some() {
-                break;
-            }
-        }
-        let mut i = crossing.unwrap_or(m);
-        // Hill-climb to that transition's derivative peak.
-        loop {
-            let left = if i > lo { self.deriv[i - 1] } else { f64::NEG_INFINITY };
-            let right = if i < hi { self.deriv[i + 1] } else { f64::NEG_INFINITY };
-            if left > self.deriv[i] && left >= right {
-                i -= 1;
-            } else if right > self.deriv[i] {
-                i += 1;
-            } else {
-                break;
-            }
-        }
-        if i <= lo || i >= hi {
-            return None;
-        }
-        let delta = parabola_offset(self.deriv[i - 1], self.deriv[i], self.deriv[i + 1]);
-        let radius_shift_px = (i as f64 + delta - m as f64) * STEP_PX;
-        if std::env::var_os("LOCATE_DEBUG").is_some() {
-            eprintln!("inner {inner:.1} outer {outer:.1} crossing {crossing:?} peak {i} shift {radius_shift_px:.2}");
-        }
-
-        // Sharpness: max slope of the lightly smoothed median profile within ±1 px.
+        // Max polarity-signed slope of the lightly smoothed median profile near the edge.
         convolve(&self.median, &self.sharp_kernel, &mut self.median_smooth);
-        let reach = (1.0 / STEP_PX) as usize;
-        let mut slope = f64::NEG_INFINITY;
-        for k in i.saturating_sub(reach).max(SHARP_HALF + 1)..=(i + reach).min(len - SHARP_HALF - 2) {
+        let reach = (1.5 / STEP_PX) as usize;
+        let mut slope = 0.0f64;
+        let (a, b) = (
+            m.saturating_sub(reach).max(SHARP_HALF + 1),
+            (m + reach).min(len.saturating_sub(SHARP_HALF + 2)),
+        );
+        for k in a..=b {
             slope = slope.max(
-                polarity * (self.median_smooth[k + 1] - self.median_smooth[k - 1]) / (2.0 * STEP_PX),
+                polarity * (self.median_smooth[k + 1] - self.median_smooth[k - 1])
+                    / (2.0 * STEP_PX),
             );
         }
         Some(EdgeProfile {
-            radius_shift_px,
             contrast,
-            sharpness: if slope.is_finite() { slope / contrast } else { 0.0 },
+            sharpness: if range > 1.0 { slope / range } else { 0.0 },
         })
     }
 }
@@ -384,7 +401,11 @@ pub(crate) fn noise_sigma(img: &GrayImage, hist: &mut Vec<u32>) -> f64 {
         let next = acc + c as f64;
         if next >= half && c > 0 {
             // |d| is integer: spread bin b over [b - 0.5, b + 0.5] (bin 0 over [0, 0.5]).
-            let (lo, width) = if b == 0 { (0.0, 0.5) } else { (b as f64 - 0.5, 1.0) };
+            let (lo, width) = if b == 0 {
+                (0.0, 0.5)
+            } else {
+                (b as f64 - 0.5, 1.0)
+            };
             med = lo + width * (half - acc) / c as f64;
             break;
         }

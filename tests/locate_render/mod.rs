@@ -144,8 +144,12 @@ impl Scene {
         let r_x = CLADDING_R_UM / um_per_px_x;
         let r_y = r_x * aspect;
         // Off-centre up to ±15 % of the frame, but keep the cladding plus a margin inside.
-        let max_dx = (0.15 * width as f64).min(width as f64 / 2.0 - r_x - 12.0).max(0.0);
-        let max_dy = (0.15 * height as f64).min(height as f64 / 2.0 - r_y - 12.0).max(0.0);
+        let max_dx = (0.15 * width as f64)
+            .min(width as f64 / 2.0 - r_x - 12.0)
+            .max(0.0);
+        let max_dy = (0.15 * height as f64)
+            .min(height as f64 / 2.0 - r_y - 12.0)
+            .max(0.0);
         let cx = (width as f64 - 1.0) / 2.0 + rng.gen_range(-max_dx..=max_dx);
         let cy = (height as f64 - 1.0) / 2.0 + rng.gen_range(-max_dy..=max_dy);
         let mut chips = Vec::new();
@@ -292,8 +296,9 @@ impl Scene {
                 }
                 // Illumination.
                 let fx = (x as f64 - w as f64 / 2.0) / w as f64;
-                let rf = ((x as f64 - w as f64 / 2.0).powi(2) + (y as f64 - h as f64 / 2.0).powi(2))
-                    .sqrt()
+                let rf = ((x as f64 - w as f64 / 2.0).powi(2)
+                    + (y as f64 - h as f64 / 2.0).powi(2))
+                .sqrt()
                     / diag;
                 val *= 1.0 + self.gradient * fx - self.vignetting * rf * rf;
                 val += self.noise * gauss(&mut rng);
@@ -353,7 +358,9 @@ pub fn jpeg_round_trip(img: &GrayImage, quality: u8) -> GrayImage {
     let mut buf = Vec::new();
     let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, quality);
     img.write_with_encoder(enc).expect("jpeg encode");
-    image::load_from_memory(&buf).expect("jpeg decode").to_luma8()
+    image::load_from_memory(&buf)
+        .expect("jpeg decode")
+        .to_luma8()
 }
 
 /// Accuracy summary over many frames.
