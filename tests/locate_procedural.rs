@@ -116,3 +116,42 @@ fn accuracy_procedural_500() {
     check(&a, 0);
     check(&b, 2);
 }
+
+/// Per-frame time of `Locator::locate` (not a pass/fail check: run in release and read it).
+/// `cargo test --release --test locate_procedural -- --ignored --nocapture locate_speed`
+#[test]
+#[ignore = "timing; run with --release"]
+fn locate_speed() {
+    let frames: Vec<_> = (0..20u64)
+        .map(|s| {
+            let mut scene = Scene::random(30_000 + s);
+            scene.width = 640;
+            scene.height = 480;
+            scene.aspect = 1.0;
+            scene.center_in_frame = [319.5 + (s as f64 - 10.0) * 3.0, 239.5];
+            (scene.render(), scene)
+        })
+        .collect();
+    let mut loc = Locator::new(LocateConfig::default()).unwrap();
+    let mut calibrated = Locator::new(LocateConfig::with_scale(PixelScale::square(
+        frames[0].1.um_per_px_x,
+    )))
+    .unwrap();
+    for (img, _) in &frames {
+        let _ = loc.locate(img);
+    }
+    let reps = 10;
+    let t0 = std::time::Instant::now();
+    for _ in 0..reps {
+        for (img, _) in &frames {
+            let _ = loc.locate(img);
+        }
+    }
+    let per_uncal = t0.elapsed().as_secs_f64() * 1e3 / (reps * frames.len()) as f64;
+    let t0 = std::time::Instant::now();
+    for _ in 0..reps {
+        let _ = calibrated.locate(&frames[0].0);
+    }
+    let per_cal = t0.elapsed().as_secs_f64() * 1e3 / reps as f64;
+    eprintln!("640x480: {per_uncal:.2} ms/frame without calibration, {per_cal:.2} ms/frame with");
+}
