@@ -249,7 +249,7 @@ fn focus_does_not_depend_on_brightness() {
 
 #[test]
 fn locator_reuse_across_frame_sizes_matches_fresh_runs() {
-    let mut scenes = vec![
+    let mut scenes = [
         Scene::simple(Look::DarkFiber, Fiber::Sm),
         Scene::simple(Look::BrightFiber, Fiber::Mm50),
         Scene::simple(Look::DarkFiber, Fiber::Mm62),
