@@ -14,25 +14,38 @@
 //! x-pixel units, where the cladding is a circle; results are mapped back to frame pixels.
 //!
 //! # Method
-//! 1. Coarse ([`coarse`]): block-average to a ~150 px short side (aspect corrected), blur,
+//! 1. Coarse (`coarse.rs`): block-average to a ~150 px short side (aspect corrected), blur,
 //!    Sobel, gradient-direction circular Hough voting for the center, then for the best few
-//!    center peaks the angular support of every concentric edge; the cladding is the
-//!    outermost well-supported edge (or the inner side of a thin epoxy/rim annulus).
-//! 2. Refine ([`refine`], [`fit`]): rays every 360/`rays` degrees from the coarse center; on
-//!    each the strongest edge of the cladding's polarity near the coarse radius, located to
-//!    sub-pixel by a parabola through the smoothed derivative; RANSAC over triples and a
-//!    Tukey-weighted geometric circle fit (chipped, dusty or occluded arcs get zero weight);
-//!    a second, narrow pass of rays from the fitted center and a final robust fit.
-//! 3. Confidence = (fraction of all rays whose edge lies within max(1.5 px, 1 % of r) of the
-//!    circle and is of useful strength) × fit factor (RMS of those residuals: 1 up to 0.5 px,
-//!    0 at 2.5 px) × contrast factor (edge slope over the slope of the texture on the same
-//!    rays: 0 at 2x, 1 from 6x).
-//! 4. Focus: median over the supporting rays of (maximum slope of the lightly smoothed
-//!    profile across the cladding edge) / (step height across the edge), in 1/px, clamped to
-//!    [0, 1]. For a Gaussian-blurred step of width σ px it is ≈ 1 / (√(2π)·σ_eff) with
-//!    σ_eff² = σ² + ~0.4² (sampling): about 0.8 for a sharp edge, 0.38 at σ = 1 px,
-//!    0.2 at σ = 2 px; it falls monotonically with defocus and does not depend on
-//!    brightness or contrast.
+//!    center peaks the angular support of every concentric edge. The cladding is the
+//!    outermost well-supported edge (core, trench and index rings lie inside it); its
+//!    polarity (does the frame get brighter or darker going out) is the sign of the step
+//!    between the glass and the ferrule plateaus, so a rim line outside a dark fiber is not
+//!    mistaken for the edge.
+//! 2. Refine (`refine.rs`, `fit.rs`): `rays` rays from the coarse center; on each the strongest
+//!    edge of that polarity near the coarse radius, to sub-pixel by a parabola through the
+//!    derivative of the lightly smoothed profile; RANSAC over triples and a Tukey-weighted
+//!    geometric circle fit (chipped, dusty or occluded arcs get zero weight). Then long rays
+//!    from the fitted center: on the median over rays of their profiles the strongest edge
+//!    near the circle is chosen once for all rays (a double edge — epoxy ring, rim lines —
+//!    would otherwise be split between rays), each ray's edge is searched in a narrow window
+//!    around it, and the final robust fit gives center and radius.
+//! 3. Confidence = (fraction of all rays whose edge is of useful strength and lies within
+//!    max(1.5 px, 1 % of r) of the circle) × fit factor (RMS of those residuals: 1 up to
+//!    0.5 px, 0 at 2.5 px) × visibility factor (the larger of the step across the edge and
+//!    twice the edge slope per pixel, over the frame's noise: 0 at 1x, 1 from 3.5x). A
+//!    mis-set aspect lowers it sharply (the edge no longer fits a circle in circle space).
+//! 4. Focus: on the median profile, the maximum slope across the edge (0.5 px smoothing)
+//!    divided by the intensity range within ±4 µm of it, in 1/px, clamped to [0, 1]. For a
+//!    step blurred by a Gaussian of σ px it measures 1 / (√(2π)·√(σ² + 0.5)): 0.52 at
+//!    σ = 0.3, 0.33 at 1, 0.19 at 2, 0.10 at 4 px (tests/locate_cases.rs checks it falls
+//!    with blur and ignores brightness). It is per pixel, so a threshold belongs to a camera
+//!    and magnification.
+//!
+//! # Accuracy limits
+//! The glass boundary is taken where the intensity changes fastest. A rim line just inside
+//! or outside the glass, or an epoxy ring, next to a soft (> 1 µm) edge moves that point by
+//! up to ~1.5 µm; on such frames the radius can be 1–2.5 % off while the center (symmetric
+//! errors cancel) stays within a fraction of a pixel.
 
 mod coarse;
 mod fit;
