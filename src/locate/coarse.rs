@@ -307,23 +307,26 @@ impl Coarse {
             }
         }
         self.peaks.sort_by(|a, b| b.0.total_cmp(&a.0));
+        // Greedy non-maximum suppression in place: keep a peak when it is far from every
+        // kept (stronger) one.
         let min_d2 = (rmin * 0.5).max(2.0).powi(2);
-        let mut kept: Vec<(f32, usize)> = Vec::with_capacity(CANDIDATES);
-        for &(v, i) in &self.peaks {
+        let mut kept = 0usize;
+        for k in 0..self.peaks.len() {
+            let (v, i) = self.peaks[k];
             let (x, y) = ((i % w) as f64, (i / w) as f64);
-            let far = kept.iter().all(|&(_, j)| {
+            let far = self.peaks[..kept].iter().all(|&(_, j)| {
                 let (u, t) = ((j % w) as f64, (j / w) as f64);
                 (u - x).powi(2) + (t - y).powi(2) >= min_d2
             });
             if far {
-                kept.push((v, i));
-                if kept.len() == CANDIDATES {
+                self.peaks[kept] = (v, i);
+                kept += 1;
+                if kept == CANDIDATES {
                     break;
                 }
             }
         }
-        self.peaks.clear();
-        self.peaks.extend(kept);
+        self.peaks.truncate(kept);
     }
 
     /// Bilinear sample of a coarse buffer; `None` outside.
