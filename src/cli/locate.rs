@@ -6,13 +6,13 @@
 //! `{"image", "error"}` — else a human-readable line. An image that cannot be located is a
 //! result (an `error` line), not a failure; an image that cannot be read or decoded is
 //! reported the same way and makes the exit code that of the first such input problem
-//! (`exit::INPUT_IO`, `exit::BAD_IMAGE`), after every image was tried.
+//! (`imageio::exit_code`: input I/O, bad or unsupported image), after every image was tried.
 
 use anyhow::Context;
 use endface::error::{coded, exit};
 use endface::geometry::PixelScale;
+use endface::imageio;
 use endface::locate::{LocateConfig, Located, Locator};
-use image::GrayImage;
 use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -58,7 +58,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let mut out = stdout.lock();
     let mut code = 0u8;
     for path in &args.images {
-        let line = match load_gray(path) {
+        let line = match imageio::load_gray(path) {
             Ok(img) => {
                 let result = locator.locate(&img);
                 tracing::debug!(image = %path.display(), ?result, "located");
@@ -67,11 +67,11 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                     Err(e) => render_err(path, &e.to_string(), args.json),
                 }
             }
-            Err((c, msg)) => {
+            Err(e) => {
                 if code == 0 {
-                    code = c;
+                    code = imageio::exit_code(&e);
                 }
-                render_err(path, &msg, args.json)
+                render_err(path, &e.to_string(), args.json)
             }
         };
         writeln!(out, "{line}").context("writing to stdout")?;
@@ -116,46 +116,4 @@ fn render_err(path: &Path, msg: &str, json: bool) -> String {
 
 fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
-}
-
-/// Read an image as 8-bit gray; on failure the exit code and a message naming the file.
-// TODO(locate): switch to `endface::imageio::load_gray` once it is on main.
-fn load_gray(path: &Path) -> Result<GrayImage, (u8, String)> {
-    if !path.exists() {
-        return Err((
-            exit::INPUT_IO,
-            format!("{}: no such file (check the path)", path.display()),
-        ));
-    }
-    if path.is_dir() {
-        return Err((
-            exit::INPUT_IO,
-            format!("{}: is a directory, expected an image file", path.display()),
-        ));
-    }
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| {
-            (
-                exit::INPUT_IO,
-                format!("{}: cannot read the file: {e}", path.display()),
-            )
-        })?
-        .with_guessed_format()
-        .map_err(|e| {
-            (
-                exit::INPUT_IO,
-                format!("{}: cannot read the file: {e}", path.display()),
-            )
-        })?;
-    let img = reader.decode().map_err(|e| {
-        (
-            exit::BAD_IMAGE,
-            format!(
-                "{}: not a decodable image ({e}): the file is corrupt, truncated or not \
-                 PNG/JPEG/BMP",
-                path.display()
-            ),
-        )
-    })?;
-    Ok(img.to_luma8())
 }
