@@ -105,6 +105,10 @@ pub trait Source: Send {
     fn close(&mut self);
     /// The next frame; blocks at most about the configured frame timeout.
     fn next_frame(&mut self) -> Result<Frame, CaptureError>;
+    /// Frames the device itself dropped (gaps in its sequence numbers) so far.
+    fn dropped_by_device(&self) -> u64 {
+        0
+    }
 }
 
 /// Which kind of source `[camera] source` selects.
