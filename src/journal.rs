@@ -44,8 +44,8 @@ pub enum SaveImages {
 ///
 /// ```toml
 /// [journal]
-/// path = "/var/lib/endface/journal.db"
-/// images_dir = "/var/lib/endface/images"   # default: "images" beside the database
+/// path = "/var/lib/endface/journal/inspections.db"
+/// images_dir = "/var/lib/endface/journal/images"   # default: "images" beside the database
 /// image_quota_mb = 512                     # oldest images evicted beyond this
 /// save_images = "failing"                  # "failing" | "all" | "none"
 /// ```
@@ -61,7 +61,7 @@ pub struct JournalConfig {
 impl Default for JournalConfig {
     fn default() -> Self {
         JournalConfig {
-            path: PathBuf::from("/var/lib/endface/journal.db"),
+            path: PathBuf::from("/var/lib/endface/journal/inspections.db"),
             images_dir: None,
             image_quota_mb: 512,
             save_images: SaveImages::Failing,

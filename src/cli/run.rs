@@ -1,12 +1,18 @@
 //! `endface run --config FILE [--frames N]`: the station daemon.
 //!
-//! Reads the station config, builds the frame source, the inspector, the GPIO lines and the
-//! journal, runs until SIGTERM/SIGINT (or N inspections, or the end of a replay), prints each
-//! verdict and a summary on stdout. Exit 0 on a clean stop; a distinct code when a device,
-//! the journal or the model made the daemon stop.
+//! Reads the station config (or the one an installed update bundle carries), builds the frame
+//! source, the inspector, the GPIO lines and the journal, runs until SIGTERM/SIGINT (or N
+//! inspections, or the end of a replay), prints each verdict and a summary on stdout. Exit 0
+//! on a clean stop; a distinct code when a device, the journal or the model stopped it.
+//!
+//! Update bundles (see docs/technician-updates.md): before the model is loaded,
+//! `bundle::on_daemon_start` picks the active slot (counting a trial start, rolling back a
+//! slot that keeps failing); the slot's station config, model and profiles take precedence;
+//! once READY is raised the slot is marked good.
 
 use anyhow::Context;
 use endface::actuate::{sim::SimBackend, Backend, OutputBackend, Outputs};
+use endface::config::StationConfig;
 use endface::daemon::pipeline::FatalKind;
 use endface::daemon::{
     marker::MarkerInspector, Daemon, DaemonConfig, FrameInspector, InspectorKind, ResultEvent,
@@ -14,9 +20,9 @@ use endface::daemon::{
 };
 use endface::error::{coded, exit};
 use std::io::Write;
-use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tracing::{info, warn};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -32,8 +38,35 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    let cfg = DaemonConfig::from_file(&args.config).map_err(|e| coded(exit::BAD_CONFIG, e))?;
-    let inspector = build_inspector(&cfg, &args.config)?;
+    let mut cfg_path = args.config.clone();
+    let first = DaemonConfig::from_file(&cfg_path).map_err(|e| coded(exit::BAD_CONFIG, e))?;
+    // Update bundles: which slot (model, config, profiles) this start runs from.
+    let state_dir = first.daemon.state_dir.clone();
+    let choice = endface::bundle::on_daemon_start(&state_dir)
+        .map_err(|e| coded(exit::BUNDLE_REFUSED, e))
+        .context("cannot read the update slots")?;
+    for note in &choice.notes {
+        warn!("{note}");
+    }
+    if let Some((attempt, max)) = choice.trial {
+        warn!(slot = ?choice.slot, "update on trial: start {attempt} of {max}");
+    }
+    let slot = choice.info.clone();
+    if let Some(station_config) = slot.as_ref().and_then(|s| s.station_config.clone()) {
+        info!(config = %station_config.display(), "station config from the active update slot");
+        cfg_path = station_config;
+    }
+    let mut station =
+        StationConfig::from_file(&cfg_path).map_err(|e| coded(exit::BAD_CONFIG, e))?;
+    if let Some(s) = &slot {
+        info!(manifest = %s.model_manifest.display(), "model from the active update slot");
+        station.model.manifest = s.model_manifest.clone();
+    }
+    let base = cfg_path.parent().unwrap_or_else(|| Path::new("."));
+    let cfg = DaemonConfig::from_station(&station, &cfg_path.display().to_string(), base)
+        .map_err(|e| coded(exit::BAD_CONFIG, e))?;
+
+    let inspector = build_inspector(&cfg, &station, base, slot.as_ref())?;
     let backend: Box<dyn OutputBackend> = match cfg.gpio.backend {
         Backend::Sim => Box::new(
             SimBackend::from_config(&cfg.gpio)
@@ -43,7 +76,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Backend::Chardev => open_chardev(&cfg)?,
     };
     let outputs = Outputs::new(backend, &cfg.gpio);
-    let source = endface::capture::open_source(&cfg.camera)
+    let source = endface::capture::open_source(&cfg.camera, &cfg.scene)
         .map_err(|e| coded(exit::DEVICE, e))
         .context("cannot set up the camera")?;
     let stdin_triggers = cfg.trigger.mode == endface::actuate::trigger::TriggerMode::Software
@@ -63,15 +96,23 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handlers")?;
     }
     let json = args.json;
-    let on_result = move |ev: &ResultEvent| print_result(ev, json);
+    let slot_id = choice.slot;
+    let on_ready = move || {
+        if slot.is_some() {
+            match endface::bundle::mark_good(&state_dir, slot_id) {
+                Ok(true) => info!(slot = ?slot_id, "update slot marked good"),
+                Ok(false) => {}
+                Err(e) => warn!("cannot mark the update slot good: {e}"),
+            }
+        }
+    };
     let summary = daemon.run(RunOptions {
         max_inspections: args.frames,
-        on_result: Some(Box::new(on_result)),
+        on_result: Some(Box::new(move |ev: &ResultEvent| print_result(ev, json))),
         notify: true,
         stdin_triggers,
+        on_ready: Some(Box::new(on_ready)),
     });
-    // Keep the flag referenced until here so the handlers stay meaningful.
-    let _ = stop.load(Ordering::Relaxed);
     print_summary(&summary, json);
     match &summary.fatal {
         None => Ok(0),
@@ -92,19 +133,34 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
 
 fn build_inspector(
     cfg: &DaemonConfig,
-    _config_path: &std::path::Path,
+    station: &StationConfig,
+    config_dir: &Path,
+    slot: Option<&endface::bundle::SlotInfo>,
 ) -> anyhow::Result<Box<dyn FrameInspector>> {
     match cfg.daemon.inspector {
-        InspectorKind::Marker => Ok(Box::new(MarkerInspector::new(Duration::from_millis(
-            cfg.daemon.marker_delay_ms,
-        )))),
-        InspectorKind::Model => Err(coded(
-            exit::BAD_MODEL,
-            anyhow::anyhow!(
-                "[daemon] inspector = \"model\": the inspection engine is not in this build yet; \
-                 use inspector = \"marker\" for a wiring check"
-            ),
-        )),
+        InspectorKind::Marker => {
+            warn!("[daemon] inspector = \"marker\": verdicts come from a marker pixel, not a model (wiring check only)");
+            Ok(Box::new(MarkerInspector::new(Duration::from_millis(
+                cfg.daemon.marker_delay_ms,
+            ))))
+        }
+        InspectorKind::Model => {
+            // A profile the update slot carries wins over the installed ones.
+            let slot_profile = slot.and_then(|s| {
+                s.profiles.iter().find(|p| {
+                    p.file_stem()
+                        .map(|n| n.to_string_lossy() == station.station.profile.as_str())
+                        == Some(true)
+                })
+            });
+            let profile_name = slot_profile
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| station.station.profile.clone());
+            let profile = crate::cli::inspect::resolve_profile(&profile_name, Some(config_dir))?;
+            let inspector = endface::inspect::Inspector::new(station, profile)
+                .map_err(|e| coded(e.exit_code(), e))?;
+            Ok(Box::new(inspector))
+        }
     }
 }
 
@@ -131,20 +187,22 @@ fn print_result(ev: &ResultEvent, json: bool) {
         }
     } else {
         let frame = match (&ev.frame_seq, &ev.frame_origin) {
-            (Some(s), Some(o)) => format!(
-                "frame {s} ({})",
-                std::path::Path::new(o)
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            ),
+            (Some(_), Some(o)) => Path::new(o)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| o.clone()),
             (Some(s), None) => format!("frame {s}"),
             (None, _) => "no frame".to_string(),
         };
         let ms = ev.timings_ms.get("inspect").copied().unwrap_or(0.0);
+        let withheld = if ev.pass_withheld {
+            " [PASS line withheld: not ready]"
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
-            "#{:<5} {:<6} {frame:<24} {ms:>7.1} ms  {}",
+            "#{:<4} {:<6} {frame:<28} {ms:>7.1} ms  {}{withheld}",
             ev.inspection,
             ev.verdict.to_string(),
             ev.reasons.join("; ")
@@ -187,14 +245,21 @@ fn print_summary(s: &Summary, json: bool) {
         s.camera_losses,
         s.model_errors
     );
-    let stages: Vec<String> = ["queue", "inspect", "journal", "trigger_to_result"]
-        .iter()
-        .filter_map(|k| {
-            s.stage_ms
-                .get(*k)
-                .map(|st| format!("{k} {:.1}/{:.1}", st.mean_ms, st.max_ms))
-        })
-        .collect();
+    let stages: Vec<String> = [
+        "queue",
+        "locate",
+        "infer",
+        "inspect",
+        "journal",
+        "trigger_to_result",
+    ]
+    .iter()
+    .filter_map(|k| {
+        s.stage_ms
+            .get(*k)
+            .map(|st| format!("{k} {:.1}/{:.1}", st.mean_ms, st.max_ms))
+    })
+    .collect();
     if !stages.is_empty() {
         let _ = writeln!(out, "stage ms (mean/max): {}", stages.join(", "));
     }

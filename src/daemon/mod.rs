@@ -11,13 +11,16 @@
 //! the calling thread supervises (heartbeats, READY, sd_notify watchdog, signals).
 
 pub mod display;
+pub mod engine;
 pub mod marker;
 pub mod notify;
 pub mod pipeline;
 
 use crate::actuate::trigger::TriggerConfig;
 use crate::actuate::GpioConfig;
+use crate::capture::synthetic::SceneHints;
 use crate::capture::{CameraConfig, Frame, InvalidKey};
+use crate::config::StationConfig;
 use crate::journal::JournalConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -110,6 +113,7 @@ pub enum InspectorKind {
 /// max_model_errors = 5      # inspector failures in a row before the daemon exits (systemd restarts it)
 /// queue = 4                 # frames waiting between capture and inspection
 /// marker_delay_ms = 0       # marker inspector: simulated inspection time
+/// state_dir = "/var/lib/endface"  # update bundles' A/B slots (absent: factory files only)
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -119,6 +123,7 @@ pub struct DaemonSection {
     pub max_model_errors: u32,
     pub queue: usize,
     pub marker_delay_ms: u64,
+    pub state_dir: PathBuf,
 }
 
 impl Default for DaemonSection {
@@ -129,6 +134,7 @@ impl Default for DaemonSection {
             max_model_errors: 5,
             queue: 4,
             marker_delay_ms: 0,
+            state_dir: PathBuf::from("/var/lib/endface"),
         }
     }
 }
@@ -140,6 +146,8 @@ pub struct DaemonConfig {
     pub station: String,
     /// `[station] profile` (journalled with every inspection).
     pub profile: String,
+    /// Calibration and profile, for the synthetic camera.
+    pub scene: SceneHints,
     pub camera: CameraConfig,
     pub trigger: TriggerConfig,
     pub gpio: GpioConfig,
@@ -151,12 +159,8 @@ pub struct DaemonConfig {
 /// A station config the daemon cannot use; names the file, the key and the problem.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read station config {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Station(#[from] crate::config::ConfigError),
     #[error("station config {origin}: {message}")]
     Syntax { origin: String, message: String },
     #[error("station config {0}: {1}")]
@@ -172,71 +176,64 @@ fn one_line(s: &str) -> String {
 }
 
 impl DaemonConfig {
-    /// Read a station config file and take the daemon's sections; relative paths are
-    /// resolved against the file's folder.
+    /// Read and validate a whole station config file (every section, through
+    /// [`StationConfig`]) and take the daemon's sections; relative paths are resolved against
+    /// the file's folder.
     pub fn from_file(path: &Path) -> Result<DaemonConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let station = StationConfig::from_file(path)?;
         let base = path.parent().unwrap_or_else(|| Path::new("."));
-        DaemonConfig::from_toml_str(&text, &path.display().to_string(), base)
+        DaemonConfig::from_station(&station, &path.display().to_string(), base)
     }
 
-    /// Parse the daemon's sections out of a whole station config (other sections are left
-    /// to their owners); validate; resolve relative paths against `base`.
+    /// As [`DaemonConfig::from_file`], from TOML text (`origin` names it in errors).
     pub fn from_toml_str(
         text: &str,
         origin: &str,
         base: &Path,
     ) -> Result<DaemonConfig, ConfigError> {
-        let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            origin: origin.to_string(),
-            message: one_line(&e.to_string()),
-        })?;
-        DaemonConfig::from_table(&table, origin, base)
+        let station = StationConfig::from_toml_str(text, origin)?;
+        DaemonConfig::from_station(&station, origin, base)
     }
 
-    /// As [`DaemonConfig::from_toml_str`], from a parsed TOML table.
-    pub fn from_table(
-        table: &toml::Table,
+    /// The daemon's sections of a parsed station config: typed, validated, relative paths
+    /// resolved against `base`.
+    pub fn from_station(
+        station: &StationConfig,
         origin: &str,
         base: &Path,
     ) -> Result<DaemonConfig, ConfigError> {
         fn section<T: serde::de::DeserializeOwned + Default>(
-            table: &toml::Table,
+            table: &Option<toml::Table>,
             name: &str,
             origin: &str,
         ) -> Result<T, ConfigError> {
-            match table.get(name) {
+            match table {
                 None => Ok(T::default()),
-                Some(v) => v
-                    .clone()
-                    .try_into()
-                    .map_err(|e: toml::de::Error| ConfigError::Syntax {
-                        origin: origin.to_string(),
-                        message: format!("[{name}]: {}", one_line(&e.to_string())),
-                    }),
+                Some(t) => {
+                    toml::Value::Table(t.clone())
+                        .try_into()
+                        .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                            origin: origin.to_string(),
+                            message: format!("[{name}]: {}", one_line(&e.to_string())),
+                        })
+                }
             }
         }
         let invalid = |e: InvalidKey| ConfigError::Invalid(origin.to_string(), e);
-        let station = table.get("station").and_then(|s| s.as_table());
-        let text_of = |key: &str, default: &str| {
-            station
-                .and_then(|s| s.get(key))
-                .and_then(|v| v.as_str())
-                .unwrap_or(default)
-                .to_string()
-        };
         let mut cfg = DaemonConfig {
-            station: text_of("name", "endface"),
-            profile: text_of("profile", "sm-upc"),
-            camera: section(table, "camera", origin)?,
-            trigger: section(table, "trigger", origin)?,
-            gpio: section(table, "gpio", origin)?,
-            journal: section(table, "journal", origin)?,
-            display: section(table, "display", origin)?,
-            daemon: section(table, "daemon", origin)?,
+            station: station.station.name.clone(),
+            profile: station.station.profile.clone(),
+            scene: SceneHints {
+                um_per_px_x: station.calibration.um_per_px_x,
+                um_per_px_y: station.calibration.um_per_px_y,
+                profile: station.station.profile.clone(),
+            },
+            camera: section(&station.camera, "camera", origin)?,
+            trigger: section(&station.trigger, "trigger", origin)?,
+            gpio: section(&station.gpio, "gpio", origin)?,
+            journal: section(&station.journal, "journal", origin)?,
+            display: section(&station.display, "display", origin)?,
+            daemon: section(&station.daemon, "daemon", origin)?,
         };
         cfg.camera.validate().map_err(invalid)?;
         cfg.trigger.validate().map_err(invalid)?;
@@ -306,7 +303,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.station, "line-3");
         assert_eq!(c.profile, "sm-upc");
-        assert_eq!(c.journal.path, PathBuf::from("/var/lib/endface/journal.db"));
+        assert_eq!(
+            c.journal.path,
+            PathBuf::from("/var/lib/endface/journal/inspections.db")
+        );
     }
 
     #[test]

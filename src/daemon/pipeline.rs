@@ -397,6 +397,9 @@ pub struct RunOptions {
     pub notify: bool,
     /// Software triggers from stdin (`[trigger] mode = "software"` without a socket).
     pub stdin_triggers: bool,
+    /// Called once, on the supervising thread, the first time READY goes high (e.g. to
+    /// commit an update bundle that is on trial).
+    pub on_ready: Option<Box<dyn FnOnce() + Send>>,
 }
 
 /// A configured daemon, ready to run.
@@ -686,6 +689,7 @@ impl Daemon {
         let mut last_ping_ms = 0u64;
         let mut sent_ready = false;
         let mut stop_logged = false;
+        let mut on_ready = opts.on_ready.take();
         loop {
             std::thread::sleep(Duration::from_millis(20));
             if stop_flag.load(Ordering::SeqCst) && !stop_logged {
@@ -725,6 +729,11 @@ impl Daemon {
                 error!("watchdog missed ({}): READY low", list.join(", "));
             }
             sh.update_ready();
+            if sh.is_ready() {
+                if let Some(f) = on_ready.take() {
+                    f();
+                }
+            }
             if !sent_ready && all_beat {
                 sent_ready = true;
                 notifier.notify("READY=1\nSTATUS=inspecting");
