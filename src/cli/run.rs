@@ -196,7 +196,7 @@ fn print_result(ev: &ResultEvent, json: bool) {
         };
         let ms = ev.timings_ms.get("inspect").copied().unwrap_or(0.0);
         let withheld = if ev.pass_withheld {
-            " [PASS line withheld: not ready]"
+            " [PASS line withheld: fault]"
         } else {
             ""
         };

@@ -22,7 +22,8 @@
 //! - a result is journalled (committed, synchronous=FULL) before any line shows it; if the
 //!   journal fails, nothing is signalled, READY drops and the daemon stops with an error;
 //! - READY is high only while the camera delivers, the inspector works, every stage beats
-//!   within `watchdog_ms`, and the daemon is not stopping; whenever it is low PASS is low too;
+//!   within `watchdog_ms`, and the daemon is not stopping; under a fault (camera, inspector,
+//!   watchdog, GPIO) PASS drops with it and a PASS result is withheld from the lines;
 //! - a stop request (SIGTERM/SIGINT) finishes the inspection in flight (and signals it),
 //!   starts no new one, then puts every line in the safe state.
 
@@ -109,9 +110,11 @@ pub struct ResultEvent {
     pub frame_origin: Option<String>,
     pub trigger_seq: u64,
     pub trigger_source: TriggerSource,
-    /// The verdict was PASS but the PASS line was not raised because the station was not
-    /// ready at that moment (READY low: nothing may read as PASS).
+    /// The verdict was PASS but the PASS line was not raised: a fault (camera, model,
+    /// watchdog, GPIO) was active at that moment, and then nothing may read as PASS.
     pub pass_withheld: bool,
+    /// When the trigger came (`CLOCK_MONOTONIC` ns).
+    pub trigger_mono_ns: u64,
     /// Stage timings of this inspection (inspector's own plus `queue`, `inspect`, `journal`,
     /// `trigger_to_result`).
     pub timings_ms: BTreeMap<String, f64>,
@@ -295,15 +298,20 @@ impl Shared {
         }
     }
 
-    fn is_ready(&self) -> bool {
-        self.camera_ok.load(Ordering::SeqCst)
+    /// Camera, model, watchdog or GPIO failure: READY low and nothing may read as PASS.
+    fn faulted(&self) -> bool {
+        !(self.camera_ok.load(Ordering::SeqCst)
             && self.model_ok.load(Ordering::SeqCst)
-            && self.watchdog_ok.load(Ordering::SeqCst)
-            && !self.stopping()
-            && !self.gpio_failed.load(Ordering::SeqCst)
+            && self.watchdog_ok.load(Ordering::SeqCst))
+            || self.gpio_failed.load(Ordering::SeqCst)
     }
 
-    /// READY follows [`Shared::is_ready`]; when not ready, nothing reads as PASS.
+    fn is_ready(&self) -> bool {
+        !self.faulted() && !self.stopping()
+    }
+
+    /// READY follows [`Shared::is_ready`]. Under a fault PASS drops too; when merely
+    /// stopping, the inspection in flight may still be signalled in full.
     fn update_ready(&self) {
         if self.gpio_failed.load(Ordering::SeqCst) {
             // Best effort only: do not recurse into `fatal` again.
@@ -311,12 +319,13 @@ impl Shared {
             let _ = out.fault();
             return;
         }
-        let ready = self.is_ready();
+        let faulted = self.faulted();
+        let stopping = self.stopping();
         self.drive(|o| {
-            if ready {
-                o.set(Role::Ready, true, None)
-            } else {
+            if faulted {
                 o.fault()
+            } else {
+                o.set(Role::Ready, !stopping, None)
             }
         });
     }
@@ -1288,6 +1297,7 @@ fn output_loop(
             trigger_seq: trigger.seq,
             trigger_source: trigger.source,
             pass_withheld,
+            trigger_mono_ns: trigger.at_mono_ns,
             timings_ms,
         };
         if let Some(cb) = on_result.as_mut() {
@@ -1335,8 +1345,11 @@ fn play_plan(sh: &Shared, plan: &[crate::actuate::Step], t_signal: u64, inspecti
             }
         }
         sleep_until_mono(deadline);
-        if step.role == Role::Pass && step.active && !sh.is_ready() {
-            warn!(inspection, "PASS withheld: the station is not ready");
+        if step.role == Role::Pass && step.active && sh.faulted() {
+            warn!(
+                inspection,
+                "PASS withheld: camera, model, watchdog or GPIO fault"
+            );
             withheld = true;
             continue;
         }
