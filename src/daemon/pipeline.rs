@@ -976,6 +976,10 @@ fn capture_loop(
                         break;
                     }
                 } else {
+                    // Triggers that came while this frame was being captured count too.
+                    while let Ok(t) = trig_rx.try_recv() {
+                        pending.push_back(t);
+                    }
                     let take = match pending.front() {
                         Some(t) => !live || frame.captured_mono_ns >= t.at_mono_ns,
                         None => false,
