@@ -134,7 +134,7 @@ fn camera_loss_drops_ready_and_pass_then_reconnects() {
         match x.role {
             Role::Ready => ready_on = x.active,
             Role::Pass => assert!(
-                !(x.active && !ready_on),
+                !x.active || ready_on,
                 "PASS raised while READY low: {x:?}"
             ),
             _ => {}
