@@ -133,10 +133,7 @@ fn camera_loss_drops_ready_and_pass_then_reconnects() {
     for x in &t[..final_drop] {
         match x.role {
             Role::Ready => ready_on = x.active,
-            Role::Pass => assert!(
-                !x.active || ready_on,
-                "PASS raised while READY low: {x:?}"
-            ),
+            Role::Pass => assert!(!x.active || ready_on, "PASS raised while READY low: {x:?}"),
             _ => {}
         }
     }
