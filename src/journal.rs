@@ -44,8 +44,8 @@ pub enum SaveImages {
 ///
 /// ```toml
 /// [journal]
-/// path = "/var/lib/endface/journal.db"
-/// images_dir = "/var/lib/endface/images"   # default: "images" beside the database
+/// path = "/var/lib/endface/journal/inspections.db"
+/// images_dir = "/var/lib/endface/journal/images"   # default: "images" beside the database
 /// image_quota_mb = 512                     # oldest images evicted beyond this
 /// save_images = "failing"                  # "failing" | "all" | "none"
 /// ```
@@ -61,7 +61,7 @@ pub struct JournalConfig {
 impl Default for JournalConfig {
     fn default() -> Self {
         JournalConfig {
-            path: PathBuf::from("/var/lib/endface/journal.db"),
+            path: PathBuf::from("/var/lib/endface/journal/inspections.db"),
             images_dir: None,
             image_quota_mb: 512,
             save_images: SaveImages::Failing,
@@ -353,6 +353,30 @@ impl Journal {
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
     }
 
+    /// Point a row at its saved frame (or at nothing).
+    pub fn set_image_path(&mut self, id: i64, path: Option<&Path>) -> Result<(), JournalError> {
+        self.conn
+            .execute(
+                "UPDATE inspections SET image_path = ?1 WHERE id = ?2",
+                params![path.map(|p| p.display().to_string()), id],
+            )
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Forget image paths whose files were evicted by the quota.
+    pub fn clear_image_paths(&mut self, paths: &[PathBuf]) -> Result<(), JournalError> {
+        for p in paths {
+            self.conn
+                .execute(
+                    "UPDATE inspections SET image_path = NULL WHERE image_path = ?1",
+                    [p.display().to_string()],
+                )
+                .map_err(|e| self.sql(e))?;
+        }
+        Ok(())
+    }
+
     /// Number of recorded inspections.
     pub fn count(&self) -> Result<u64, JournalError> {
         self.conn
@@ -458,8 +482,12 @@ impl ImageStore {
     }
 
     /// Save a frame as PNG (written to a temporary name, then renamed), then evict the
-    /// oldest files beyond the quota.
-    pub fn save(&mut self, name: &str, image: &GrayImage) -> Result<PathBuf, JournalError> {
+    /// oldest files beyond the quota. Returns the saved path and the evicted paths.
+    pub fn save(
+        &mut self,
+        name: &str,
+        image: &GrayImage,
+    ) -> Result<(PathBuf, Vec<PathBuf>), JournalError> {
         let path = self.dir.join(name);
         let tmp = self.dir.join(format!("{name}.tmp"));
         let err = |problem: String| JournalError::Image {
@@ -473,11 +501,12 @@ impl ImageStore {
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         self.files.push_back((path.clone(), size));
         self.total_bytes += size;
-        self.enforce_quota();
-        Ok(path)
+        let evicted = self.enforce_quota();
+        Ok((path, evicted))
     }
 
-    fn enforce_quota(&mut self) {
+    fn enforce_quota(&mut self) -> Vec<PathBuf> {
+        let mut evicted = Vec::new();
         while self.total_bytes > self.quota_bytes {
             let Some((path, size)) = self.files.pop_front() else {
                 break;
@@ -485,7 +514,9 @@ impl ImageStore {
             let _ = std::fs::remove_file(&path);
             self.total_bytes = self.total_bytes.saturating_sub(size);
             self.evicted += 1;
+            evicted.push(path);
         }
+        evicted
     }
 
     /// Bytes held now.
@@ -734,7 +765,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let img = GrayImage::from_fn(64, 64, |x, y| image::Luma([((x * 7 + y * 13) % 251) as u8]));
         let mut store = ImageStore::open(dir.path(), u64::MAX).unwrap();
-        let p = store.save("a.png", &img).unwrap();
+        let (p, _) = store.save("a.png", &img).unwrap();
         let one = std::fs::metadata(&p).unwrap().len();
         let mut store = ImageStore::open(dir.path(), one * 3 + one / 2).unwrap();
         for i in 0..5 {

@@ -105,6 +105,10 @@ pub trait Source: Send {
     fn close(&mut self);
     /// The next frame; blocks at most about the configured frame timeout.
     fn next_frame(&mut self) -> Result<Frame, CaptureError>;
+    /// Frames the device itself dropped (gaps in its sequence numbers) so far.
+    fn dropped_by_device(&self) -> u64 {
+        0
+    }
 }
 
 /// Which kind of source `[camera] source` selects.
@@ -163,6 +167,7 @@ impl PixelFormat {
 /// path = "frames/*.png"      # replay: a folder or a glob (wildcards in the file name only)
 /// loop = false               # replay: start again at the end
 /// seed = 1                   # synthetic: random seed
+/// defect_prob = 0.5          # synthetic: share of frames with a graded defect
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -183,6 +188,7 @@ pub struct CameraConfig {
     #[serde(rename = "loop")]
     pub loop_replay: bool,
     pub seed: u64,
+    pub defect_prob: f64,
 }
 
 impl Default for CameraConfig {
@@ -203,6 +209,7 @@ impl Default for CameraConfig {
             path: None,
             loop_replay: false,
             seed: 1,
+            defect_prob: 0.5,
         }
     }
 }
@@ -283,6 +290,22 @@ impl CameraConfig {
                 ),
             ));
         }
+        if !(self.defect_prob.is_finite() && (0.0..=1.0).contains(&self.defect_prob)) {
+            return Err(InvalidKey::new(
+                "camera.defect_prob",
+                self.defect_prob,
+                "must be a probability in [0, 1]",
+            ));
+        }
+        if self.source == SourceKind::Synthetic
+            && !(16..=8192).contains(&self.width.min(self.height))
+        {
+            return Err(InvalidKey::new(
+                "camera.width",
+                format!("{}x{}", self.width, self.height),
+                "the synthetic camera renders 16..=8192 px per side",
+            ));
+        }
         if self.source == SourceKind::Replay && self.path.is_none() {
             return Err(InvalidKey::new(
                 "camera.path",
@@ -308,12 +331,17 @@ impl CameraConfig {
     }
 }
 
-/// Build the source the config selects. `synth_config` is the synthetic camera's scene
-/// description (used only by `source = "synthetic"`).
-pub fn open_source(cfg: &CameraConfig) -> Result<Box<dyn Source>, CaptureError> {
+/// Build the source the config selects. `hints` (the station's calibration and profile) are
+/// used by the synthetic camera only.
+pub fn open_source(
+    cfg: &CameraConfig,
+    hints: &synthetic::SceneHints,
+) -> Result<Box<dyn Source>, CaptureError> {
     match cfg.source {
         SourceKind::Replay => Ok(Box::new(replay::ReplaySource::from_config(cfg)?)),
-        SourceKind::Synthetic => Ok(Box::new(synthetic::SyntheticSource::from_config(cfg)?)),
+        SourceKind::Synthetic => Ok(Box::new(synthetic::SyntheticSource::from_config(
+            cfg, hints,
+        )?)),
         SourceKind::V4l2 => open_v4l2(cfg),
     }
 }

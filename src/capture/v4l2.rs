@@ -229,6 +229,10 @@ impl Source for V4l2Source {
         self.negotiated = None;
     }
 
+    fn dropped_by_device(&self) -> u64 {
+        self.driver_dropped
+    }
+
     fn next_frame(&mut self) -> Result<Frame, CaptureError> {
         let device = self.device_name();
         let timeout_ms = self.cfg.frame_timeout_ms;
