@@ -7,11 +7,12 @@
 #   scripts/check-aarch64.sh [--frames N] [--tolerance T] [--keep]
 #
 # Env: AARCH64_BIN / X86_BIN (binaries; default: build the dev profile of each),
+#      SKIP_AARCH64_TESTS=1 (skip `cargo test --target aarch64-unknown-linux-gnu` under qemu),
 #      ENDFACE_CHECK_CONFIG (station config; default: a CPU config for models/endface-student,
 #      else the tests/fixtures/recon256 test model), QEMU (default qemu-aarch64).
 # Needs: qemu-user, the cross toolchain (scripts/build-aarch64.sh), python3 (comparison, pip
 # for the wheel download), and root or unprivileged user namespaces when qemu-user is older
-# than 8.0 (see run_aarch64 below).
+# than 8.0 (see scripts/qemu-aarch64-run.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
@@ -78,27 +79,20 @@ TOML
 fi
 [[ -f "$config" ]] || die "station config $config missing"
 
-# qemu-user < 8 passes the host's x86 /proc/cpuinfo through, and ONNX Runtime's CPU detection
-# crashes on it: give the emulated process an ARM /proc/cpuinfo in a private mount namespace.
-qemu_major="$("$QEMU" --version | sed -n 's/.*version \([0-9]*\)\..*/\1/p' | head -1)"
-# One entry per possible CPU: ONNX Runtime (pytorch/cpuinfo) matches them against
-# /sys/devices/system/cpu/possible and asserts when they differ.
-ncpu="$(( $(sed 's/.*-//' /sys/devices/system/cpu/possible 2>/dev/null || echo 0) + 1 ))"
-for ((i = 0; i < ncpu; i++)); do
-    printf 'processor\t: %d\nBogoMIPS\t: 62.50\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd42\nCPU revision\t: 1\n\n' "$i"
-done > "$work/cpuinfo"
-run_aarch64() {
-    if [[ "${qemu_major:-0}" -ge 8 ]]; then
-        "$QEMU" -L /usr/aarch64-linux-gnu "$@"
-    else
-        local userns=()
-        [[ "$(id -u)" == 0 ]] || userns=(--map-root-user)
-        unshare "${userns[@]}" --mount sh -c 'mount --bind "$0" /proc/cpuinfo && shift && exec "$@"' \
-            "$work/cpuinfo" _ "$QEMU" -L /usr/aarch64-linux-gnu "$@"
-    fi
-}
+run_aarch64() { scripts/qemu-aarch64-run.sh "$@"; }
 
-# 4. Run both.
+# 4. The model-level and pipeline tests, and the bundle tests, built for aarch64 and run under
+#    qemu (cargo's runner for that target is scripts/qemu-aarch64-run.sh): the same assertions
+#    (Rust-vs-Python parity of the model outputs, verdicts of the pipeline, A/B install,
+#    refusals with statvfs/flock/fsync on aarch64) must hold on the board's architecture.
+if [[ "${SKIP_AARCH64_TESTS:-0}" != 1 ]]; then
+    say "cargo test for aarch64 under qemu"
+    ENDFACE_LOG="${ENDFACE_LOG:-warn}" nice cargo test --locked --target aarch64-unknown-linux-gnu \
+        --test model_parity --test inspect_pipeline --test bundle_lifecycle --test bundle_refusals >&2 \
+        || die "aarch64 tests failed under qemu"
+fi
+
+# 5. inspect on the same frames, both architectures.
 say "x86_64: $X86_BIN on ${#images[@]} frames"
 ENDFACE_LOG="${ENDFACE_LOG:-warn}" ENDFACE_ORT_LIB="$ORT_X86" "$X86_BIN" inspect --config "$config" --json "${images[@]}" > "$work/x86_64.jsonl" \
     || die "x86_64 inspect failed"
@@ -106,7 +100,7 @@ say "aarch64: $AARCH64_BIN under $("$QEMU" --version | head -1)"
 ENDFACE_LOG="${ENDFACE_LOG:-warn}" ENDFACE_ORT_LIB="$ORT_ARM" run_aarch64 "$AARCH64_BIN" inspect --config "$config" --json "${images[@]}" \
     > "$work/aarch64.jsonl" || die "aarch64 inspect failed under qemu"
 
-# 5. Compare.
+# 6. Compare.
 python3 - "$work/x86_64.jsonl" "$work/aarch64.jsonl" "$tol" <<'PY'
 import json, sys
 a_path, b_path, tol = sys.argv[1], sys.argv[2], float(sys.argv[3])
