@@ -1,1 +1,680 @@
-//! anomaly (placeholder: filled in by its owner).
+//! Anomaly map → defects, all in the model's crop space.
+//!
+//! In: the model's input and outputs for one crop ([`build_map`]: `abs_diff` of input and
+//! reconstruction, or a map output, then Gaussian smoothing exactly as
+//! `scipy.ndimage.gaussian_filter(mode="reflect", truncate=4.0)`), the contact zone
+//! ([`ContactZone`]: nothing outside it counts), and a pixel threshold. Out: [`Defect`]s —
+//! connected components (8-connectivity, labelled by `metrics::label_components`) of
+//! `map > threshold` inside the zone, each measured in
+//! µm around the fiber axis: area, max Feret diameter, length (geodesic diameter, so curved
+//! scratches count their arc) and mean width (area / length), elongation,
+//! scratch vs spot, distance of the innermost pixel from the axis, peak score, bounding box in
+//! crop pixels.
+//!
+//! Crop space has square pixels of `um_per_px` µm (the model's scale) and the fiber axis at
+//! its centre `((W-1)/2, (H-1)/2)`, so every measurement here is isotropic; the inspector maps
+//! boxes and outlines back to (possibly non-square) frame pixels.
+//!
+//! Scratch vs spot: a component is a scratch when its elongation (length / width) is at least [`SCRATCH_MIN_ELONGATION`] and it is at least
+//! [`SCRATCH_MIN_LENGTH_PX`] crop pixels long; its size is then its width (IEC: scratch size =
+//! width). Any other component is a defect (spot) sized by its max Feret diameter.
+
+use crate::grade::FeatureKind;
+use crate::metrics::label_components;
+use crate::model::{Manifest, ABS_DIFF};
+use serde::Serialize;
+
+/// Minimum length / width ratio of a scratch.
+pub const SCRATCH_MIN_ELONGATION: f64 = 3.0;
+/// Minimum length (crop pixels) of a scratch.
+pub const SCRATCH_MIN_LENGTH_PX: f64 = 4.0;
+/// Radius (µm) of the IEC 61300-3-35 contact zone (zone D's outer radius; 250 µm diameter).
+pub const CONTACT_RADIUS_UM: f64 = 125.0;
+
+/// Errors building the map (a manifest/model inconsistency that loading should have caught).
+#[derive(Debug, thiserror::Error)]
+pub enum AnomalyError {
+    #[error(
+        "model output \"{name}\" is missing or has {got} values; the anomaly map needs {need}"
+    )]
+    Output {
+        name: String,
+        got: usize,
+        need: usize,
+    },
+}
+
+/// Crop-space geometry: size, scale and the contact zone mask.
+#[derive(Debug, Clone)]
+pub struct ContactZone {
+    pub width: usize,
+    pub height: usize,
+    /// µm per crop pixel (square).
+    pub um_per_px: f64,
+    pub radius_um: f64,
+    /// `true` where the crop pixel's centre is within `radius_um` of the crop centre.
+    pub mask_in_crop: Vec<bool>,
+}
+
+impl ContactZone {
+    pub fn new(width: usize, height: usize, um_per_px: f64, radius_um: f64) -> ContactZone {
+        let (cu, cv) = crop_center(width, height);
+        let mut mask_in_crop = Vec::with_capacity(width * height);
+        for v in 0..height {
+            for u in 0..width {
+                let r_um = (u as f64 - cu).hypot(v as f64 - cv) * um_per_px;
+                mask_in_crop.push(r_um <= radius_um);
+            }
+        }
+        ContactZone {
+            width,
+            height,
+            um_per_px,
+            radius_um,
+            mask_in_crop,
+        }
+    }
+
+    /// Distance (µm) of a crop pixel's centre from the fiber axis.
+    pub fn radius_um(&self, u: f64, v: f64) -> f64 {
+        let (cu, cv) = crop_center(self.width, self.height);
+        (u - cu).hypot(v - cv) * self.um_per_px
+    }
+
+    /// Zero the map outside the zone; returns the max inside (the image score; 0 for an
+    /// empty zone).
+    pub fn mask_and_score(&self, map_in_crop: &mut [f32]) -> f32 {
+        let mut best = 0.0f32;
+        for (m, &inside) in map_in_crop.iter_mut().zip(&self.mask_in_crop) {
+            if inside {
+                if *m > best {
+                    best = *m;
+                }
+            } else {
+                *m = 0.0;
+            }
+        }
+        best
+    }
+}
+
+/// Centre of a crop (crop pixels): where the fiber axis lies.
+pub fn crop_center(width: usize, height: usize) -> (f64, f64) {
+    ((width as f64 - 1.0) / 2.0, (height as f64 - 1.0) / 2.0)
+}
+
+/// Build the anomaly map (crop space, `W*H`) from the model's normalized input (`C*H*W`) and
+/// an output lookup, as the manifest's `anomaly_map` says. `scratch` is reused between calls.
+pub fn build_map<'a>(
+    manifest: &Manifest,
+    input_norm: &[f32],
+    output: impl Fn(&str) -> Option<&'a [f32]>,
+    map_in_crop: &mut Vec<f32>,
+    scratch: &mut Vec<f32>,
+) -> Result<(), AnomalyError> {
+    let (_, h, w) = manifest.input_chw();
+    let plane = w * h;
+    map_in_crop.clear();
+    let spec = &manifest.anomaly_map;
+    if spec.source == ABS_DIFF {
+        let name = manifest.reconstruction_output().unwrap_or("reconstruction");
+        let rec = output(name).filter(|r| r.len() >= plane);
+        let Some(rec) = rec else {
+            return Err(AnomalyError::Output {
+                name: name.to_string(),
+                got: output(name).map_or(0, <[f32]>::len),
+                need: plane,
+            });
+        };
+        let std0 = manifest.input.normalization.std.get(0).unwrap_or(1.0) as f32;
+        map_in_crop.extend(
+            input_norm[..plane]
+                .iter()
+                .zip(&rec[..plane])
+                .map(|(x, r)| (x - r).abs() * std0),
+        );
+    } else {
+        let name = spec.source.as_str();
+        let Some(m) = output(name).filter(|m| m.len() >= plane) else {
+            return Err(AnomalyError::Output {
+                name: name.to_string(),
+                got: output(name).map_or(0, <[f32]>::len),
+                need: plane,
+            });
+        };
+        map_in_crop.extend_from_slice(&m[..plane]);
+    }
+    if spec.smoothing_sigma_px > 0.0 {
+        gaussian_smooth(map_in_crop, w, h, spec.smoothing_sigma_px, scratch);
+    }
+    Ok(())
+}
+
+/// `scipy.ndimage.gaussian_filter(img, sigma, mode="reflect", truncate=4.0)` on a float32
+/// image: kernel radius `int(4*sigma + 0.5)`, axis 0 (down the columns) first, then axis 1,
+/// each pass accumulated in f64 and stored as f32 (as scipy does for float32 input).
+pub fn gaussian_smooth(
+    img: &mut [f32],
+    width: usize,
+    height: usize,
+    sigma: f64,
+    scratch: &mut Vec<f32>,
+) {
+    if sigma <= 0.0 || width == 0 || height == 0 {
+        return;
+    }
+    let radius = (4.0 * sigma + 0.5) as i64;
+    let mut kernel: Vec<f64> = (-radius..=radius)
+        .map(|x| (-0.5 / (sigma * sigma) * (x * x) as f64).exp())
+        .collect();
+    let sum: f64 = kernel.iter().sum();
+    kernel.iter_mut().for_each(|k| *k /= sum);
+
+    scratch.clear();
+    scratch.resize(width * height, 0.0);
+    // Axis 0: along each column.
+    for v in 0..height {
+        for u in 0..width {
+            let mut acc = 0.0f64;
+            for (k, &kw) in kernel.iter().enumerate() {
+                let vv = reflect(v as i64 + k as i64 - radius, height);
+                acc += kw * img[vv * width + u] as f64;
+            }
+            scratch[v * width + u] = acc as f32;
+        }
+    }
+    // Axis 1: along each row.
+    for v in 0..height {
+        let row = &scratch[v * width..(v + 1) * width];
+        for u in 0..width {
+            let mut acc = 0.0f64;
+            for (k, &kw) in kernel.iter().enumerate() {
+                let uu = reflect(u as i64 + k as i64 - radius, width);
+                acc += kw * row[uu] as f64;
+            }
+            img[v * width + u] = acc as f32;
+        }
+    }
+}
+
+/// scipy's "reflect" boundary (d c b a | a b c d | d c b a), any distance.
+fn reflect(i: i64, n: usize) -> usize {
+    let n = n as i64;
+    let period = 2 * n;
+    let m = i.rem_euclid(period);
+    (if m >= n { period - m - 1 } else { m }) as usize
+}
+
+/// One connected component of the thresholded map, measured in crop space.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Defect {
+    /// Scratch (size = width) or defect/spot (size = max Feret diameter).
+    pub kind: FeatureKind,
+    /// The size IEC grades: width for scratches, max Feret diameter for spots (µm).
+    pub size_um: f64,
+    pub area_um2: f64,
+    /// Max Feret diameter (µm).
+    pub feret_um: f64,
+    /// Length (µm; geodesic diameter) and mean width (µm; area / length).
+    pub length_um: f64,
+    pub width_um: f64,
+    /// length / width.
+    pub elongation: f64,
+    /// Distance (µm) from the fiber axis to the component's innermost pixel (its centre less
+    /// half a pixel): decides the zone.
+    pub inner_radius_um: f64,
+    /// Max of the anomaly map over the component.
+    pub score: f32,
+    /// Inclusive box in crop pixels `[u0, v0, u1, v1]`.
+    pub bbox_in_crop: [u32; 4],
+    /// Number of crop pixels.
+    pub area_px: usize,
+    /// Label of this component in the label image (1-based).
+    pub label: u32,
+}
+
+impl Defect {
+    /// The grading view of this defect.
+    pub fn feature(&self) -> crate::grade::Feature {
+        crate::grade::Feature {
+            kind: self.kind,
+            size_um: self.size_um,
+            inner_radius_um: self.inner_radius_um,
+        }
+    }
+}
+
+/// Reusable buffers for [`extract_defects`].
+#[derive(Debug, Default, Clone)]
+pub struct DefectScratch {
+    /// Component label per crop pixel (0 = background), valid after [`extract_defects`].
+    pub labels_in_crop: Vec<u32>,
+    mask: Vec<u8>,
+    offsets: Vec<usize>,
+    cursor: Vec<usize>,
+    pixels: Vec<(u32, u32)>,
+    measure: MeasureScratch,
+}
+
+/// Buffers of one component's measurement.
+#[derive(Debug, Default, Clone)]
+struct MeasureScratch {
+    grid: Vec<u8>,
+    dist: Vec<f64>,
+    heap: std::collections::BinaryHeap<(std::cmp::Reverse<u64>, usize)>,
+    hull_pts: Vec<(i64, i64)>,
+    hull: Vec<(i64, i64)>,
+}
+
+/// Connected components (8-connectivity) of `map > pixel_threshold` inside the zone (the map
+/// should already be zeroed outside it), measured into `out` (cleared first), sorted by score,
+/// highest first. Labels stay in `scratch.labels_in_crop`.
+pub fn extract_defects(
+    map_in_crop: &[f32],
+    zone: &ContactZone,
+    pixel_threshold: f32,
+    scratch: &mut DefectScratch,
+    out: &mut Vec<Defect>,
+) {
+    let (w, h) = (zone.width, zone.height);
+    out.clear();
+    scratch.mask.clear();
+    scratch.mask.extend(
+        map_in_crop
+            .iter()
+            .zip(&zone.mask_in_crop)
+            .map(|(&m, &inside)| u8::from(inside && m > pixel_threshold)),
+    );
+    let n = label_components(&scratch.mask, w, h, &mut scratch.labels_in_crop);
+    if n == 0 {
+        return;
+    }
+    // Bucket the pixels by label (counting sort, raster order within a component).
+    let offsets = &mut scratch.offsets;
+    offsets.clear();
+    offsets.resize(n + 2, 0);
+    for &l in &scratch.labels_in_crop {
+        if l != 0 {
+            offsets[l as usize + 1] += 1;
+        }
+    }
+    for k in 1..offsets.len() {
+        offsets[k] += offsets[k - 1];
+    }
+    scratch.pixels.clear();
+    scratch.pixels.resize(offsets[n + 1], (0, 0));
+    scratch.cursor.clear();
+    scratch.cursor.extend_from_slice(&offsets[..n + 1]);
+    for (i, &l) in scratch.labels_in_crop.iter().enumerate() {
+        if l != 0 {
+            let c = &mut scratch.cursor[l as usize];
+            scratch.pixels[*c] = ((i % w) as u32, (i / w) as u32);
+            *c += 1;
+        }
+    }
+    for k in 1..=n {
+        let px = &scratch.pixels[scratch.offsets[k]..scratch.offsets[k + 1]];
+        out.push(measure(
+            px,
+            map_in_crop,
+            zone,
+            k as u32,
+            &mut scratch.measure,
+        ));
+    }
+    out.sort_by(|a, b| b.score.total_cmp(&a.score));
+}
+
+fn measure(
+    pixels: &[(u32, u32)],
+    map: &[f32],
+    zone: &ContactZone,
+    label: u32,
+    ms: &mut MeasureScratch,
+) -> Defect {
+    let s = zone.um_per_px;
+    let w = zone.width;
+    let (mut u0, mut v0, mut u1, mut v1) = (u32::MAX, u32::MAX, 0u32, 0u32);
+    let mut score = f32::MIN;
+    let mut r_min = f64::INFINITY;
+    for &(u, v) in pixels {
+        u0 = u0.min(u);
+        v0 = v0.min(v);
+        u1 = u1.max(u);
+        v1 = v1.max(v);
+        score = score.max(map[v as usize * w + u as usize]);
+        r_min = r_min.min(zone.radius_um(u as f64, v as f64));
+    }
+    let area_px = pixels.len();
+    let feret_px = max_feret_px(pixels, v0, v1, &mut ms.hull_pts, &mut ms.hull);
+    let length_px = geodesic_length_px(pixels, [u0, v0, u1, v1], ms);
+    let a = area_px as f64;
+    // A band of this length with the component's area.
+    let width_px = a / length_px;
+    let elongation = length_px / width_px;
+    let scratch = elongation >= SCRATCH_MIN_ELONGATION && length_px >= SCRATCH_MIN_LENGTH_PX;
+    let feret_um = feret_px * s;
+    Defect {
+        kind: if scratch {
+            FeatureKind::Scratch
+        } else {
+            FeatureKind::Defect
+        },
+        size_um: if scratch { width_px * s } else { feret_um },
+        area_um2: a * s * s,
+        feret_um,
+        length_um: length_px * s,
+        width_um: width_px * s,
+        elongation,
+        inner_radius_um: (r_min - s / 2.0).max(0.0),
+        score,
+        bbox_in_crop: [u0, v0, u1, v1],
+        area_px,
+        label,
+    }
+}
+
+/// Max Feret diameter in pixels: the largest distance between pixel centres, plus one pixel
+/// (the extent of the end pixels); 1 for a single pixel.
+fn max_feret_px(
+    pixels: &[(u32, u32)],
+    v0: u32,
+    v1: u32,
+    pts: &mut Vec<(i64, i64)>,
+    hull: &mut Vec<(i64, i64)>,
+) -> f64 {
+    // Only each row's leftmost and rightmost pixels can be on the convex hull.
+    let rows = (v1 - v0 + 1) as usize;
+    let mut lo = vec![u32::MAX; rows];
+    let mut hi = vec![0u32; rows];
+    for &(u, v) in pixels {
+        let r = (v - v0) as usize;
+        lo[r] = lo[r].min(u);
+        hi[r] = hi[r].max(u);
+    }
+    pts.clear();
+    for r in 0..rows {
+        if lo[r] != u32::MAX {
+            let v = (r as u32 + v0) as i64;
+            pts.push((lo[r] as i64, v));
+            if hi[r] != lo[r] {
+                pts.push((hi[r] as i64, v));
+            }
+        }
+    }
+    convex_hull(pts, hull);
+    let mut best = 0i64;
+    for i in 0..hull.len() {
+        for j in i + 1..hull.len() {
+            let (dx, dy) = (hull[i].0 - hull[j].0, hull[i].1 - hull[j].1);
+            best = best.max(dx * dx + dy * dy);
+        }
+    }
+    (best as f64).sqrt() + 1.0
+}
+
+/// Andrew's monotone chain; `pts` is sorted in place, `hull` receives the hull (no repeats).
+fn convex_hull(pts: &mut [(i64, i64)], hull: &mut Vec<(i64, i64)>) {
+    hull.clear();
+    pts.sort_unstable();
+    if pts.len() < 3 {
+        hull.extend_from_slice(pts);
+        return;
+    }
+    let cross = |o: (i64, i64), a: (i64, i64), b: (i64, i64)| {
+        (a.0 - o.0) * (b.1 - o.1) - (a.1 - o.1) * (b.0 - o.0)
+    };
+    for &p in pts.iter() {
+        while hull.len() >= 2 && cross(hull[hull.len() - 2], hull[hull.len() - 1], p) <= 0 {
+            hull.pop();
+        }
+        hull.push(p);
+    }
+    let lower = hull.len() + 1;
+    for &p in pts.iter().rev().skip(1) {
+        while hull.len() >= lower && cross(hull[hull.len() - 2], hull[hull.len() - 1], p) <= 0 {
+            hull.pop();
+        }
+        hull.push(p);
+    }
+    hull.pop();
+}
+
+/// Geodesic diameter of the component in pixels, plus one pixel of extent: the longest of
+/// the shortest paths inside it (steps 1 orthogonal, √2 diagonal), found by the double sweep
+/// (farthest pixel from any pixel, then farthest from that). Follows curved scratches.
+fn geodesic_length_px(pixels: &[(u32, u32)], bbox: [u32; 4], ms: &mut MeasureScratch) -> f64 {
+    let [u0, v0, u1, v1] = bbox;
+    let MeasureScratch {
+        grid, dist, heap, ..
+    } = ms;
+    let gw = (u1 - u0 + 1) as usize;
+    let gh = (v1 - v0 + 1) as usize;
+    grid.clear();
+    grid.resize(gw * gh, 0);
+    for &(u, v) in pixels {
+        grid[(v - v0) as usize * gw + (u - u0) as usize] = 1;
+    }
+    let Some(&(su, sv)) = pixels.first() else {
+        return 1.0;
+    };
+    let start = (sv - v0) as usize * gw + (su - u0) as usize;
+    let (a, _) = farthest(start, gw, gh, grid, dist, heap);
+    let (_, d) = farthest(a, gw, gh, grid, dist, heap);
+    d + 1.0
+}
+
+/// Dijkstra from `start` over the set cells of `grid`; the farthest cell and its distance.
+fn farthest(
+    start: usize,
+    gw: usize,
+    gh: usize,
+    grid: &[u8],
+    dist: &mut Vec<f64>,
+    heap: &mut std::collections::BinaryHeap<(std::cmp::Reverse<u64>, usize)>,
+) -> (usize, f64) {
+    use std::cmp::Reverse;
+    dist.clear();
+    dist.resize(gw * gh, f64::INFINITY);
+    heap.clear();
+    dist[start] = 0.0;
+    // Non-negative finite f64 order like their bit patterns.
+    heap.push((Reverse(0f64.to_bits()), start));
+    let mut best = (start, 0.0);
+    while let Some((Reverse(bits), i)) = heap.pop() {
+        let d = f64::from_bits(bits);
+        if d > dist[i] {
+            continue;
+        }
+        if d > best.1 {
+            best = (i, d);
+        }
+        let (x, y) = ((i % gw) as i64, (i / gw) as i64);
+        for dy in -1i64..=1 {
+            for dx in -1i64..=1 {
+                if dx == 0 && dy == 0 {
+                    continue;
+                }
+                let (nx, ny) = (x + dx, y + dy);
+                if nx < 0 || ny < 0 || nx >= gw as i64 || ny >= gh as i64 {
+                    continue;
+                }
+                let j = ny as usize * gw + nx as usize;
+                if grid[j] == 0 {
+                    continue;
+                }
+                let step = if dx != 0 && dy != 0 {
+                    std::f64::consts::SQRT_2
+                } else {
+                    1.0
+                };
+                let nd = d + step;
+                if nd < dist[j] {
+                    dist[j] = nd;
+                    heap.push((Reverse(nd.to_bits()), j));
+                }
+            }
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zone(n: usize, s: f64) -> ContactZone {
+        ContactZone::new(n, n, s, CONTACT_RADIUS_UM)
+    }
+
+    fn defects_of(map: &[f32], z: &ContactZone, thr: f32) -> Vec<Defect> {
+        let mut scratch = DefectScratch::default();
+        let mut out = Vec::new();
+        extract_defects(map, z, thr, &mut scratch, &mut out);
+        out
+    }
+
+    #[test]
+    fn reflect_matches_scipy_convention() {
+        // n = 4: ... 1 0 | 0 1 2 3 | 3 2 ...
+        assert_eq!(reflect(-1, 4), 0);
+        assert_eq!(reflect(-2, 4), 1);
+        assert_eq!(reflect(4, 4), 3);
+        assert_eq!(reflect(5, 4), 2);
+        assert_eq!(reflect(9, 4), 1);
+        assert_eq!(reflect(-9, 4), 0);
+    }
+
+    #[test]
+    fn smoothing_preserves_mass_and_constant() {
+        let (w, h) = (9, 7);
+        let mut img = vec![2.5f32; w * h];
+        let mut s = Vec::new();
+        gaussian_smooth(&mut img, w, h, 1.3, &mut s);
+        assert!(img.iter().all(|&v| (v - 2.5).abs() < 1e-5));
+        let mut img = vec![0.0f32; w * h];
+        img[3 * w + 4] = 1.0;
+        gaussian_smooth(&mut img, w, h, 1.0, &mut s);
+        let sum: f32 = img.iter().sum();
+        assert!((sum - 1.0).abs() < 1e-4, "{sum}");
+        assert!(img[3 * w + 4] > img[3 * w + 5] && img[3 * w + 5] > img[3 * w + 6]);
+    }
+
+    #[test]
+    fn disk_is_a_spot_with_its_diameter() {
+        let n = 101;
+        let z = zone(n, 1.0);
+        let mut map = vec![0.0f32; n * n];
+        // Disk of radius 4 px centred 20 px right of the axis.
+        for v in 0..n {
+            for u in 0..n {
+                let (x, y) = (u as f64 - 70.0, v as f64 - 50.0);
+                if x * x + y * y <= 16.0 {
+                    map[v * n + u] = 0.9;
+                }
+            }
+        }
+        map[50 * n + 70] = 0.95;
+        let d = defects_of(&map, &z, 0.5);
+        assert_eq!(d.len(), 1);
+        let d = &d[0];
+        assert_eq!(d.kind, FeatureKind::Defect);
+        assert!((d.size_um - 9.0).abs() < 0.6, "{}", d.size_um);
+        assert!(
+            (d.inner_radius_um - 15.5).abs() < 1e-9,
+            "{}",
+            d.inner_radius_um
+        );
+        assert_eq!(d.score, 0.95);
+        assert_eq!(d.bbox_in_crop, [66, 46, 74, 54]);
+    }
+
+    #[test]
+    fn line_is_a_scratch_with_its_width() {
+        let n = 101;
+        let z = zone(n, 0.5);
+        let mut map = vec![0.0f32; n * n];
+        // Diagonal band 2 px wide, ~40 px long.
+        for t in 0..40 {
+            let (u, v) = (30 + t, 30 + t);
+            map[v * n + u] = 0.8;
+            map[v * n + u + 1] = 0.8;
+        }
+        let d = defects_of(&map, &z, 0.5);
+        assert_eq!(d.len(), 1);
+        let d = &d[0];
+        assert_eq!(d.kind, FeatureKind::Scratch, "{d:?}");
+        // True width of a 2-px-wide diagonal band is 2/√2 ≈ 1.41 px = 0.71 µm.
+        assert!(d.width_um > 0.4 && d.width_um < 1.1, "{d:?}");
+        assert!(d.length_um > 25.0 && d.length_um < 32.0, "{d:?}");
+        assert_eq!(d.size_um, d.width_um);
+    }
+
+    #[test]
+    fn curved_scratch_counts_its_arc() {
+        let n = 121;
+        let z = zone(n, 1.0);
+        let mut map = vec![0.0f32; n * n];
+        // Half ring, radius 30..32 px around (60, 60): arc length ≈ π·31 ≈ 97 px, width 2 px.
+        for v in 0..n {
+            for u in 0..n {
+                let (x, y) = (u as f64 - 60.0, v as f64 - 60.0);
+                let r = x.hypot(y);
+                if (30.0..32.0).contains(&r) && y < 0.0 {
+                    map[v * n + u] = 0.8;
+                }
+            }
+        }
+        let d = defects_of(&map, &z, 0.5);
+        assert_eq!(d.len(), 1);
+        let d = &d[0];
+        assert_eq!(d.kind, FeatureKind::Scratch, "{d:?}");
+        assert!(d.length_um > 85.0 && d.length_um < 105.0, "{d:?}");
+        assert!(d.width_um > 1.5 && d.width_um < 2.5, "{d:?}");
+        // Its Feret diameter is the chord (~64 px), not the arc.
+        assert!(d.feret_um < 70.0, "{d:?}");
+    }
+
+    #[test]
+    fn nothing_outside_the_contact_zone_counts() {
+        // 0.5 µm/px crop of 600 px spans 300 µm: corners are beyond the 125 µm radius.
+        let n = 600;
+        let z = zone(n, 0.5);
+        let mut map = vec![0.0f32; n * n];
+        map[5 * n + 5] = 1.0; // corner: ~209 µm from the axis
+        map[300 * n + 300] = 0.7; // centre
+        let score = z.mask_and_score(&mut map);
+        assert_eq!(score, 0.7);
+        assert_eq!(map[5 * n + 5], 0.0);
+        let d = defects_of(&map, &z, 0.5);
+        assert_eq!(d.len(), 1);
+        assert!(d[0].inner_radius_um < 0.5);
+    }
+
+    #[test]
+    fn eight_connectivity_and_ordering() {
+        let n = 21;
+        let z = zone(n, 1.0);
+        let mut map = vec![0.0f32; n * n];
+        map[5 * n + 5] = 0.6;
+        map[6 * n + 6] = 0.6; // diagonal neighbour: same component
+        map[15 * n + 15] = 0.9; // separate
+        let d = defects_of(&map, &z, 0.5);
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].score, 0.9);
+        assert_eq!(d[1].area_px, 2);
+        // Single pixel: Feret 1 px.
+        assert!((d[0].feret_um - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn threshold_is_strict() {
+        let n = 11;
+        let z = zone(n, 1.0);
+        let mut map = vec![0.0f32; n * n];
+        map[5 * n + 5] = 0.5;
+        assert!(defects_of(&map, &z, 0.5).is_empty());
+        map[5 * n + 5] = 0.5001;
+        assert_eq!(defects_of(&map, &z, 0.5).len(), 1);
+    }
+}

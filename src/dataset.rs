@@ -264,14 +264,15 @@ fn round6(v: f64) -> f64 {
 fn label_defect(d: &DefectTruth) -> LabelDefect {
     let mut extra = serde_json::Map::new();
     extra.insert("variant".into(), d.variant.clone().into());
-    extra.insert("inner_radius_um".into(), round3(d.inner_radius_um).into());
+    // Full precision: the label's verdict must be re-derivable exactly from size and radius.
+    extra.insert("inner_radius_um".into(), d.inner_radius_um.into());
     extra.insert("area_px".into(), d.area_px().into());
     extra.insert("peak_change".into(), round3(d.peak_change as f64).into());
     extra.insert("subtle".into(), d.subtle.into());
     LabelDefect {
         kind: d.kind.as_str().to_string(),
         zone: d.zone.map(|z| verdict::zone_letter(z).to_string()),
-        size_um: Some(round3(d.size_um)),
+        size_um: Some(d.size_um),
         bbox: Some(d.bbox),
         extra,
     }

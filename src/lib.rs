@@ -14,6 +14,7 @@ pub mod actuate;
 pub mod anomaly;
 pub mod bundle;
 pub mod capture;
+pub mod config;
 pub mod daemon;
 pub mod dataset;
 pub mod drift;

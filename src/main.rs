@@ -63,7 +63,8 @@ fn init_logging(verbose: u8, quiet: bool) {
         .ok()
         .and_then(|s| EnvFilter::try_new(s).ok())
         .or_else(|| EnvFilter::try_from_default_env().ok())
-        .unwrap_or_else(|| EnvFilter::new(default));
+        // The ort crate announces its own library loading at info!; keep that at warn.
+        .unwrap_or_else(|| EnvFilter::new(format!("{default},ort=warn")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

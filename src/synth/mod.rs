@@ -17,7 +17,6 @@
 //! micrometres have their origin on the fiber axis, x right, y down; `um = px × um_per_px`
 //! separately along x and y (pixels may be non-square; fibers then render as ellipses).
 
-mod grade_shim;
 mod raster;
 mod render;
 mod scene;

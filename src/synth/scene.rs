@@ -516,14 +516,14 @@ pub fn sample_scene(config: &SynthConfig, seed: u64, content: Content) -> SceneS
     };
 
     if let Content::Defect(kind) = content {
-        let zone = pick_zone(rng);
+        let zone = pick_zone(rng, kind);
         let mut d = sample_defects(rng, &scene, kind, zone, true);
         scene.defects.append(&mut d);
         if rng.gen_bool(0.25) {
             let others: Vec<DefectKind> =
                 DefectKind::ALL.into_iter().filter(|k| *k != kind).collect();
             if let Some(&other) = others.choose(rng) {
-                let zone = pick_zone(rng);
+                let zone = pick_zone(rng, other);
                 let mut d = sample_defects(rng, &scene, other, zone, false);
                 scene.defects.append(&mut d);
             }
@@ -536,18 +536,23 @@ pub fn sample_scene(config: &SynthConfig, seed: u64, content: Content) -> SceneS
     scene
 }
 
-/// Zone index to aim a defect at: 0..=3 = A..D.
-fn pick_zone(rng: &mut ChaCha8Rng) -> usize {
-    let x: f64 = rng.gen();
-    if x < 0.2 {
-        0
-    } else if x < 0.58 {
-        1
-    } else if x < 0.75 {
-        2
-    } else {
-        3
+/// Zone index to aim a defect at: 0..=3 = A..D. Weights per kind keep PASS and FAIL frames
+/// of every kind in similar numbers.
+fn pick_zone(rng: &mut ChaCha8Rng, kind: DefectKind) -> usize {
+    let w: [f64; 4] = match kind {
+        DefectKind::Scratch => [0.32, 0.4, 0.1, 0.18],
+        DefectKind::Pit => [0.25, 0.45, 0.12, 0.18],
+        DefectKind::Contamination => [0.14, 0.34, 0.22, 0.3],
+        DefectKind::Chip | DefectKind::Crack => [0.2, 0.38, 0.17, 0.25],
+    };
+    let mut x: f64 = rng.gen();
+    for (i, wi) in w.iter().enumerate() {
+        if x < *wi {
+            return i;
+        }
+        x -= wi;
     }
+    3
 }
 
 /// Radii (µm) of zone `zone` (0..=3) for sampling positions.
@@ -909,7 +914,7 @@ fn sample_scratches(rng: &mut ChaCha8Rng, scene: &SceneSpec, zone: usize) -> Vec
     let (r0, r1) = zone_band(scene.fiber, zone);
     let p = rng.gen_range(r0..r1);
     let dir = rng.gen_range(0.0..TAU);
-    if x < 0.22 {
+    if x < 0.16 {
         // Polishing bundle: several parallel fine scratches.
         let n = rng.gen_range(3..8);
         let px_um = scene.scale.um_per_px_x.max(scene.scale.um_per_px_y);
@@ -963,7 +968,7 @@ fn sample_scratches(rng: &mut ChaCha8Rng, scene: &SceneSpec, zone: usize) -> Vec
                         rng.gen_range(0.0..TAU),
                     )
                 };
-                let width = sample_size(rng, 0.5, 6.0, &[1.0, 2.0, 3.0, 5.0]);
+                let width = sample_size(rng, 0.5, 6.0, &[3.0, 5.0]);
                 // Wide scratches are shallow grooves: lower contrast.
                 let shallow = if width > 2.5 {
                     rng.gen_range(0.35..1.0)
@@ -1067,7 +1072,7 @@ fn sample_pits(rng: &mut ChaCha8Rng, scene: &SceneSpec, zone: usize) -> Vec<Defe
         } else if subtle {
             rng.gen_range(0.8..2.5)
         } else {
-            sample_size(rng, 0.8, 14.0, &[2.0, 5.0, 10.0])
+            sample_size(rng, 0.8, 18.0, &[2.0, 5.0, 10.0])
         };
         let z = if many { 1 } else { zone };
         // Keep pits apart so that each stays its own blob after blur.
@@ -1310,7 +1315,7 @@ fn sample_cracks(rng: &mut ChaCha8Rng, scene: &SceneSpec, zone: usize) -> Vec<De
             let subtle = rng.gen_bool(0.15);
             let x: f64 = rng.gen();
             let theta = rng.gen_range(0.0..TAU);
-            let (start, dir, len, variant) = if x < 0.5 {
+            let (start, dir, len, variant) = if x < 0.4 {
                 // From the cladding edge inwards.
                 let len = sample_size(rng, 4.0, 70.0, &[5.0, 10.0, 20.0, 30.0]);
                 (
@@ -1319,7 +1324,7 @@ fn sample_cracks(rng: &mut ChaCha8Rng, scene: &SceneSpec, zone: usize) -> Vec<De
                     len,
                     "edge-crack",
                 )
-            } else if x < 0.75 {
+            } else if x < 0.6 {
                 let (r0, r1) = zone_band(scene.fiber, rng.gen_range(0..2));
                 let len = sample_size(rng, 4.0, 50.0, &[5.0, 10.0, 20.0]);
                 (

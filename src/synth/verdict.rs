@@ -3,8 +3,8 @@
 //!
 //! In: defect kind, size (µm), inner radius (µm), profile. Out: zone, verdict, reasons.
 
-use super::grade_shim as grade;
 use super::truth::{DefectKind, FiberProfile};
+use crate::grade;
 
 pub use grade::{Feature, Verdict, Zone};
 

@@ -1,0 +1,123 @@
+"""Reference (NumPy) implementation of the model-input crop and the anomaly map.
+
+This is the Python twin of `src/inspect.rs` (crop) and `src/anomaly.rs` (map), written from
+CONTRACTS.md / models/MANIFEST.md, so training, threshold calibration and the parity check
+(scripts/check_parity.py) compute exactly what the Rust inspector computes:
+
+- crop: crop pixel (u=col, v=row) samples the frame at
+      x = cx + (u - (W-1)/2) * s / umx,   y = cy + (v - (H-1)/2) * s / umy
+  bilinear; the four neighbour indices clamp to the frame (= nearest edge pixel outside);
+- normalization: x_norm = (p/255 - mean) / std (per channel for "rgb": gray replicated);
+- anomaly map: "abs_diff" -> |x_norm - rec_norm| * std (channel 0), or an output by name;
+  then scipy.ndimage.gaussian_filter(map, sigma, mode="reflect", truncate=4.0) if sigma > 0;
+- contact zone: crop pixels with hypot(du, dv) * s <= contact_radius_um (default 125 µm),
+  du = u - (W-1)/2; the image score is the max of the map inside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+CONTACT_RADIUS_UM = 125.0
+
+
+def crop_frame(frame: np.ndarray, center, um_per_px_xy, s: float, width: int, height: int) -> np.ndarray:
+    """Bilinear crop (float64, 0..255) of a 2-D uint8 frame per CONTRACTS.md."""
+    cx, cy = float(center[0]), float(center[1])
+    umx, umy = float(um_per_px_xy[0]), float(um_per_px_xy[1])
+    h, w = frame.shape
+    u = np.arange(width, dtype=np.float64)
+    v = np.arange(height, dtype=np.float64)
+    x = cx + (u - (width - 1) / 2.0) * s / umx
+    y = cy + (v - (height - 1) / 2.0) * s / umy
+    x0 = np.floor(x)
+    y0 = np.floor(y)
+    fx = x - x0
+    fy = y - y0
+    x0 = x0.astype(np.int64)
+    y0 = y0.astype(np.int64)
+    xa = np.clip(x0, 0, w - 1)
+    xb = np.clip(x0 + 1, 0, w - 1)
+    ya = np.clip(y0, 0, h - 1)
+    yb = np.clip(y0 + 1, 0, h - 1)
+    f = frame.astype(np.float64)
+    top = f[ya][:, xa] * (1.0 - fx)[None, :] + f[ya][:, xb] * fx[None, :]
+    bot = f[yb][:, xa] * (1.0 - fx)[None, :] + f[yb][:, xb] * fx[None, :]
+    return top * (1.0 - fy)[:, None] + bot * fy[:, None]
+
+
+def _per_channel(value, channels: int) -> np.ndarray:
+    arr = np.atleast_1d(np.asarray(value, dtype=np.float64))
+    if arr.size == 1:
+        arr = np.repeat(arr, channels)
+    if arr.size != channels:
+        raise ValueError(f"normalization has {arr.size} values for {channels} channels")
+    return arr
+
+
+def normalize(crop: np.ndarray, manifest: dict) -> np.ndarray:
+    """Crop (H, W) in 0..255 -> float32 NCHW input tensor."""
+    inp = manifest["input"]
+    channels = int(inp["shape"][1])
+    mean = _per_channel(inp["normalization"]["mean"], channels)
+    std = _per_channel(inp["normalization"]["std"], channels)
+    p = crop / 255.0
+    x = np.stack([(p - mean[c]) / std[c] for c in range(channels)])[None]
+    return x.astype(np.float32)
+
+
+def gaussian_smooth(m: np.ndarray, sigma: float) -> np.ndarray:
+    if sigma <= 0:
+        return m.astype(np.float32)
+    from scipy.ndimage import gaussian_filter
+
+    return gaussian_filter(m.astype(np.float32), sigma, mode="reflect", truncate=4.0)
+
+
+def anomaly_map(manifest: dict, x: np.ndarray, outputs: dict) -> np.ndarray:
+    """Anomaly map (H, W) float32 in crop space from the input tensor and named outputs."""
+    spec = manifest["anomaly_map"]
+    h, w = int(manifest["input"]["shape"][2]), int(manifest["input"]["shape"][3])
+    if spec["source"] == "abs_diff":
+        rec_name = _reconstruction_output(manifest)
+        std0 = _per_channel(manifest["input"]["normalization"]["std"], int(manifest["input"]["shape"][1]))[0]
+        rec = np.asarray(outputs[rec_name], dtype=np.float32).reshape(-1, h, w)[0]
+        m = np.abs(x[0, 0] - rec) * np.float32(std0)
+    else:
+        m = np.asarray(outputs[spec["source"]], dtype=np.float32).reshape(h, w)
+    return gaussian_smooth(m, float(spec.get("smoothing_sigma_px", 0.0)))
+
+
+def _reconstruction_output(manifest: dict) -> str:
+    names = [o["name"] for o in manifest["outputs"]]
+    if "reconstruction" in names:
+        return "reconstruction"
+    if len(names) == 1:
+        return names[0]
+    raise ValueError("abs_diff needs an output named 'reconstruction' (or a single output)")
+
+
+def contact_mask(manifest: dict, contact_radius_um: float = CONTACT_RADIUS_UM) -> np.ndarray:
+    h, w = int(manifest["input"]["shape"][2]), int(manifest["input"]["shape"][3])
+    s = float(manifest["um_per_px"])
+    du = (np.arange(w) - (w - 1) / 2.0) * s
+    dv = (np.arange(h) - (h - 1) / 2.0) * s
+    return np.hypot(du[None, :], dv[:, None]) <= contact_radius_um
+
+
+def image_score(manifest: dict, amap: np.ndarray, contact_radius_um: float = CONTACT_RADIUS_UM) -> float:
+    return float(np.max(np.where(contact_mask(manifest, contact_radius_um), amap, 0.0)))
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def load_manifest(path: Path) -> tuple[dict, Path]:
+    path = Path(path)
+    manifest = json.loads(path.read_text())
+    return manifest, path.parent / manifest["onnx_file"]

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Install, upgrade, remove and purge the endface package in a container-free root folder with
+# `dpkg --root DIR --force-script-chrootless` (maintainer scripts honour $DPKG_ROOT), checking:
+# files in place, system user and state dirs created, no systemctl failure without systemd,
+# station.toml edits kept across an upgrade (also when the packaged default changed), bundle
+# state kept across upgrade and remove, conffiles kept on remove and gone on purge.
+#
+#   scripts/test-deb.sh [--binary PATH] [--arch amd64]
+#
+# Needs root (dpkg writes files owned by root) and dpkg-deb; takes a few seconds. By default it
+# packages target/debug/endface and a stand-in libonnxruntime.so so it needs no release build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+binary="target/debug/endface" arch="amd64"
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --binary) binary="$2"; shift 2 ;;
+        --arch) arch="$2"; shift 2 ;;
+        *) echo "test-deb: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+[[ "$(id -u)" == 0 ]] || { echo "test-deb: needs root (or run under fakeroot)" >&2; exit 2; }
+[[ -x "$binary" ]] || { echo "test-deb: build $binary first (cargo build)" >&2; exit 2; }
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+fail() { echo "test-deb: FAIL: $*" >&2; exit 1; }
+ok() { echo "test-deb: ok: $*"; }
+
+# Stand-in runtime (the package build checks only that the file exists).
+printf 'stand-in libonnxruntime for packaging tests\n' > "$work/libonnxruntime.so"
+build() { # version station-config
+    DEB_COMPRESS=none scripts/build-deb.sh --arch "$arch" --binary "$binary" --ort-lib "$work/libonnxruntime.so" \
+        --version "$1" --station-config "$2" --out "$work/dist" 2>"$work/build.log" || { cat "$work/build.log"; fail "build-deb"; }
+}
+cp firmware-config/debian/station.toml "$work/station-v1.toml"
+deb1="$(build 0.0.1 "$work/station-v1.toml")"
+deb2="$(build 0.0.2 "$work/station-v1.toml")"
+{ cat "$work/station-v1.toml"; echo "# default changed in 0.0.3"; } > "$work/station-v3.toml"
+deb3="$(build 0.0.3 "$work/station-v3.toml")"
+
+# A minimal root: dpkg database and account files.
+R="$work/root"
+mkdir -p "$R/var/lib/dpkg/info" "$R/var/lib/dpkg/updates" "$R/var/lib/dpkg/triggers" "$R/etc" "$R/usr/sbin"
+touch "$R/var/lib/dpkg/status" "$R/var/lib/dpkg/available"
+echo 'root:x:0:0:root:/root:/bin/sh' > "$R/etc/passwd"
+printf 'root:x:0:\nvideo:x:44:\n' > "$R/etc/group"
+echo 'root:*:19000:0:99999:7:::' > "$R/etc/shadow"
+printf 'root:*::\nvideo:*::\n' > "$R/etc/gshadow"
+# --force-depends: the folder has no libc6/passwd packages registered (the files come from the host).
+dpkg_r() { dpkg --root="$R" --force-script-chrootless --force-not-root --force-depends --log=/dev/null "$@"; }
+
+# 1. Install.
+dpkg_r -i "$deb1" > "$work/install.log" 2>&1 || { cat "$work/install.log"; fail "install"; }
+for f in usr/bin/endface usr/lib/endface/libonnxruntime.so etc/endface/station.toml usr/share/doc/endface/copyright; do
+    [[ -f "$R/$f" ]] || fail "missing /$f after install"
+done
+[[ -x "$R/usr/bin/endface" ]] || fail "/usr/bin/endface not executable"
+grep -q '^endface:' "$R/etc/passwd" || fail "user endface not created"
+grep -q '^video:.*endface' "$R/etc/group" || fail "endface not in group video"
+for d in var/lib/endface/slots var/lib/endface/journal etc/endface/keys; do
+    [[ -d "$R/$d" ]] || fail "missing /$d after install"
+done
+uid="$(grep '^endface:' "$R/etc/passwd" | cut -d: -f3)"
+[[ "$(stat -c %u "$R/var/lib/endface")" == "$uid" ]] || fail "/var/lib/endface not owned by endface"
+grep -qx /etc/endface/station.toml "$R/var/lib/dpkg/info/endface.conffiles" || fail "station.toml is not a conffile"
+if [[ -f firmware-config/endface.service ]]; then
+    [[ -f "$R/lib/systemd/system/endface.service" ]] || fail "systemd unit missing"
+fi
+"$R/usr/bin/endface" --version > /dev/null || fail "installed binary does not run"
+ok "install ($(basename "$deb1"))"
+
+# Technician edits the config; a bundle state exists.
+echo '# technician edit: calibrated 2025-01-01' >> "$R/etc/endface/station.toml"
+echo 'endface-ed25519-public-v1 00 lab' > "$R/etc/endface/keys/lab.pub"
+echo '{"marker": true}' > "$R/var/lib/endface/journal/bundle.jsonl"
+
+# 2. Upgrade, packaged default unchanged: the edit survives silently.
+dpkg_r -i "$deb2" > "$work/upgrade.log" 2>&1 || { cat "$work/upgrade.log"; fail "upgrade"; }
+grep -q 'technician edit' "$R/etc/endface/station.toml" || fail "config edit lost on upgrade"
+[[ -f "$R/etc/endface/keys/lab.pub" && -f "$R/var/lib/endface/journal/bundle.jsonl" ]] || fail "keys or state lost on upgrade"
+dpkg-query --admindir="$R/var/lib/dpkg" -W -f='${Version}' endface | grep -qx 0.0.2 || fail "version after upgrade"
+ok "upgrade 0.0.1 -> 0.0.2 keeps config edit, keys, state"
+
+# 3. Upgrade with a changed packaged default: keep the local edit (what a station wants).
+dpkg_r --force-confdef --force-confold -i "$deb3" > "$work/upgrade3.log" 2>&1 || { cat "$work/upgrade3.log"; fail "upgrade 3"; }
+grep -q 'technician edit' "$R/etc/endface/station.toml" || fail "config edit lost on upgrade with new default"
+[[ -f "$R/etc/endface/station.toml.dpkg-dist" ]] || fail "new default not offered as .dpkg-dist"
+ok "upgrade 0.0.2 -> 0.0.3 (changed default) keeps the edit, new default in station.toml.dpkg-dist"
+
+# 4. Remove: program gone, conffiles and state kept.
+dpkg_r -r endface > "$work/remove.log" 2>&1 || { cat "$work/remove.log"; fail "remove"; }
+[[ ! -e "$R/usr/bin/endface" && ! -e "$R/usr/lib/endface/libonnxruntime.so" ]] || fail "files left after remove"
+grep -q 'technician edit' "$R/etc/endface/station.toml" || fail "conffile not kept on remove"
+[[ -f "$R/var/lib/endface/journal/bundle.jsonl" ]] || fail "state not kept on remove"
+ok "remove keeps conffiles and state"
+
+# 5. Purge: conffiles, keys and state gone.
+dpkg_r -P endface > "$work/purge.log" 2>&1 || { cat "$work/purge.log"; fail "purge"; }
+[[ ! -e "$R/etc/endface/station.toml" && ! -e "$R/etc/endface" ]] || fail "/etc/endface left after purge"
+[[ ! -e "$R/var/lib/endface" ]] || fail "/var/lib/endface left after purge"
+ok "purge removes conffiles, keys and state"
+echo "test-deb: all passed"

@@ -1,1 +1,0 @@
-//! bundle (placeholder: filled in by its owner).

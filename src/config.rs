@@ -1,0 +1,464 @@
+//! Station configuration: one TOML file in, a validated [`StationConfig`] out.
+//!
+//! Sections (every key has a default, every section is optional, unknown keys are refused):
+//!
+//! ```toml
+//! [station]
+//! name = "line-3"
+//! profile = "sm-upc"            # grading profile name or path to a profile .toml
+//!
+//! [calibration]
+//! um_per_px_x = 0.5             # calibrated scale of the camera (µm per frame pixel)
+//! um_per_px_y = 0.5
+//!
+//! [runtime]
+//! onnxruntime_library = "/usr/lib/endface/libonnxruntime.so"   # else $ENDFACE_ORT_LIB, else default folders
+//! providers = ["tensorrt", "cuda", "cpu"]   # tried in this order
+//! require_accelerator = false   # true: refuse to run when only the CPU took the model
+//! trt_fp16 = true
+//! trt_cache_dir = "/var/lib/endface/trt-cache"
+//! trt_workspace_mb = 1024
+//! intra_threads = 0             # 0 = ONNX Runtime's default
+//!
+//! [model]
+//! manifest = "models/endface-student.manifest.json"
+//! # pixel_threshold = 0.5       # override the manifest's thresholds
+//! # image_threshold = 0.5
+//!
+//! [locate]
+//! min_confidence = 0.5
+//! min_focus = 0.0
+//! ```
+//!
+//! Relative paths are resolved against the directory of the config file
+//! ([`StationConfig::resolve_paths`]). The daemon's sections (`[camera]`, `[trigger]`, `[gpio]`,
+//! `[journal]`, `[display]`, `[drift]`) are accepted here as raw tables and parsed by their owner.
+
+use crate::geometry::PixelScale;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Errors reading or validating a station config. Each names the file and, where it applies,
+/// the key and the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read station config {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("station config {origin}: {message}")]
+    Syntax { origin: String, message: String },
+    #[error("station config {origin}: key `{key}`: {problem}")]
+    Invalid {
+        origin: String,
+        key: String,
+        problem: String,
+    },
+}
+
+/// An execution provider name in `[runtime] providers`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// NVIDIA TensorRT (through ONNX Runtime's TensorRT execution provider).
+    Tensorrt,
+    /// NVIDIA CUDA.
+    Cuda,
+    /// ONNX Runtime's CPU provider (always available).
+    Cpu,
+}
+
+impl ProviderKind {
+    /// The name ONNX Runtime uses for this provider (as in its profiles and logs).
+    pub fn ort_name(self) -> &'static str {
+        match self {
+            ProviderKind::Tensorrt => "TensorrtExecutionProvider",
+            ProviderKind::Cuda => "CUDAExecutionProvider",
+            ProviderKind::Cpu => "CPUExecutionProvider",
+        }
+    }
+
+    /// Short lowercase name (`tensorrt`, `cuda`, `cpu`).
+    pub fn short_name(self) -> &'static str {
+        match self {
+            ProviderKind::Tensorrt => "tensorrt",
+            ProviderKind::Cuda => "cuda",
+            ProviderKind::Cpu => "cpu",
+        }
+    }
+
+    /// Whether this provider is an accelerator (anything but the CPU).
+    pub fn is_accelerator(self) -> bool {
+        self != ProviderKind::Cpu
+    }
+
+    /// The provider for an ONNX Runtime provider name, if it is one of ours.
+    pub fn from_ort_name(name: &str) -> Option<ProviderKind> {
+        [
+            ProviderKind::Tensorrt,
+            ProviderKind::Cuda,
+            ProviderKind::Cpu,
+        ]
+        .into_iter()
+        .find(|p| p.ort_name() == name)
+    }
+}
+
+/// `[station]`: who this station is and which grading profile it applies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StationSection {
+    pub name: String,
+    /// Grading profile: a built-in name (`sm-upc`, `sm-apc`, `mm`), a name found in the
+    /// profile folders, or a path to a profile `.toml`.
+    pub profile: String,
+}
+
+impl Default for StationSection {
+    fn default() -> Self {
+        Self {
+            name: "endface".into(),
+            profile: "sm-upc".into(),
+        }
+    }
+}
+
+/// Default camera scale when nothing else is known (µm per frame pixel).
+pub const DEFAULT_UM_PER_PX: f64 = 0.5;
+
+/// `[calibration]`: the camera's calibrated µm per pixel along x and y.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CalibrationSection {
+    pub um_per_px_x: f64,
+    pub um_per_px_y: f64,
+}
+
+impl Default for CalibrationSection {
+    fn default() -> Self {
+        Self {
+            um_per_px_x: DEFAULT_UM_PER_PX,
+            um_per_px_y: DEFAULT_UM_PER_PX,
+        }
+    }
+}
+
+impl CalibrationSection {
+    pub fn pixel_scale(&self) -> PixelScale {
+        PixelScale {
+            um_per_px_x: self.um_per_px_x,
+            um_per_px_y: self.um_per_px_y,
+        }
+    }
+}
+
+/// `[runtime]`: where ONNX Runtime comes from and which execution providers to try.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeSection {
+    /// Path of `libonnxruntime.so`; when absent, `$ENDFACE_ORT_LIB`, then the default folders.
+    pub onnxruntime_library: Option<PathBuf>,
+    /// Execution providers, tried in this order (the CPU always remains as ONNX Runtime's
+    /// fallback for nodes no other provider takes).
+    pub providers: Vec<ProviderKind>,
+    /// Refuse to run (exit NO_ACCELERATOR) when no accelerator took the model.
+    pub require_accelerator: bool,
+    /// TensorRT: build fp16 engines.
+    pub trt_fp16: bool,
+    /// TensorRT: persistent engine/timing cache folder (created when missing).
+    pub trt_cache_dir: PathBuf,
+    /// TensorRT: builder workspace limit in MiB.
+    pub trt_workspace_mb: u32,
+    /// CUDA / TensorRT device index.
+    pub device_id: i32,
+    /// Intra-op threads for the CPU provider; 0 = ONNX Runtime's default.
+    pub intra_threads: usize,
+}
+
+impl Default for RuntimeSection {
+    fn default() -> Self {
+        Self {
+            onnxruntime_library: None,
+            providers: vec![
+                ProviderKind::Tensorrt,
+                ProviderKind::Cuda,
+                ProviderKind::Cpu,
+            ],
+            require_accelerator: false,
+            trt_fp16: true,
+            trt_cache_dir: PathBuf::from("/var/lib/endface/trt-cache"),
+            trt_workspace_mb: 1024,
+            device_id: 0,
+            intra_threads: 0,
+        }
+    }
+}
+
+/// Default manifest of the shipped model, relative to the repository / install root.
+pub const DEFAULT_MANIFEST: &str = "models/endface-student.manifest.json";
+
+/// `[model]`: which model (through its manifest) and optional threshold overrides.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSection {
+    pub manifest: PathBuf,
+    /// Overrides the manifest's `thresholds.pixel`.
+    pub pixel_threshold: Option<f64>,
+    /// Overrides the manifest's `thresholds.image`.
+    pub image_threshold: Option<f64>,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        Self {
+            manifest: PathBuf::from(DEFAULT_MANIFEST),
+            pixel_threshold: None,
+            image_threshold: None,
+        }
+    }
+}
+
+/// `[locate]`: when a frame may be graded at all.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocateSection {
+    /// Below this localization confidence the verdict is UNABLE.
+    pub min_confidence: f64,
+    /// Below this focus measure the verdict is UNABLE.
+    pub min_focus: f64,
+}
+
+impl Default for LocateSection {
+    fn default() -> Self {
+        Self {
+            min_confidence: 0.5,
+            min_focus: 0.0,
+        }
+    }
+}
+
+/// The whole station config.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StationConfig {
+    pub station: StationSection,
+    pub calibration: CalibrationSection,
+    pub runtime: RuntimeSection,
+    pub model: ModelSection,
+    pub locate: LocateSection,
+    /// Daemon sections: kept as raw tables here, parsed and validated by the daemon.
+    pub camera: Option<toml::Table>,
+    pub trigger: Option<toml::Table>,
+    pub gpio: Option<toml::Table>,
+    pub journal: Option<toml::Table>,
+    pub display: Option<toml::Table>,
+    pub drift: Option<toml::Table>,
+}
+
+impl StationConfig {
+    /// Read, parse and validate a config file; relative paths in it are resolved against the
+    /// file's directory.
+    pub fn from_file(path: &Path) -> Result<StationConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut cfg = StationConfig::from_toml_str(&text, &path.display().to_string())?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        cfg.resolve_paths(base);
+        Ok(cfg)
+    }
+
+    /// Parse and validate TOML text; `origin` names it in errors. Paths stay as written.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<StationConfig, ConfigError> {
+        let cfg: StationConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            origin: origin.to_string(),
+            message: one_line(&e.to_string()),
+        })?;
+        cfg.validate(origin)?;
+        Ok(cfg)
+    }
+
+    /// Make relative paths (library, TensorRT cache, manifest) relative to `base`.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() && !p.as_os_str().is_empty() {
+                *p = base.join(&*p);
+            }
+        };
+        if let Some(lib) = self.runtime.onnxruntime_library.as_mut() {
+            fix(lib);
+        }
+        fix(&mut self.runtime.trt_cache_dir);
+        fix(&mut self.model.manifest);
+    }
+
+    /// Check every value; the error names the key and what is wrong with it.
+    pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let bad = |key: &str, problem: String| ConfigError::Invalid {
+            origin: origin.to_string(),
+            key: key.to_string(),
+            problem,
+        };
+        if self.station.profile.trim().is_empty() {
+            return Err(bad("station.profile", "must name a grading profile".into()));
+        }
+        for (key, v) in [
+            ("calibration.um_per_px_x", self.calibration.um_per_px_x),
+            ("calibration.um_per_px_y", self.calibration.um_per_px_y),
+        ] {
+            if !(v.is_finite() && v > 0.0 && v <= 1000.0) {
+                return Err(bad(
+                    key,
+                    format!("{v} is not a scale in (0, 1000] µm per pixel"),
+                ));
+            }
+        }
+        if self.runtime.providers.is_empty() {
+            return Err(bad(
+                "runtime.providers",
+                "empty: list at least \"cpu\" (or \"tensorrt\", \"cuda\")".into(),
+            ));
+        }
+        for (i, p) in self.runtime.providers.iter().enumerate() {
+            if self.runtime.providers[..i].contains(p) {
+                return Err(bad(
+                    "runtime.providers",
+                    format!("\"{}\" is listed twice", p.short_name()),
+                ));
+            }
+        }
+        if self.runtime.require_accelerator
+            && !self.runtime.providers.iter().any(|p| p.is_accelerator())
+        {
+            return Err(bad(
+                "runtime.require_accelerator",
+                "true, but runtime.providers lists no accelerator (\"tensorrt\" or \"cuda\")"
+                    .into(),
+            ));
+        }
+        if self.runtime.trt_workspace_mb == 0 {
+            return Err(bad("runtime.trt_workspace_mb", "must be at least 1".into()));
+        }
+        if self.runtime.device_id < 0 {
+            return Err(bad(
+                "runtime.device_id",
+                format!("{} is negative", self.runtime.device_id),
+            ));
+        }
+        if self.runtime.intra_threads > 1024 {
+            return Err(bad(
+                "runtime.intra_threads",
+                format!("{} is more than 1024", self.runtime.intra_threads),
+            ));
+        }
+        if self.model.manifest.as_os_str().is_empty() {
+            return Err(bad("model.manifest", "empty path".into()));
+        }
+        for (key, v) in [
+            ("model.pixel_threshold", self.model.pixel_threshold),
+            ("model.image_threshold", self.model.image_threshold),
+        ] {
+            if let Some(v) = v {
+                if !v.is_finite() {
+                    return Err(bad(key, format!("{v} is not a finite number")));
+                }
+            }
+        }
+        if !(0.0..=1.0).contains(&self.locate.min_confidence) {
+            return Err(bad(
+                "locate.min_confidence",
+                format!("{} is not in [0, 1]", self.locate.min_confidence),
+            ));
+        }
+        if !self.locate.min_focus.is_finite() || self.locate.min_focus < 0.0 {
+            return Err(bad(
+                "locate.min_focus",
+                format!("{} is not a finite value ≥ 0", self.locate.min_focus),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Collapse a multi-line parser message (toml's carets and snippets) onto one line.
+fn one_line(s: &str) -> String {
+    s.split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.chars().all(|c| c == '|' || c == '^' || c == ' '))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let c = StationConfig::from_toml_str("", "test").unwrap();
+        assert_eq!(c, StationConfig::default());
+        assert_eq!(c.runtime.providers.len(), 3);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = StationConfig::from_toml_str("[model]\nmanifesto = \"x\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("manifesto"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        for (text, key) in [
+            (
+                "[calibration]\num_per_px_x = 0.0",
+                "calibration.um_per_px_x",
+            ),
+            (
+                "[calibration]\num_per_px_y = -1.0",
+                "calibration.um_per_px_y",
+            ),
+            ("[runtime]\nproviders = []", "runtime.providers"),
+            (
+                "[runtime]\nproviders = [\"cpu\", \"cpu\"]",
+                "runtime.providers",
+            ),
+            (
+                "[runtime]\nproviders = [\"cpu\"]\nrequire_accelerator = true",
+                "runtime.require_accelerator",
+            ),
+            ("[locate]\nmin_confidence = 2.0", "locate.min_confidence"),
+            ("[model]\npixel_threshold = nan", "model.pixel_threshold"),
+        ] {
+            let e = StationConfig::from_toml_str(text, "t.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+        let e = StationConfig::from_toml_str("[runtime]\nproviders = [\"tpu\"]", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tpu"), "{e}");
+    }
+
+    #[test]
+    fn daemon_sections_pass_through_and_paths_resolve() {
+        let mut c = StationConfig::from_toml_str(
+            "[camera]\ndevice = \"/dev/video0\"\n[model]\nmanifest = \"m/x.json\"\n",
+            "t",
+        )
+        .unwrap();
+        assert!(c.camera.is_some());
+        c.resolve_paths(Path::new("/etc/endface"));
+        assert_eq!(c.model.manifest, PathBuf::from("/etc/endface/m/x.json"));
+        assert_eq!(
+            c.runtime.trt_cache_dir,
+            PathBuf::from("/var/lib/endface/trt-cache")
+        );
+    }
+}

@@ -1,1 +1,0 @@
-//! inspect (placeholder: filled in by its owner).

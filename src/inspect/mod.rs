@@ -1,0 +1,437 @@
+//! One frame in, a graded verdict out: locate → crop → model → anomaly map → defects → grade.
+//!
+//! In: an 8-bit gray frame, the station config (calibrated µm/px, thresholds, runtime) and a
+//! grading profile. Out: an [`Inspection`] — PASS / FAIL / UNABLE with reasons, the defects
+//! (kind, zone, size in µm, box in frame pixels, score), the fiber centre and radius, the image
+//! score, per-stage timings, the model's sha256 and the execution provider that ran it.
+//!
+//! - UNABLE when the cladding is not found (or found with too little confidence) or the focus
+//!   is below `[locate] min_focus`: never PASS on a frame that cannot be trusted.
+//! - The crop follows CONTRACTS.md exactly ([`crop::CropGeometry`]); the anomaly map, its
+//!   labels and the crop geometry of the last frame stay available
+//!   ([`Inspector::anomaly_map_in_crop`], [`Inspection::geometry`]) so `eval` can score pixels
+//!   in frame space.
+//! - Nothing outside the contact zone (zone D's outer circle of the profile) counts: the map
+//!   is zeroed there before the image score and the defects are taken.
+//! - Buffers (crop, map, labels, model tensors) live in the [`Inspector`] and are reused.
+
+pub mod crop;
+pub mod shim;
+
+use crate::anomaly::{self, AnomalyError, ContactZone, Defect, DefectScratch};
+use crate::config::StationConfig;
+use crate::error::exit;
+use crate::geometry::{BBoxPx, PixelScale};
+use crate::grade::{self, FeatureKind, GradeError, Profile, Verdict, Zone};
+use crate::model::{Model, ModelError};
+use crop::{CropGeometry, CropScratch};
+use image::GrayImage;
+use serde::Serialize;
+use shim::locate::{LocateConfig, LocateError, Located, Locator};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tracing::debug;
+
+/// Errors that stop an inspection (as opposed to an UNABLE verdict, which is a result).
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Anomaly(#[from] AnomalyError),
+    #[error(transparent)]
+    Profile(#[from] GradeError),
+    #[error(transparent)]
+    Locate(#[from] LocateError),
+    #[error("invalid setting `{key}`: {problem}")]
+    Setting { key: String, problem: String },
+}
+
+impl InspectError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            InspectError::Model(e) => e.exit_code(),
+            InspectError::Anomaly(_) => exit::BAD_MODEL,
+            InspectError::Profile(GradeError::UnknownProfile { .. }) => exit::UNKNOWN_PROFILE,
+            InspectError::Profile(_) => exit::BAD_CONFIG,
+            InspectError::Locate(_) | InspectError::Setting { .. } => exit::BAD_CONFIG,
+        }
+    }
+}
+
+/// Per-stage wall time of one inspection (milliseconds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Timings {
+    pub locate: f64,
+    pub crop: f64,
+    pub infer: f64,
+    pub anomaly: f64,
+    pub grade: f64,
+    pub total: f64,
+}
+
+/// One defect as reported: grading view plus its measurements and where it is in the frame.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InspectedDefect {
+    pub kind: FeatureKind,
+    /// Zone of its innermost pixel (`None` only beyond the contact zone, which is masked).
+    pub zone: Option<Zone>,
+    pub size_um: f64,
+    /// Inclusive box in frame pixels `[x0, y0, x1, y1]`.
+    pub bbox: BBoxPx,
+    /// Max anomaly-map value over the defect.
+    pub score: f32,
+    /// Whether it takes part in a failed rule of the profile.
+    pub fails: bool,
+    pub area_um2: f64,
+    pub length_um: f64,
+    pub width_um: f64,
+    pub elongation: f64,
+    pub inner_radius_um: f64,
+    /// Inclusive box in crop pixels.
+    pub bbox_in_crop: [u32; 4],
+    /// Label of its pixels in [`Inspector::labels_in_crop`].
+    #[serde(skip)]
+    pub label: u32,
+}
+
+/// The result of inspecting one frame.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Inspection {
+    pub verdict: Verdict,
+    pub reasons: Vec<String>,
+    pub defects: Vec<InspectedDefect>,
+    /// Fiber (cladding) centre in frame pixels; `None` when not found.
+    pub center: Option<[f64; 2]>,
+    /// Cladding radius along x (frame pixels).
+    pub cladding_radius_px: Option<f64>,
+    /// Cladding radius along y (frame pixels).
+    pub radius_y_px: Option<f64>,
+    pub locate_confidence: Option<f64>,
+    pub focus: Option<f64>,
+    /// Max of the anomaly map inside the contact zone; `None` when the model did not run.
+    pub image_score: Option<f32>,
+    /// `image_score > image_threshold`.
+    pub anomalous: Option<bool>,
+    pub pixel_threshold: f32,
+    pub image_threshold: f32,
+    pub timings_ms: Timings,
+    pub model_sha256: String,
+    pub execution_provider: String,
+    pub profile: String,
+    /// Where the model crop sat (for mapping the crop-space map to frame pixels).
+    #[serde(skip)]
+    pub geometry: Option<CropGeometry>,
+}
+
+/// Folders searched for a grading profile given by name: `<config dir>/profiles`, the
+/// repository's `firmware-config/profiles` (next to the executable's `../../`, then the
+/// working directory) and `/etc/endface/profiles`.
+pub fn profile_search_dirs(config_dir: Option<&Path>) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(d) = config_dir {
+        dirs.push(d.join("profiles"));
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(repo) = exe.parent().and_then(Path::parent).and_then(Path::parent) {
+            dirs.push(repo.join("firmware-config").join("profiles"));
+        }
+    }
+    dirs.push(PathBuf::from("firmware-config/profiles"));
+    dirs.push(PathBuf::from("/etc/endface/profiles"));
+    dirs
+}
+
+/// The inspection engine for one station: model session, profile, settings, buffers.
+pub struct Inspector {
+    model: Model,
+    profile: Profile,
+    scale: PixelScale,
+    locator: Locator,
+    min_confidence: f64,
+    min_focus: f64,
+    pixel_threshold: f32,
+    image_threshold: f32,
+    zone: ContactZone,
+    crop_px: Vec<f32>,
+    crop_scratch: CropScratch,
+    map_in_crop: Vec<f32>,
+    smooth_scratch: Vec<f32>,
+    defect_scratch: DefectScratch,
+    defects: Vec<Defect>,
+}
+
+impl Inspector {
+    /// Load the model named by `cfg.model.manifest` and set up the pipeline for `profile`.
+    pub fn new(cfg: &StationConfig, profile: Profile) -> Result<Inspector, InspectError> {
+        let model = Model::load(&cfg.model.manifest, &cfg.runtime)?;
+        Inspector::with_model(cfg, profile, model)
+    }
+
+    /// Set up the pipeline around an already loaded model.
+    pub fn with_model(
+        cfg: &StationConfig,
+        profile: Profile,
+        model: Model,
+    ) -> Result<Inspector, InspectError> {
+        let scale = cfg.calibration.pixel_scale();
+        let m = model.manifest();
+        let pixel_threshold = cfg.model.pixel_threshold.unwrap_or(m.thresholds.pixel) as f32;
+        let image_threshold = cfg.model.image_threshold.unwrap_or(m.thresholds.image) as f32;
+        let (w, h) = model.input_size();
+        let zone = ContactZone::new(w, h, m.um_per_px, profile.contact_radius_um());
+        let crop_span_um = (w.min(h) as f64) * m.um_per_px;
+        if crop_span_um < 2.0 * profile.contact_radius_um() {
+            tracing::warn!(
+                "model crop spans {crop_span_um:.0} µm, less than the {:.0} µm contact zone: defects near its edge are not seen",
+                2.0 * profile.contact_radius_um()
+            );
+        }
+        let locator = Locator::new(locate_config(cfg, scale))?;
+        Ok(Inspector {
+            model,
+            profile,
+            scale,
+            locator,
+            min_confidence: cfg.locate.min_confidence,
+            min_focus: cfg.locate.min_focus,
+            pixel_threshold,
+            image_threshold,
+            zone,
+            crop_px: Vec::with_capacity(w * h),
+            crop_scratch: CropScratch::default(),
+            map_in_crop: Vec::with_capacity(w * h),
+            smooth_scratch: Vec::with_capacity(w * h),
+            defect_scratch: DefectScratch::default(),
+            defects: Vec::new(),
+        })
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+    pub fn pixel_scale(&self) -> PixelScale {
+        self.scale
+    }
+    pub fn pixel_threshold(&self) -> f32 {
+        self.pixel_threshold
+    }
+    pub fn image_threshold(&self) -> f32 {
+        self.image_threshold
+    }
+
+    /// Use another camera scale from now on (e.g. per image in `eval`).
+    pub fn set_pixel_scale(&mut self, scale: PixelScale) -> Result<(), InspectError> {
+        if !scale.is_valid() {
+            return Err(InspectError::Setting {
+                key: "calibration.um_per_px".into(),
+                problem: format!(
+                    "{} x {} µm/px is not a valid scale",
+                    scale.um_per_px_x, scale.um_per_px_y
+                ),
+            });
+        }
+        if scale != self.scale {
+            let mut cfg = LocateConfig::with_scale(scale);
+            cfg.min_confidence = self.min_confidence;
+            self.locator = Locator::new(cfg)?;
+            self.scale = scale;
+        }
+        Ok(())
+    }
+
+    /// Use another grading profile from now on (the contact zone follows it).
+    pub fn set_profile(&mut self, profile: Profile) {
+        let (w, h) = self.model.input_size();
+        self.zone = ContactZone::new(
+            w,
+            h,
+            self.model.manifest().um_per_px,
+            profile.contact_radius_um(),
+        );
+        self.profile = profile;
+    }
+
+    /// The anomaly map of the last inspected frame (crop space, `W*H`, zeroed outside the
+    /// contact zone); empty when the model did not run.
+    pub fn anomaly_map_in_crop(&self) -> &[f32] {
+        &self.map_in_crop
+    }
+
+    /// Defect labels of the last frame (crop space, 0 = none; see [`InspectedDefect::label`]).
+    pub fn labels_in_crop(&self) -> &[u32] {
+        &self.defect_scratch.labels_in_crop
+    }
+
+    /// The last frame's crop (0..=255, crop space).
+    pub fn crop_in_crop(&self) -> &[f32] {
+        &self.crop_px
+    }
+
+    /// Inspect a frame: locate the fiber, then [`Inspector::inspect_located`].
+    pub fn inspect(&mut self, frame: &GrayImage) -> Result<Inspection, InspectError> {
+        let t0 = Instant::now();
+        let located = self.locator.locate(frame);
+        let locate_ms = ms_since(t0);
+        match located {
+            Ok(loc) => {
+                let mut insp = self.inspect_located(frame, &loc)?;
+                insp.timings_ms.locate = locate_ms;
+                insp.timings_ms.total += locate_ms;
+                Ok(insp)
+            }
+            Err(e) => {
+                debug!("locate failed: {e}");
+                self.map_in_crop.clear();
+                self.defect_scratch.labels_in_crop.clear();
+                let mut insp = self.unable(format!("{e}: cannot grade"), None);
+                insp.timings_ms.locate = locate_ms;
+                insp.timings_ms.total = locate_ms;
+                Ok(insp)
+            }
+        }
+    }
+
+    /// Inspect a frame with the fiber already located (e.g. a fixed fixture, or tests).
+    pub fn inspect_located(
+        &mut self,
+        frame: &GrayImage,
+        loc: &Located,
+    ) -> Result<Inspection, InspectError> {
+        let t_start = Instant::now();
+        if let Some(g) = grade::check_gradable(true, loc.focus, self.min_focus) {
+            self.map_in_crop.clear();
+            self.defect_scratch.labels_in_crop.clear();
+            let mut insp = self.unable_with(g.reasons, Some(loc));
+            insp.timings_ms.total = ms_since(t_start);
+            return Ok(insp);
+        }
+        let mut t = Timings::default();
+
+        let t0 = Instant::now();
+        let (w, h) = self.model.input_size();
+        let geometry = CropGeometry {
+            center_in_frame: loc.center_in_frame,
+            frame_scale: self.scale,
+            crop_um_per_px: self.model.manifest().um_per_px,
+            width: w,
+            height: h,
+        };
+        geometry.sample(frame, &mut self.crop_px, &mut self.crop_scratch);
+        self.model.set_gray_input(&self.crop_px)?;
+        t.crop = ms_since(t0);
+
+        let t0 = Instant::now();
+        self.model.run()?;
+        t.infer = ms_since(t0);
+
+        let t0 = Instant::now();
+        let model = &self.model;
+        anomaly::build_map(
+            model.manifest(),
+            model.input(),
+            |name| model.output(name),
+            &mut self.map_in_crop,
+            &mut self.smooth_scratch,
+        )?;
+        let image_score = self.zone.mask_and_score(&mut self.map_in_crop);
+        anomaly::extract_defects(
+            &self.map_in_crop,
+            &self.zone,
+            self.pixel_threshold,
+            &mut self.defect_scratch,
+            &mut self.defects,
+        );
+        t.anomaly = ms_since(t0);
+
+        let t0 = Instant::now();
+        let features: Vec<grade::Feature> = self.defects.iter().map(Defect::feature).collect();
+        let g = grade::grade(&self.profile, &features);
+        let (fw, fh) = frame.dimensions();
+        let defects = self
+            .defects
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let fg = g.per_feature.get(i).copied();
+                InspectedDefect {
+                    kind: d.kind,
+                    zone: fg.and_then(|f| f.zone),
+                    size_um: d.size_um,
+                    bbox: geometry.bbox_in_frame(d.bbox_in_crop, fw, fh),
+                    score: d.score,
+                    fails: fg.is_some_and(|f| f.fails),
+                    area_um2: d.area_um2,
+                    length_um: d.length_um,
+                    width_um: d.width_um,
+                    elongation: d.elongation,
+                    inner_radius_um: d.inner_radius_um,
+                    bbox_in_crop: d.bbox_in_crop,
+                    label: d.label,
+                }
+            })
+            .collect();
+        t.grade = ms_since(t0);
+        t.total = ms_since(t_start);
+
+        Ok(Inspection {
+            verdict: g.verdict,
+            reasons: g.reasons,
+            defects,
+            center: Some(loc.center_in_frame),
+            cladding_radius_px: Some(loc.cladding_radius_px),
+            radius_y_px: Some(loc.radius_y_px),
+            locate_confidence: Some(loc.confidence),
+            focus: Some(loc.focus),
+            image_score: Some(image_score),
+            anomalous: Some(image_score > self.image_threshold),
+            pixel_threshold: self.pixel_threshold,
+            image_threshold: self.image_threshold,
+            timings_ms: t,
+            model_sha256: self.model.sha256().to_string(),
+            execution_provider: self.model.provider().primary.clone(),
+            profile: self.profile.name.clone(),
+            geometry: Some(geometry),
+        })
+    }
+
+    fn unable(&self, reason: String, loc: Option<&Located>) -> Inspection {
+        self.unable_with(grade::unable(reason).reasons, loc)
+    }
+
+    fn unable_with(&self, reasons: Vec<String>, loc: Option<&Located>) -> Inspection {
+        Inspection {
+            verdict: Verdict::Unable,
+            reasons,
+            defects: Vec::new(),
+            center: loc.map(|l| l.center_in_frame),
+            cladding_radius_px: loc.map(|l| l.cladding_radius_px),
+            radius_y_px: loc.map(|l| l.radius_y_px),
+            locate_confidence: loc.map(|l| l.confidence),
+            focus: loc.map(|l| l.focus),
+            image_score: None,
+            anomalous: None,
+            pixel_threshold: self.pixel_threshold,
+            image_threshold: self.image_threshold,
+            timings_ms: Timings::default(),
+            model_sha256: self.model.sha256().to_string(),
+            execution_provider: self.model.provider().primary.clone(),
+            profile: self.profile.name.clone(),
+            geometry: None,
+        }
+    }
+}
+
+fn locate_config(cfg: &StationConfig, scale: PixelScale) -> LocateConfig {
+    let mut lc = LocateConfig::with_scale(scale);
+    lc.min_confidence = cfg.locate.min_confidence;
+    lc
+}
+
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}

@@ -1,0 +1,60 @@
+//! Helpers shared by the inspect/model/eval integration tests.
+#![allow(dead_code)]
+
+use endface::config::{ProviderKind, RuntimeSection};
+use std::path::{Path, PathBuf};
+
+/// The repository root (tests run with it as working directory).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    repo().join("tests").join("fixtures").join(name)
+}
+
+/// The ONNX Runtime library the tests use: $ENDFACE_ORT_LIB or .ort/<arch>/ (installed by
+/// scripts/setup-ort.sh). Panics with what to run when it is missing.
+pub fn ort_lib() -> PathBuf {
+    if let Some(p) = std::env::var_os("ENDFACE_ORT_LIB").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let p = repo()
+        .join(".ort")
+        .join(std::env::consts::ARCH)
+        .join("libonnxruntime.so");
+    assert!(
+        p.is_file(),
+        "ONNX Runtime not installed: run `scripts/setup-ort.sh` (expected {})",
+        p.display()
+    );
+    p
+}
+
+/// CPU-only runtime settings with the test library.
+pub fn cpu_runtime() -> RuntimeSection {
+    RuntimeSection {
+        onnxruntime_library: Some(ort_lib()),
+        providers: vec![ProviderKind::Cpu],
+        intra_threads: 1,
+        ..RuntimeSection::default()
+    }
+}
+
+/// Little-endian f32 file.
+pub fn read_f32(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// Largest absolute difference (panics on length mismatch).
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}

@@ -1,0 +1,179 @@
+//! Frame → verdict with the recon256 test model (a fixed Gaussian-blur "reconstruction"):
+//! defect size, zone, contact-zone masking, non-square pixels, UNABLE on poor focus.
+//! The fiber position is given (Inspector::inspect_located), so these tests do not depend on
+//! the localizer.
+
+mod common;
+
+use common::*;
+use endface::config::StationConfig;
+use endface::geometry::PixelScale;
+use endface::grade::{FeatureKind, Profile, Verdict, Zone};
+use endface::inspect::Inspector;
+use image::GrayImage;
+
+/// A 640x480 end face: bright ferrule, darker cladding (r = 62.5 µm) with soft edges, brighter
+/// core, plus sharp dark pits `(dx_um, dy_um, diameter_um)` relative to the axis.
+fn frame(scale: PixelScale, center: [f64; 2], pits: &[(f64, f64, f64)]) -> GrayImage {
+    let logistic = |t: f64| 1.0 / (1.0 + (-t).exp());
+    GrayImage::from_fn(640, 480, |x, y| {
+        let dx = (x as f64 - center[0]) * scale.um_per_px_x;
+        let dy = (y as f64 - center[1]) * scale.um_per_px_y;
+        let r = dx.hypot(dy);
+        let mut v = 180.0 - 70.0 * logistic((62.5 - r) / 2.0) + 20.0 * logistic((4.5 - r) / 2.0);
+        for &(px, py, d) in pits {
+            if (dx - px).hypot(dy - py) <= d / 2.0 {
+                v = 40.0;
+            }
+        }
+        image::Luma([v.round().clamp(0.0, 255.0) as u8])
+    })
+}
+
+fn located(
+    center: [f64; 2],
+    scale: PixelScale,
+    focus: f64,
+) -> endface::inspect::shim::locate::Located {
+    endface::inspect::shim::locate::Located {
+        center_in_frame: center,
+        cladding_radius_px: 62.5 / scale.um_per_px_x,
+        radius_y_px: 62.5 / scale.um_per_px_y,
+        confidence: 0.99,
+        focus,
+    }
+}
+
+fn inspector(scale: PixelScale) -> Inspector {
+    let mut cfg = StationConfig {
+        runtime: cpu_runtime(),
+        ..StationConfig::default()
+    };
+    cfg.model.manifest = fixture("recon256.manifest.json");
+    cfg.calibration.um_per_px_x = scale.um_per_px_x;
+    cfg.calibration.um_per_px_y = scale.um_per_px_y;
+    cfg.locate.min_focus = 0.1;
+    Inspector::new(&cfg, Profile::builtin("sm-upc").unwrap()).unwrap()
+}
+
+const CENTER: [f64; 2] = [319.5, 239.5];
+
+#[test]
+fn clean_fiber_passes() {
+    let scale = PixelScale::square(0.5);
+    let mut insp = inspector(scale);
+    let r = insp
+        .inspect_located(&frame(scale, CENTER, &[]), &located(CENTER, scale, 0.8))
+        .unwrap();
+    assert_eq!(r.verdict, Verdict::Pass, "{r:?}");
+    assert!(r.defects.is_empty());
+    assert!(r.image_score.unwrap() < r.image_threshold);
+    assert_eq!(r.execution_provider, "cpu");
+    assert_eq!(r.model_sha256.len(), 64);
+    assert_eq!(insp.anomaly_map_in_crop().len(), 256 * 256);
+}
+
+#[test]
+fn big_pit_in_zone_b_fails_with_size_and_box() {
+    let scale = PixelScale::square(0.5);
+    let mut insp = inspector(scale);
+    let f = frame(scale, CENTER, &[(30.0, 10.0, 6.0)]);
+    let r = insp
+        .inspect_located(&f, &located(CENTER, scale, 0.8))
+        .unwrap();
+    assert_eq!(r.verdict, Verdict::Fail, "{r:?}");
+    assert_eq!(r.defects.len(), 1, "{:?}", r.defects);
+    let d = &r.defects[0];
+    assert_eq!(d.kind, FeatureKind::Defect);
+    assert_eq!(d.zone, Some(Zone::B));
+    assert!(d.fails);
+    assert!(d.size_um > 5.0 && d.size_um < 9.0, "{d:?}");
+    // The pit's centre (frame px) lies inside the reported frame box.
+    let (px, py) = (CENTER[0] + 30.0 / 0.5, CENTER[1] + 10.0 / 0.5);
+    assert!(d.bbox[0] as f64 <= px && px <= d.bbox[2] as f64, "{d:?}");
+    assert!(d.bbox[1] as f64 <= py && py <= d.bbox[3] as f64, "{d:?}");
+    assert!(!r.reasons.is_empty());
+}
+
+#[test]
+fn marks_beyond_the_contact_zone_do_not_count() {
+    let scale = PixelScale::square(0.5);
+    let mut insp = inspector(scale);
+    // ~128.7 µm from the axis (nearest edge 126.7 µm): outside the 250 µm contact zone but
+    // inside the 256 µm crop.
+    let f = frame(scale, CENTER, &[(91.0, -91.0, 4.0)]);
+    let r = insp
+        .inspect_located(&f, &located(CENTER, scale, 0.8))
+        .unwrap();
+    assert_eq!(r.verdict, Verdict::Pass, "{r:?}");
+    assert!(r.defects.is_empty(), "{:?}", r.defects);
+    assert!(r.image_score.unwrap() < r.image_threshold, "{r:?}");
+    // The same mark inside zone D is seen (and passes: defects < 10 µm are allowed there).
+    let f = frame(scale, CENTER, &[(70.0, -70.0, 4.0)]);
+    let r = insp
+        .inspect_located(&f, &located(CENTER, scale, 0.8))
+        .unwrap();
+    assert_eq!(r.verdict, Verdict::Pass, "{r:?}");
+    assert_eq!(r.defects.len(), 1, "{:?}", r.defects);
+    assert_eq!(r.defects[0].zone, Some(Zone::D));
+    assert!(r.image_score.unwrap() > r.image_threshold, "{r:?}");
+}
+
+#[test]
+fn non_square_pixels_measure_the_same_defect() {
+    let square = PixelScale::square(0.5);
+    let pal = PixelScale {
+        um_per_px_x: 0.5,
+        um_per_px_y: 0.5 / 1.09,
+    };
+    let pits = [(-20.0, 25.0, 6.0)];
+    let r_sq = inspector(square)
+        .inspect_located(&frame(square, CENTER, &pits), &located(CENTER, square, 0.8))
+        .unwrap();
+    let r_pal = inspector(pal)
+        .inspect_located(&frame(pal, CENTER, &pits), &located(CENTER, pal, 0.8))
+        .unwrap();
+    assert_eq!(r_sq.defects.len(), 1);
+    assert_eq!(r_pal.defects.len(), 1);
+    let (a, b) = (&r_sq.defects[0], &r_pal.defects[0]);
+    assert!((a.size_um - b.size_um).abs() < 1.0, "{a:?} vs {b:?}");
+    assert!(
+        (a.inner_radius_um - b.inner_radius_um).abs() < 1.0,
+        "{a:?} vs {b:?}"
+    );
+    // In frame pixels the PAL box is ~1.09x taller.
+    let ha = (a.bbox[3] - a.bbox[1]) as f64;
+    let hb = (b.bbox[3] - b.bbox[1]) as f64;
+    assert!(hb > ha, "{a:?} vs {b:?}");
+}
+
+#[test]
+fn poor_focus_is_unable_never_pass() {
+    let scale = PixelScale::square(0.5);
+    let mut insp = inspector(scale);
+    let r = insp
+        .inspect_located(&frame(scale, CENTER, &[]), &located(CENTER, scale, 0.05))
+        .unwrap();
+    assert_eq!(r.verdict, Verdict::Unable);
+    assert!(r.reasons[0].contains("focus"), "{:?}", r.reasons);
+    assert!(r.image_score.is_none());
+}
+
+#[test]
+fn crop_space_map_maps_back_to_frame() {
+    let scale = PixelScale::square(0.5);
+    let mut insp = inspector(scale);
+    let f = frame(scale, CENTER, &[(30.0, 10.0, 6.0)]);
+    let r = insp
+        .inspect_located(&f, &located(CENTER, scale, 0.8))
+        .unwrap();
+    let g = r.geometry.unwrap();
+    let frame_map = g.map_to_frame(insp.anomaly_map_in_crop(), 640, 480);
+    let (px, py) = ((CENTER[0] + 60.0) as usize, (CENTER[1] + 20.0) as usize);
+    let near_pit = (py - 6..py + 6)
+        .flat_map(|y| (px - 6..px + 6).map(move |x| (x, y)))
+        .map(|(x, y)| frame_map[y * 640 + x])
+        .fold(0.0f32, f32::max);
+    assert!(near_pit > r.pixel_threshold, "{near_pit}");
+    assert_eq!(frame_map[0], 0.0);
+}
