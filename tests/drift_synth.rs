@@ -253,8 +253,7 @@ fn synth_untouched_stream_never_alarms_then_fiber_change_does() {
 
 /// Detection rate at α = 0.01 per shift and window size (20 trials per cell, 200-frame good
 /// reference, 32 projections, 199 permutations), 320x240 frames at 0.7 µm/px (cladding radius
-/// ≈ 89 px), production stream with 20 % defective frames; plus a long untouched run through
-/// the `DriftMonitor` (window 30, a test every 10 frames, enter/exit after 2).
+/// ≈ 89 px), production stream with 20 % defective frames.
 #[test]
 #[ignore]
 fn sensitivity_table_synth() {
@@ -313,31 +312,60 @@ fn sensitivity_table_synth() {
             }
         );
     }
-    let mut mon = DriftMonitor::new(
-        &reference,
-        DriftConfig {
-            window: 30,
-            test_every: 10,
-            projections: 32,
-            permutations: 199,
-            alpha: 0.01,
-            enter_after: 2,
-            exit_after: 2,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let (mut tests, mut significant, mut drift_reports) = (0, 0, 0);
+}
+
+/// Long untouched runs through the `DriftMonitor`: 3000 frames of the production stream (20 %
+/// defective) and 3000 good-only frames, each pushed through the daemon defaults (window 100,
+/// a test every 25 frames, enter/exit after 3) and a fast setting (window 30, every 10, enter/exit
+/// after 2). Prints tests, significant tests and DRIFT episodes per combination.
+///
+/// `cargo test --release --test drift_synth -- --ignored --nocapture long_untouched_runs_synth`
+#[test]
+#[ignore]
+fn long_untouched_runs_synth() {
     let n = 3000u64;
-    for i in 0..n {
-        if let Some(r) = mon.push(&st.features(5_000_000 + i, NONE, false)) {
-            tests += 1;
-            significant += usize::from(r.significant);
-            drift_reports += usize::from(r.state == DriftState::Drift);
+    let configs = [
+        (
+            "defaults (w=100, every 25, enter/exit 3)",
+            DriftConfig::default(),
+        ),
+        (
+            "fast (w=30, every 10, enter/exit 2)",
+            DriftConfig {
+                window: 30,
+                test_every: 10,
+                enter_after: 2,
+                exit_after: 2,
+                ..Default::default()
+            },
+        ),
+    ];
+    println!("| stream | monitor | frames | tests | significant at 0.01 | DRIFT episodes | frames in DRIFT |");
+    println!("|---|---|---|---|---|---|---|");
+    for (stream_name, defect_prob) in [("production, 20 % defective", 0.2), ("good only", 0.0)] {
+        let st = Station::new(320, 240, 0.7, 7, defect_prob);
+        let reference = st.stream(1, 200, NONE, true);
+        let frames: Vec<FrameFeatures> = (0..n)
+            .map(|i| st.features(5_000_000 + i, NONE, false))
+            .collect();
+        for (cfg_name, cfg) in &configs {
+            let mut mon = DriftMonitor::new(&reference, cfg.clone()).unwrap();
+            let (mut tests, mut significant, mut episodes, mut in_drift) = (0, 0, 0, 0);
+            let mut last = DriftState::Ok;
+            for f in &frames {
+                if let Some(r) = mon.push(f) {
+                    tests += 1;
+                    significant += usize::from(r.significant);
+                    if r.state == DriftState::Drift && last != DriftState::Drift {
+                        episodes += 1;
+                    }
+                    last = r.state;
+                }
+                in_drift += usize::from(mon.state() == DriftState::Drift);
+            }
+            println!(
+                "| {stream_name} | {cfg_name} | {n} | {tests} | {significant} | {episodes} | {in_drift} |"
+            );
         }
     }
-    println!(
-        "long untouched run: {n} frames, {tests} tests, {significant} significant at 0.01, \
-         {drift_reports} reports in DRIFT state"
-    );
 }
