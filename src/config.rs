@@ -32,7 +32,7 @@
 //!
 //! Relative paths are resolved against the directory of the config file
 //! ([`StationConfig::resolve_paths`]). The daemon's sections (`[camera]`, `[trigger]`, `[gpio]`,
-//! `[journal]`, `[display]`, `[drift]`) are accepted here as raw tables and parsed by their owner.
+//! `[journal]`, `[display]`, `[drift]`, `[daemon]`) are accepted here as raw tables and parsed by their owner.
 
 use crate::geometry::PixelScale;
 use serde::{Deserialize, Serialize};
@@ -256,6 +256,7 @@ pub struct StationConfig {
     pub journal: Option<toml::Table>,
     pub display: Option<toml::Table>,
     pub drift: Option<toml::Table>,
+    pub daemon: Option<toml::Table>,
 }
 
 impl StationConfig {

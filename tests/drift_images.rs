@@ -6,6 +6,8 @@
 //! light ±6 %, noise σ 2–4, defocus 0.5–0.9 px), NOT from the project's synthetic camera (`synth`), which
 //! had not landed on main when this was written. The full study is
 //! `cargo test --test drift_images -- --ignored --nocapture sensitivity_table`.
+//! The same study on frames from `synth` (the real synthetic camera) is tests/drift_synth.rs;
+//! its numbers are in docs/drift.md.
 //!
 //! Measured with that command (detection rate at α = 0.01, 20 trials per cell, 200-frame
 //! reference, 32 projections, 199 permutations; toy renderer, so optimistic for real streams):
