@@ -13,7 +13,7 @@ use embedded_graphics::mono_font::ascii::{FONT_6X10, FONT_9X18_BOLD};
 use embedded_graphics::mono_font::MonoTextStyle;
 use embedded_graphics::pixelcolor::Rgb888;
 use embedded_graphics::prelude::*;
-use embedded_graphics::primitives::{Ellipse, PrimitiveStyle, Rectangle};
+use embedded_graphics::primitives::{Line, PrimitiveStyle, Rectangle};
 use embedded_graphics::text::{Baseline, Text};
 use image::{GrayImage, RgbImage};
 use std::convert::Infallible;
@@ -82,12 +82,7 @@ pub fn render(
         for (zone, color) in Zone::ALL.into_iter().zip(ZONE_COLORS) {
             let r_um = profile.zone_outer_radius_um(zone);
             let (rx, ry) = (r_um / scale.um_per_px_x, r_um / scale.um_per_px_y);
-            // embedded-graphics ellipses take integer sizes; centre to the nearest pixel.
-            let size = Size::new((2.0 * rx).round() as u32, (2.0 * ry).round() as u32);
-            let center = Point::new(c[0].round() as i32, c[1].round() as i32);
-            let _ = Ellipse::with_center(center, size)
-                .into_styled(PrimitiveStyle::with_stroke(color, 1))
-                .draw(&mut canvas);
+            draw_ellipse(&mut canvas, c, rx, ry, color);
         }
     }
 
@@ -113,7 +108,10 @@ pub fn render(
                         && labels[v as usize * w + u as usize] == d.label
                 };
                 let (kx, ky) = g.frame_px_per_crop_px();
-                let dot = Size::new(kx.ceil().max(1.0) as u32, ky.ceil().max(1.0) as u32);
+                let dot = Size::new(
+                    kx.ceil().clamp(1.0, 16.0) as u32,
+                    ky.ceil().clamp(1.0, 16.0) as u32,
+                );
                 for v in v0 as i64..=v1 as i64 {
                     for u in u0 as i64..=u1 as i64 {
                         let boundary = at(u, v)
@@ -181,6 +179,33 @@ pub fn render(
         .draw(&mut canvas);
     }
     img
+}
+
+/// An axis-aligned ellipse outline with a sub-pixel centre, as a closed polyline of 1-px line
+/// segments (embedded-graphics' `Ellipse` overflows i32 arithmetic beyond ~250 px).
+fn draw_ellipse(canvas: &mut RgbCanvas<'_>, center: [f64; 2], rx: f64, ry: f64, color: Rgb888) {
+    if !(rx.is_finite() && ry.is_finite() && center.iter().all(|v| v.is_finite())) {
+        return;
+    }
+    let (rx, ry) = (rx.clamp(0.0, 1e5), ry.clamp(0.0, 1e5));
+    // Enough vertices that neighbours are at most ~1.5 px apart.
+    let n = ((std::f64::consts::TAU * rx.max(ry)) / 1.5)
+        .ceil()
+        .clamp(8.0, 100_000.0) as usize;
+    let point = |k: usize| {
+        let t = std::f64::consts::TAU * k as f64 / n as f64;
+        Point::new(
+            (center[0] + rx * t.cos()).round() as i32,
+            (center[1] + ry * t.sin()).round() as i32,
+        )
+    };
+    let style = PrimitiveStyle::with_stroke(color, 1);
+    let mut prev = point(0);
+    for k in 1..=n {
+        let p = point(k % n);
+        let _ = Line::new(prev, p).into_styled(style).draw(canvas);
+        prev = p;
+    }
 }
 
 /// Write an overlay as PNG (to a temporary name, then renamed into place).
@@ -269,6 +294,28 @@ mod tests {
         assert!(row.contains(&[0, 200, 255]), "{row:?}");
         // Elsewhere the frame is untouched gray.
         assert_eq!(img.get_pixel(5, 190).0, [128, 128, 128]);
+    }
+
+    #[test]
+    fn large_zones_on_a_large_frame_and_beyond_it() {
+        // 1152x864 at 0.2 µm/px: zone D is a 625 px radius circle, mostly outside the frame.
+        let frame = GrayImage::from_pixel(1152, 864, image::Luma([90]));
+        let profile = Profile::builtin("sm-upc").unwrap();
+        let mut insp = inspection(Verdict::Unable, false);
+        insp.center = Some([576.3, 431.8]);
+        insp.defects.clear();
+        let scale = PixelScale {
+            um_per_px_x: 0.2,
+            um_per_px_y: 0.2 / 1.09,
+        };
+        let img = render(&frame, &insp, None, &profile, scale);
+        // Zone B (r = 57.5 µm = 287.5 px in x) crosses the centre row at x ≈ 576.3 + 287.5.
+        let row: Vec<[u8; 3]> = (858..869).map(|x| img.get_pixel(x, 432).0).collect();
+        assert!(row.contains(&[0, 200, 255]), "{row:?}");
+        // Taller than wide in y: zone B crosses the centre column at y ≈ 431.8 - 313.4.
+        let col: Vec<[u8; 3]> = (113..124).map(|y| img.get_pixel(576, y).0).collect();
+        assert!(col.contains(&[0, 200, 255]), "{col:?}");
+        assert_eq!(img.get_pixel(1150, 5).0, [230, 170, 0]);
     }
 
     #[test]

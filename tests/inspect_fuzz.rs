@@ -260,6 +260,69 @@ proptest! {
     }
 
     #[test]
+    fn overlay_takes_any_geometry(
+        fw in 1u32..64, fh in 1u32..64,
+        cx in -1e5f64..1e5, cy in -1e5f64..1e5,
+        umx in 0.001f64..100.0, umy in 0.001f64..100.0,
+        s in 0.01f64..50.0,
+        bbox in prop::array::uniform4(0u32..100),
+        verdict in 0usize..3,
+    ) {
+        use endface::grade::{FeatureKind, Profile, Verdict, Zone};
+        use endface::inspect::{InspectedDefect, Inspection, Timings};
+        let g = CropGeometry {
+            center_in_frame: [cx, cy],
+            frame_scale: PixelScale { um_per_px_x: umx, um_per_px_y: umy },
+            crop_um_per_px: s,
+            width: 8,
+            height: 8,
+        };
+        let insp = Inspection {
+            verdict: [Verdict::Pass, Verdict::Fail, Verdict::Unable][verdict],
+            reasons: vec!["zone A: µ ≤ ≥ – ü".into()],
+            defects: vec![InspectedDefect {
+                kind: FeatureKind::Scratch,
+                zone: Some(Zone::C),
+                size_um: 1.0,
+                bbox,
+                score: 0.5,
+                fails: verdict == 1,
+                area_um2: 1.0,
+                length_um: 1.0,
+                width_um: 1.0,
+                elongation: 1.0,
+                inner_radius_um: 1.0,
+                bbox_in_crop: [0, 0, 7, 7],
+                label: 1,
+            }],
+            center: Some([cx, cy]),
+            cladding_radius_px: None,
+            radius_y_px: None,
+            locate_confidence: None,
+            focus: None,
+            image_score: Some(0.5),
+            anomalous: None,
+            pixel_threshold: 0.5,
+            image_threshold: 0.5,
+            timings_ms: Timings::default(),
+            model_sha256: String::new(),
+            execution_provider: "cpu".into(),
+            profile: "sm-upc".into(),
+            geometry: Some(g),
+        };
+        let labels = vec![1u32; 64];
+        let frame = image::GrayImage::new(fw, fh);
+        let img = endface::overlay::render(
+            &frame,
+            &insp,
+            Some(&labels),
+            &Profile::builtin("sm-upc").unwrap(),
+            PixelScale { um_per_px_x: umx, um_per_px_y: umy },
+        );
+        prop_assert_eq!(img.dimensions(), (fw, fh));
+    }
+
+    #[test]
     fn defect_extraction_takes_any_map(
         n in 1usize..40,
         values in prop::collection::vec(prop_oneof![0.0f32..1.0, Just(f32::NAN), Just(f32::INFINITY), Just(-1.0f32)], 1600),
