@@ -155,6 +155,66 @@ fn overlay_png_is_written() {
 }
 
 #[test]
+fn rendered_end_faces_are_graded_with_overlays() {
+    let st = Station::new();
+    let ds = st.path("ds");
+    let o = endface()
+        .args(["synth", "--out"])
+        .arg(&ds)
+        .args([
+            "--seed",
+            "77",
+            "--train-good",
+            "0",
+            "--test-good",
+            "1",
+            "--per-kind",
+            "1",
+        ])
+        .args([
+            "--kinds",
+            "pit",
+            "--um-per-px",
+            "0.5",
+            "--aspect",
+            "1.09",
+            "--jpeg-prob",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let good = ds.join("test/good/0000.png");
+    let pit = ds.join("test/pit/0000.png");
+    let out = st.path("overlays");
+    let o = st.inspect(&[
+        "--json",
+        "--um-per-px",
+        "0.5",
+        "--um-per-px-y",
+        &(0.5 / 1.09).to_string(),
+        "--overlay",
+        out.to_str().unwrap(),
+        good.to_str().unwrap(),
+        pit.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let stdout = String::from_utf8(o.stdout).unwrap();
+    for line in stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_ne!(v["verdict"], "unable", "{line}");
+        assert!(
+            v["center"][0].is_number() && v["image_score"].is_number(),
+            "{line}"
+        );
+        assert!(v["timings_ms"]["infer"].as_f64().unwrap() > 0.0, "{line}");
+    }
+    // Same stem in two folders: two overlays.
+    assert!(out.join("0000.overlay.png").is_file());
+    assert!(out.join("0000-2.overlay.png").is_file());
+}
+
+#[test]
 fn corrupt_image() {
     let st = Station::new();
     let p = st.path("corrupt.png");
