@@ -316,8 +316,9 @@ fn sensitivity_table_synth() {
 
 /// Long untouched runs through the `DriftMonitor`: 3000 frames of the production stream (20 %
 /// defective) and 3000 good-only frames, each pushed through the daemon defaults (window 100,
-/// a test every 25 frames, enter/exit after 3) and a fast setting (window 30, every 10, enter/exit
-/// after 2). Prints tests, significant tests and DRIFT episodes per combination.
+/// a test every 25 frames, enter/exit after 3), a fast setting (window 30, every 10, enter/exit
+/// after 2), non-overlapping windows and the defaults at α = 0.001. Prints tests, significant
+/// tests and DRIFT episodes per combination.
 ///
 /// `cargo test --release --test drift_synth -- --ignored --nocapture long_untouched_runs_synth`
 #[test]
@@ -336,6 +337,23 @@ fn long_untouched_runs_synth() {
                 test_every: 10,
                 enter_after: 2,
                 exit_after: 2,
+                ..Default::default()
+            },
+        ),
+        (
+            "non-overlapping (w=100, every 100, enter/exit 2)",
+            DriftConfig {
+                test_every: 100,
+                enter_after: 2,
+                exit_after: 2,
+                ..Default::default()
+            },
+        ),
+        (
+            "defaults at alpha 0.001 (1999 permutations)",
+            DriftConfig {
+                alpha: 0.001,
+                permutations: 1999,
                 ..Default::default()
             },
         ),
