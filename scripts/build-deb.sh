@@ -16,7 +16,7 @@
 #
 # Layout: /usr/bin/endface, /lib/systemd/system/endface.service, /etc/endface/station.toml and
 # /etc/endface/profiles/*.toml (conffiles), /etc/endface/keys/ (trusted *.pub, added by the
-# technician), /usr/lib/endface/libonnxruntime.so, /usr/share/endface/models/ (factory model),
+# technician), /usr/lib/endface/libonnxruntime.so, /var/lib/endface/models/ (factory model),
 # /var/lib/endface/ (A/B slots, journal; created by postinst).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,7 +61,7 @@ stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
 root="$stage/root"
 install -d -m 0755 "$root/DEBIAN" "$root/usr/bin" "$root/usr/lib/endface" "$root/etc/endface/profiles" \
-    "$root/etc/endface/keys" "$root/usr/share/endface/models" "$root/usr/share/doc/endface"
+    "$root/etc/endface/keys" "$root/var/lib/endface/models" "$root/usr/share/doc/endface"
 install -m 0755 "$binary" "$root/usr/bin/endface"
 install -m 0644 "$ort" "$root/usr/lib/endface/libonnxruntime.so"
 install -m 0644 "$station" "$root/etc/endface/station.toml"
@@ -78,7 +78,7 @@ else
     echo "build-deb: warning: firmware-config/endface.service missing; package has no systemd unit" >&2
 fi
 for m in models/*.onnx models/*.manifest.json models/MANIFEST.md; do
-    [[ -f "$m" ]] && install -m 0644 "$m" "$root/usr/share/endface/models/"
+    [[ -f "$m" ]] && install -m 0644 "$m" "$root/var/lib/endface/models/"
 done
 [[ -f docs/technician-updates.md ]] && install -m 0644 docs/technician-updates.md "$root/usr/share/doc/endface/"
 install -m 0644 firmware-config/debian/copyright "$root/usr/share/doc/endface/copyright"

@@ -52,7 +52,7 @@ dpkg_r() { dpkg --root="$R" --force-script-chrootless --force-not-root --force-d
 
 # 1. Install.
 dpkg_r -i "$deb1" > "$work/install.log" 2>&1 || { cat "$work/install.log"; fail "install"; }
-for f in usr/bin/endface usr/lib/endface/libonnxruntime.so etc/endface/station.toml usr/share/doc/endface/copyright; do
+for f in usr/bin/endface usr/lib/endface/libonnxruntime.so etc/endface/station.toml etc/endface/profiles/sm-upc.toml usr/share/doc/endface/copyright; do
     [[ -f "$R/$f" ]] || fail "missing /$f after install"
 done
 [[ -x "$R/usr/bin/endface" ]] || fail "/usr/bin/endface not executable"
@@ -70,17 +70,39 @@ fi
 "$R/usr/bin/endface" --version > /dev/null || fail "installed binary does not run"
 ok "install ($(basename "$deb1"))"
 
-# Technician edits the config; a bundle state exists.
+# Technician edits the config and installs a signed bundle into the A/B slots.
 echo '# technician edit: calibrated 2025-01-01' >> "$R/etc/endface/station.toml"
-echo 'endface-ed25519-public-v1 00 lab' > "$R/etc/endface/keys/lab.pub"
-echo '{"marker": true}' > "$R/var/lib/endface/journal/bundle.jsonl"
+E="$R/usr/bin/endface"
+"$E" -q bundle keygen --out "$work/ws" --name lab > /dev/null
+cp "$work/ws/lab.pub" "$R/etc/endface/keys/"
+mkdir -p "$work/src/golden"
+head -c 4096 /dev/urandom > "$work/src/m.onnx"
+printf '{"onnx_file":"m.onnx","sha256":"%s","version":"1.0.0"}\n' "$(sha256sum "$work/src/m.onnx" | cut -d' ' -f1)" > "$work/src/m.manifest.json"
+cp firmware-config/debian/station.toml "$work/src/golden/g.png"   # any bytes: the fake self-test does not read it
+echo '{"image": "g.png", "verdict": "pass"}' > "$work/src/golden/expected.jsonl"
+"$E" -q bundle create --key "$work/ws/lab.key" --model "$work/src/m.onnx" --manifest "$work/src/m.manifest.json" \
+    --golden "$work/src/golden" -o "$work/b.bundle" > /dev/null
+if [[ "$binary" == */debug/* ]]; then
+    # Debug builds honour the fake self-test (release builds run the real model).
+    ENDFACE_SELFTEST_FAKE=expected "$E" -q bundle install "$work/b.bundle" --keys "$R/etc/endface/keys" \
+        --root "$R/var/lib/endface" > /dev/null || fail "bundle install into the packaged state root"
+    "$E" -q bundle status --root "$R/var/lib/endface" | grep -q 'active: *a (version 1.0.0' || fail "bundle status after install"
+    has_bundle=1
+else
+    echo '{"marker": true}' > "$R/var/lib/endface/journal/bundle.jsonl"
+    has_bundle=0
+fi
 
 # 2. Upgrade, packaged default unchanged: the edit survives silently.
 dpkg_r -i "$deb2" > "$work/upgrade.log" 2>&1 || { cat "$work/upgrade.log"; fail "upgrade"; }
 grep -q 'technician edit' "$R/etc/endface/station.toml" || fail "config edit lost on upgrade"
 [[ -f "$R/etc/endface/keys/lab.pub" && -f "$R/var/lib/endface/journal/bundle.jsonl" ]] || fail "keys or state lost on upgrade"
+if [[ "$has_bundle" == 1 ]]; then
+    "$R/usr/bin/endface" -q bundle status --root "$R/var/lib/endface" | grep -q 'active: *a (version 1.0.0' \
+        || fail "installed bundle lost on upgrade"
+fi
 dpkg-query --admindir="$R/var/lib/dpkg" -W -f='${Version}' endface | grep -qx 0.0.2 || fail "version after upgrade"
-ok "upgrade 0.0.1 -> 0.0.2 keeps config edit, keys, state"
+ok "upgrade 0.0.1 -> 0.0.2 keeps config edit, keys, installed bundle (slot a) and journal"
 
 # 3. Upgrade with a changed packaged default: keep the local edit (what a station wants).
 dpkg_r --force-confdef --force-confold -i "$deb3" > "$work/upgrade3.log" 2>&1 || { cat "$work/upgrade3.log"; fail "upgrade 3"; }

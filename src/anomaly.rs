@@ -110,7 +110,7 @@ pub fn build_map<'a>(
     input_norm: &[f32],
     output: impl Fn(&str) -> Option<&'a [f32]>,
     map_in_crop: &mut Vec<f32>,
-    scratch: &mut Vec<f32>,
+    scratch: &mut SmoothScratch,
 ) -> Result<(), AnomalyError> {
     let (_, h, w) = manifest.input_chw();
     let plane = w * h;
@@ -158,43 +158,62 @@ pub fn gaussian_smooth(
     width: usize,
     height: usize,
     sigma: f64,
-    scratch: &mut Vec<f32>,
+    scratch: &mut SmoothScratch,
 ) {
     if sigma <= 0.0 || width == 0 || height == 0 {
         return;
     }
     let radius = (4.0 * sigma + 0.5) as i64;
-    let mut kernel: Vec<f64> = (-radius..=radius)
-        .map(|x| (-0.5 / (sigma * sigma) * (x * x) as f64).exp())
-        .collect();
+    let SmoothScratch {
+        plane: scratch,
+        line,
+        kernel,
+    } = scratch;
+    kernel.clear();
+    kernel.extend((-radius..=radius).map(|x| (-0.5 / (sigma * sigma) * (x * x) as f64).exp()));
     let sum: f64 = kernel.iter().sum();
     kernel.iter_mut().for_each(|k| *k /= sum);
 
     scratch.clear();
     scratch.resize(width * height, 0.0);
-    // Axis 0: along each column.
-    for v in 0..height {
-        for u in 0..width {
-            let mut acc = 0.0f64;
-            for (k, &kw) in kernel.iter().enumerate() {
-                let vv = reflect(v as i64 + k as i64 - radius, height);
-                acc += kw * img[vv * width + u] as f64;
-            }
+    let r = radius as usize;
+    // Axis 0: along each column (reflect-padded copy of the column, then a plain dot product).
+    for u in 0..width {
+        line.clear();
+        line.extend(
+            (0..height + 2 * r).map(|k| img[reflect(k as i64 - radius, height) * width + u] as f64),
+        );
+        for v in 0..height {
+            let acc: f64 = kernel
+                .iter()
+                .zip(&line[v..v + 2 * r + 1])
+                .map(|(k, x)| k * x)
+                .sum();
             scratch[v * width + u] = acc as f32;
         }
     }
     // Axis 1: along each row.
     for v in 0..height {
+        line.clear();
         let row = &scratch[v * width..(v + 1) * width];
+        line.extend((0..width + 2 * r).map(|k| row[reflect(k as i64 - radius, width)] as f64));
         for u in 0..width {
-            let mut acc = 0.0f64;
-            for (k, &kw) in kernel.iter().enumerate() {
-                let uu = reflect(u as i64 + k as i64 - radius, width);
-                acc += kw * row[uu] as f64;
-            }
+            let acc: f64 = kernel
+                .iter()
+                .zip(&line[u..u + 2 * r + 1])
+                .map(|(k, x)| k * x)
+                .sum();
             img[v * width + u] = acc as f32;
         }
     }
+}
+
+/// Reusable buffers of [`gaussian_smooth`].
+#[derive(Debug, Default, Clone)]
+pub struct SmoothScratch {
+    plane: Vec<f32>,
+    line: Vec<f64>,
+    kernel: Vec<f64>,
 }
 
 /// scipy's "reflect" boundary (d c b a | a b c d | d c b a), any distance.
@@ -549,7 +568,7 @@ mod tests {
     fn smoothing_preserves_mass_and_constant() {
         let (w, h) = (9, 7);
         let mut img = vec![2.5f32; w * h];
-        let mut s = Vec::new();
+        let mut s = SmoothScratch::default();
         gaussian_smooth(&mut img, w, h, 1.3, &mut s);
         assert!(img.iter().all(|&v| (v - 2.5).abs() < 1e-5));
         let mut img = vec![0.0f32; w * h];

@@ -12,7 +12,7 @@
 //! um_per_px_y = 0.5
 //!
 //! [runtime]
-//! onnxruntime_library = "/usr/lib/endface/libonnxruntime.so"   # else $ENDFACE_ORT_LIB, else default folders
+//! onnxruntime_library = "/usr/lib/endface/libonnxruntime.so"   # $ENDFACE_ORT_LIB overrides; absent: default folders
 //! providers = ["tensorrt", "cuda", "cpu"]   # tried in this order
 //! require_accelerator = false   # true: refuse to run when only the CPU took the model
 //! trt_fp16 = true
@@ -27,12 +27,12 @@
 //!
 //! [locate]
 //! min_confidence = 0.5
-//! min_focus = 0.0
+//! min_focus = 0.15
 //! ```
 //!
 //! Relative paths are resolved against the directory of the config file
 //! ([`StationConfig::resolve_paths`]). The daemon's sections (`[camera]`, `[trigger]`, `[gpio]`,
-//! `[journal]`, `[display]`, `[drift]`) are accepted here as raw tables and parsed by their owner.
+//! `[journal]`, `[display]`, `[drift]`, `[daemon]`) are accepted here as raw tables and parsed by their owner.
 
 use crate::geometry::PixelScale;
 use serde::{Deserialize, Serialize};
@@ -158,7 +158,8 @@ impl CalibrationSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RuntimeSection {
-    /// Path of `libonnxruntime.so`; when absent, `$ENDFACE_ORT_LIB`, then the default folders.
+    /// Path of `libonnxruntime.so` (`$ENDFACE_ORT_LIB` overrides it); when absent, the default
+    /// folders (see `model::default_runtime_dirs`).
     pub onnxruntime_library: Option<PathBuf>,
     /// Execution providers, tried in this order (the CPU always remains as ONNX Runtime's
     /// fallback for nodes no other provider takes).
@@ -234,7 +235,7 @@ impl Default for LocateSection {
     fn default() -> Self {
         Self {
             min_confidence: 0.5,
-            min_focus: 0.0,
+            min_focus: 0.15,
         }
     }
 }
@@ -255,6 +256,7 @@ pub struct StationConfig {
     pub journal: Option<toml::Table>,
     pub display: Option<toml::Table>,
     pub drift: Option<toml::Table>,
+    pub daemon: Option<toml::Table>,
 }
 
 impl StationConfig {
@@ -339,8 +341,11 @@ impl StationConfig {
                     .into(),
             ));
         }
-        if self.runtime.trt_workspace_mb == 0 {
-            return Err(bad("runtime.trt_workspace_mb", "must be at least 1".into()));
+        if !(1..=1_048_576).contains(&self.runtime.trt_workspace_mb) {
+            return Err(bad(
+                "runtime.trt_workspace_mb",
+                format!("{} is not in 1..=1048576", self.runtime.trt_workspace_mb),
+            ));
         }
         if self.runtime.device_id < 0 {
             return Err(bad(

@@ -8,7 +8,7 @@
 //! Loading checks everything the manifest promises: the `.onnx` bytes hash to `sha256`, the
 //! session's input and outputs have the manifest's names, element type and shapes. ONNX
 //! Runtime itself is a shared library loaded at run time (ort `load-dynamic`):
-//! [`find_runtime_library`] looks in the config's `onnxruntime_library`, `$ENDFACE_ORT_LIB`,
+//! [`find_runtime_library`] takes `$ENDFACE_ORT_LIB`, else the config's `onnxruntime_library`,
 //! then the default folders; `scripts/setup-ort.sh` puts a pinned copy in `.ort/<arch>/`.
 //!
 //! Execution providers are registered in the configured order (TensorRT, CUDA, CPU). ONNX
@@ -40,6 +40,8 @@ pub const PINNED_ORT_VERSION: &str = "1.20.1";
 pub const ORT_LIB_ENV: &str = "ENDFACE_ORT_LIB";
 /// Largest input a manifest may declare (pixels per channel): guards buffer sizes.
 const MAX_INPUT_PIXELS: usize = 4096 * 4096;
+/// Largest output a manifest may declare (values): outputs are preallocated at load.
+const MAX_OUTPUT_ELEMENTS: i64 = 4 * 4096 * 4096;
 
 /// Errors loading or running the model. [`ModelError::exit_code`] maps each to the CLI's code.
 #[derive(Debug, thiserror::Error)]
@@ -411,6 +413,17 @@ impl Manifest {
                     format!("{:?}: every dimension must be a positive number", o.shape),
                 ));
             }
+            let numel = o
+                .shape
+                .iter()
+                .try_fold(1i64, |acc, &d| acc.checked_mul(d))
+                .filter(|&n| n <= MAX_OUTPUT_ELEMENTS);
+            if numel.is_none() {
+                return Err(bad(
+                    &format!("outputs[{i}].shape"),
+                    format!("{:?}: more than {MAX_OUTPUT_ELEMENTS} values", o.shape),
+                ));
+            }
         }
         if !(self.um_per_px.is_finite() && self.um_per_px > 0.0) {
             return Err(bad(
@@ -443,6 +456,7 @@ impl Manifest {
         // The map (or reconstruction) must be H x W, optionally with leading 1s (and C for a
         // reconstruction): [1,1,H,W], [1,H,W], [H,W] or [1,C,H,W].
         if let Some(o) = self.outputs.iter().find(|o| o.name == map_name) {
+            // infallible: every output's element count was bounded above.
             let n: i64 = o.shape.iter().product();
             let hw = (h * w) as i64;
             let last2 = o.shape.len() >= 2 && o.shape[o.shape.len() - 2..] == [h as i64, w as i64];
@@ -497,33 +511,35 @@ pub fn default_runtime_dirs() -> Vec<PathBuf> {
     dirs
 }
 
-/// Where the ONNX Runtime library is: `configured` (config key), else `$ENDFACE_ORT_LIB`, else
-/// the first `libonnxruntime.so` in [`default_runtime_dirs`]. A path named explicitly must
-/// exist (no silent fallback to another copy).
+/// Where the ONNX Runtime library is: `$ENDFACE_ORT_LIB` (a one-off override), else
+/// `configured` (the config's `[runtime] onnxruntime_library`), else the first
+/// `libonnxruntime.so` in [`default_runtime_dirs`]. A path named explicitly must exist (no
+/// silent fallback to another copy).
 pub fn find_runtime_library(configured: Option<&Path>) -> Result<PathBuf, ModelError> {
-    if let Some(p) = configured {
-        return if p.is_file() {
-            Ok(p.to_path_buf())
+    let env = std::env::var_os(ORT_LIB_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    find_runtime_library_in(env, configured, &default_runtime_dirs())
+}
+
+/// [`find_runtime_library`] with the environment value and default folders given.
+pub fn find_runtime_library_in(
+    env: Option<PathBuf>,
+    configured: Option<&Path>,
+    default_dirs: &[PathBuf],
+) -> Result<PathBuf, ModelError> {
+    let explicit = env
+        .map(|p| (p, format!("${ORT_LIB_ENV}")))
+        .or_else(|| configured.map(|p| (p.to_path_buf(), "[runtime] onnxruntime_library".into())));
+    if let Some((path, origin)) = explicit {
+        return if path.is_file() {
+            Ok(path)
         } else {
-            Err(ModelError::RuntimeConfiguredMissing {
-                path: p.to_path_buf(),
-                origin: "[runtime] onnxruntime_library".into(),
-            })
+            Err(ModelError::RuntimeConfiguredMissing { path, origin })
         };
     }
-    if let Some(v) = std::env::var_os(ORT_LIB_ENV).filter(|v| !v.is_empty()) {
-        let p = PathBuf::from(v);
-        return if p.is_file() {
-            Ok(p)
-        } else {
-            Err(ModelError::RuntimeConfiguredMissing {
-                path: p,
-                origin: format!("${ORT_LIB_ENV}"),
-            })
-        };
-    }
-    let searched: Vec<PathBuf> = default_runtime_dirs()
-        .into_iter()
+    let searched: Vec<PathBuf> = default_dirs
+        .iter()
         .map(|d| d.join("libonnxruntime.so"))
         .collect();
     searched
@@ -684,6 +700,17 @@ fn register_providers(
     let mut registered = Vec::new();
     let mut rejected = Vec::new();
     for &p in &rt.providers {
+        let built_in = match p {
+            ProviderKind::Tensorrt => ort::ep::TensorRT::is_available(),
+            ProviderKind::Cuda => ort::ep::CUDA::is_available(),
+            ProviderKind::Cpu => Ok(true),
+        };
+        if let Ok(false) = built_in {
+            let msg = "not in this ONNX Runtime build (a CPU-only library? use the GPU build, e.g. JetPack's on a Jetson)".to_string();
+            info!("execution provider {} not available: {msg}", p.ort_name());
+            rejected.push((p, msg));
+            continue;
+        }
         let result = match p {
             ProviderKind::Tensorrt => {
                 let mut trt = ort::ep::TensorRT::default()
@@ -1241,10 +1268,42 @@ mod tests {
     }
 
     #[test]
-    fn explicit_runtime_path_must_exist() {
-        let e =
-            find_runtime_library(Some(Path::new("/nonexistent/libonnxruntime.so"))).unwrap_err();
+    fn runtime_library_lookup_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.so"), dir.path().join("b.so"));
+        std::fs::write(&a, b"x").unwrap();
+        std::fs::write(&b, b"x").unwrap();
+        let defaults = [dir.path().join("d1"), dir.path().to_path_buf()];
+        std::fs::write(dir.path().join("libonnxruntime.so"), b"x").unwrap();
+        // The environment overrides the config, which overrides the default folders.
+        assert_eq!(
+            find_runtime_library_in(Some(a.clone()), Some(&b), &defaults).unwrap(),
+            a
+        );
+        assert_eq!(
+            find_runtime_library_in(None, Some(&b), &defaults).unwrap(),
+            b
+        );
+        assert_eq!(
+            find_runtime_library_in(None, None, &defaults).unwrap(),
+            dir.path().join("libonnxruntime.so")
+        );
+        // A named path that does not exist is an error naming it, not a fallback.
+        let e = find_runtime_library_in(
+            None,
+            Some(Path::new("/nonexistent/libonnxruntime.so")),
+            &defaults,
+        )
+        .unwrap_err();
         assert_eq!(e.exit_code(), exit::RUNTIME_MISSING);
         assert!(e.to_string().contains("/nonexistent/libonnxruntime.so"));
+        // Nothing anywhere: every searched place and the setup script are named.
+        let e = find_runtime_library_in(None, None, &defaults[..1])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("d1/libonnxruntime.so") && e.contains("scripts/setup-ort.sh"),
+            "{e}"
+        );
     }
 }

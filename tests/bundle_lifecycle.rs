@@ -342,3 +342,32 @@ fn create_refuses_inconsistent_inputs() {
         .contains("dotted numbers"));
     assert!(!opts.output.exists());
 }
+
+#[test]
+fn files_the_daemon_writes_belong_to_the_state_roots_owner() {
+    // A root-run install must leave the journal, lock and pointer writable by the daemon's
+    // user (the owner of the state root). Only meaningful as root.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: not root");
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path();
+    let k = keys(base, "lab");
+    let root = base.join("root");
+    fs::create_dir_all(&root).unwrap();
+    std::os::unix::fs::chown(&root, Some(54321), Some(54322)).unwrap();
+    install_with(
+        &root,
+        &trust(&k),
+        &Echo,
+        &make_bundle(base, &k, "v1", "1.0.0"),
+        false,
+    )
+    .unwrap();
+    for p in ["current", "lock", "journal", "journal/bundle.jsonl"] {
+        let m = fs::metadata(root.join(p)).unwrap();
+        assert_eq!((m.uid(), m.gid()), (54321, 54322), "{p}");
+    }
+}

@@ -58,7 +58,7 @@ fn check_parity(name: &str) {
         assert!(d < TOL, "{name}: output {out} differs by {d}");
     }
     let mut map = Vec::new();
-    let mut scratch = Vec::new();
+    let mut scratch = anomaly::SmoothScratch::default();
     anomaly::build_map(
         model.manifest(),
         model.input(),

@@ -88,15 +88,18 @@ pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), BundleError>
     f.sync_all().map_err(|e| BundleError::io(path, e))
 }
 
-/// Replace `path` atomically: write `<path>.tmp`, fsync, rename over `path`, fsync the directory.
+/// Replace `path` atomically: write `<path>.tmp` (owned like `owner_of`), fsync, rename over
+/// `path`, fsync the directory.
 /// Fault points `<fault_prefix>.tmp_written` and `<fault_prefix>.renamed` sit between the steps.
 pub(crate) fn replace_atomic(
     path: &Path,
     bytes: &[u8],
     fault_prefix: &str,
+    owner_of: &Path,
 ) -> Result<(), BundleError> {
     let tmp = tmp_path(path);
     write_synced(&tmp, bytes)?;
+    adopt_owner(&tmp, owner_of)?;
     fault_point(&format!("{fault_prefix}.tmp_written"));
     fs::rename(&tmp, path).map_err(|e| BundleError::io(path, e))?;
     fault_point(&format!("{fault_prefix}.renamed"));
@@ -149,16 +152,45 @@ pub(crate) struct Lock {
 }
 
 pub(crate) fn lock_exclusive(path: &Path) -> Result<Lock, BundleError> {
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(|e| BundleError::io(path, e))?;
+    // flock works on a read-only descriptor: the daemon's user can lock a file root created.
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let f = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(path)
+                .map_err(|e| BundleError::io(path, e))?;
+            if let Some(root) = path.parent() {
+                adopt_owner(path, root)?;
+            }
+            f
+        }
+        Err(e) => return Err(BundleError::io(path, e)),
+    };
     // SAFETY: flock on a valid, open file descriptor.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
     if rc != 0 {
         return Err(BundleError::io(path, std::io::Error::last_os_error()));
     }
     Ok(Lock { _file: file })
+}
+
+/// When running as root, give `path` the owner of `root` (the state root belongs to the
+/// daemon's user, which must be able to append to the journal and replace `current` after a
+/// technician ran `sudo endface bundle install`). A no-op for other users.
+pub(crate) fn adopt_owner(path: &Path, root: &Path) -> Result<(), BundleError> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    let want = fs::metadata(root).map_err(|e| BundleError::io(root, e))?;
+    let have = fs::symlink_metadata(path).map_err(|e| BundleError::io(path, e))?;
+    if (have.uid(), have.gid()) != (want.uid(), want.gid()) {
+        std::os::unix::fs::lchown(path, Some(want.uid()), Some(want.gid()))
+            .map_err(|e| BundleError::io(path, e))?;
+    }
+    Ok(())
 }

@@ -19,8 +19,12 @@ pub(crate) fn journal_path(state_root: &Path) -> PathBuf {
 pub(crate) fn append(state_root: &Path, event: &str, fields: Value) -> Result<(), BundleError> {
     let path = journal_path(state_root);
     if let Some(dir) = path.parent() {
-        super::fsutil::create_dir_durable(dir)?;
+        if !dir.is_dir() {
+            super::fsutil::create_dir_durable(dir)?;
+            super::fsutil::adopt_owner(dir, state_root)?;
+        }
     }
+    let created = !path.exists();
     let mut obj = Map::new();
     let ts_unix_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -38,6 +42,9 @@ pub(crate) fn append(state_root: &Path, event: &str, fields: Value) -> Result<()
         .append(true)
         .open(&path)
         .map_err(|e| BundleError::io(&path, e))?;
+    if created {
+        super::fsutil::adopt_owner(&path, state_root)?;
+    }
     f.write_all(line.as_bytes())
         .and_then(|()| f.sync_data())
         .map_err(|e| BundleError::io(&path, e))

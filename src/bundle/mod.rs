@@ -51,7 +51,8 @@ pub use journal::{read_journal, JOURNAL_FILE};
 pub use keys::{generate_keypair, KeyId, SigningKeyFile, TrustStore};
 pub use manifest::{compare_versions, BundleFile, BundleManifest, BUNDLE_SCHEMA};
 pub use selftest::{
-    check_golden, read_expected, GoldenCase, GoldenOutcome, SelfTest, SelfTestError, SelfTestInput,
+    check_golden, read_expected, GoldenCase, GoldenOutcome, InspectorSelfTest, SelfTest,
+    SelfTestError, SelfTestInput,
 };
 pub use slots::{
     install, mark_good, on_daemon_start, read_state, rollback, status, verify_slot, BootChoice,

@@ -116,3 +116,61 @@ pub fn check_golden(cases: &[GoldenCase], outcomes: &[GoldenOutcome]) -> Result<
         Err(problems.join("; "))
     }
 }
+
+/// The real self-test: the station's inspector (ONNX Runtime, locate, anomaly map, IEC grade)
+/// loaded with the bundle's model, its station config (or the board's) and its profiles.
+pub struct InspectorSelfTest {
+    /// Station config used when the bundle carries none (the board's `/etc/endface/station.toml`).
+    pub fallback_config: PathBuf,
+}
+
+impl SelfTest for InspectorSelfTest {
+    fn run(&self, input: &SelfTestInput) -> Result<Vec<GoldenOutcome>, SelfTestError> {
+        use crate::config::StationConfig;
+        use crate::grade::Profile;
+        use crate::inspect::{profile_search_dirs, Inspector};
+
+        let config_path = input
+            .station_config
+            .as_deref()
+            .unwrap_or(&self.fallback_config);
+        let mut cfg = StationConfig::from_file(config_path)
+            .map_err(|e| SelfTestError(format!("station config {}: {e}", config_path.display())))?;
+        cfg.model.manifest = input.model_manifest.clone();
+        cfg.validate(&config_path.display().to_string())
+            .map_err(|e| SelfTestError(e.to_string()))?;
+        // The bundle's own profiles first, then the usual places.
+        let mut dirs: Vec<PathBuf> = input
+            .profiles
+            .iter()
+            .filter_map(|p| p.parent().map(Path::to_path_buf))
+            .take(1)
+            .collect();
+        dirs.extend(profile_search_dirs(config_path.parent()));
+        let profile = Profile::resolve(&cfg.station.profile, &dirs)
+            .map_err(|e| SelfTestError(format!("grading profile: {e}")))?;
+        let mut inspector = Inspector::new(&cfg, profile)
+            .map_err(|e| SelfTestError(format!("loading the bundle's model: {e}")))?;
+        tracing::info!(
+            "self-test: model {} on {} against {} golden images",
+            input.model_manifest.display(),
+            inspector.model().provider().summary(),
+            input.images.len()
+        );
+        input
+            .images
+            .iter()
+            .map(|img| {
+                let frame = crate::imageio::load_gray(img)
+                    .map_err(|e| SelfTestError(format!("golden image: {e}")))?;
+                let r = inspector
+                    .inspect(&frame)
+                    .map_err(|e| SelfTestError(format!("{}: {e}", img.display())))?;
+                Ok(GoldenOutcome {
+                    verdict: r.verdict.to_string(),
+                    image_score: r.image_score.map(f64::from),
+                })
+            })
+            .collect()
+    }
+}

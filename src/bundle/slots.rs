@@ -157,7 +157,8 @@ fn write_state(root: &Path, state: &mut SlotState, fault_prefix: &str) -> Result
         path: state_path(root),
         reason: format!("serializing: {e}"),
     })?;
-    replace_atomic(&state_path(root), &bytes, fault_prefix)
+    // The pointer gets the state root's owner before it becomes visible.
+    replace_atomic(&state_path(root), &bytes, fault_prefix, root)
 }
 
 /// An intact installed slot.

@@ -379,11 +379,10 @@ impl SelfTest for CliSelfTest {
                 return fake_self_test(&mode, input);
             }
         }
-        let config = input
-            .station_config
-            .clone()
-            .unwrap_or_else(|| self.station_config.clone());
-        real_self_test(&config, input)
+        bundle::InspectorSelfTest {
+            fallback_config: self.station_config.clone(),
+        }
+        .run(input)
     }
 }
 
@@ -409,15 +408,4 @@ fn fake_self_test(mode: &str, input: &SelfTestInput) -> Result<Vec<GoldenOutcome
             image_score: c.image_score,
         })
         .collect())
-}
-
-/// Runs the real inspector on the golden images.
-fn real_self_test(
-    _station_config: &Path,
-    _input: &SelfTestInput,
-) -> Result<Vec<GoldenOutcome>, SelfTestError> {
-    Err(SelfTestError(
-        "this build has no inspector yet (endface::inspect), so no bundle can pass its self-test"
-            .into(),
-    ))
 }

@@ -1,8 +1,507 @@
-//! `endface eval` (placeholder until its owner lands it).
+//! `endface eval DATASET [--json] [--config FILE] ...`: run the inspector over a labelled
+//! dataset (docs/dataset-format.md) and score it.
+//!
+//! In: the dataset's `test/` images, masks and `labels.jsonl`; the station options as for
+//! `inspect` (each image's `um_per_px` and `fiber` from its label or `dataset.toml` override
+//! the station's). Out: image AUROC (image score vs good/defect folder), pixel AUROC and AUPRO
+//! (FPR ≤ 0.3) of the anomaly map mapped back to frame pixels (0 outside the crop), IoU of the
+//! thresholded map with the ground-truth masks, verdict accuracy and confusion matrix against
+//! the labels' verdicts, localization error against the labels' centres and radii, a per-kind
+//! breakdown and per-stage latency percentiles. `--json` prints one object with the keys
+//! `image_auroc`, `pixel_auroc`, `aupro`, `iou`, `verdict_accuracy`, `confusion`,
+//! `localization`, `per_kind`, `latency_ms` (plus context).
+//!
+//! Pixel metrics count only pixels inside the contact zone (zone D's outer circle around the
+//! labelled centre, else the located one): nothing beyond it is graded. Images the inspector
+//! could not grade (UNABLE) have no map or score: they count in the verdict metrics (as wrong
+//! unless labelled unable) and are left out of the score metrics (reported as `unable`).
+//! Pixel AUROC/AUPRO use `metrics::BinnedPixelCurves` (2^16 bins over [0, score_hi]; the
+//! AUROC error bound is reported).
+
+use super::inspect::{build_inspector, resolve_profile, StationOpts};
+use endface::dataset::{self, Dataset, DatasetImage};
+use endface::error::{coded, exit};
+use endface::grade::{Profile, Verdict};
+use endface::imageio;
+use endface::inspect::{InspectError, Inspection};
+use endface::metrics::{self, BinnedPixelCurves, Confusion, Overlap};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use tracing::{info, warn};
+
+/// AUPRO integration limit.
+const AUPRO_MAX_FPR: f64 = 0.3;
+/// Bins of the pixel curves.
+const PIXEL_BINS: usize = 1 << 16;
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Dataset folder (MVTec layout + labels.jsonl).
+    #[arg(value_name = "DATASET")]
+    pub dataset: PathBuf,
+    /// One JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub station: StationOpts,
+    /// Use the labelled fiber centre instead of the localizer (scores the model alone).
+    #[arg(long)]
+    pub truth_center: bool,
+    /// Evaluate at most N test images (in dataset order).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<u8> {
-    anyhow::bail!("`endface eval` is not available in this build yet")
+#[derive(Debug, Default, Serialize)]
+struct Stat {
+    n: usize,
+    mean: Option<f64>,
+    p50: Option<f64>,
+    p95: Option<f64>,
+    max: Option<f64>,
+}
+
+fn stat(mut v: Vec<f64>) -> Stat {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return Stat::default();
+    }
+    v.sort_unstable_by(f64::total_cmp);
+    Stat {
+        n: v.len(),
+        mean: Some(v.iter().sum::<f64>() / v.len() as f64),
+        p50: Some(metrics::percentile_sorted(&v, 50.0)),
+        p95: Some(metrics::percentile_sorted(&v, 95.0)),
+        max: v.last().copied(),
+    }
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Latency {
+    p50: Option<f64>,
+    p90: Option<f64>,
+    p99: Option<f64>,
+    max: Option<f64>,
+    n: usize,
+}
+
+fn latency(mut v: Vec<f64>) -> Latency {
+    if v.is_empty() {
+        return Latency::default();
+    }
+    v.sort_unstable_by(f64::total_cmp);
+    Latency {
+        p50: Some(metrics::percentile_sorted(&v, 50.0)),
+        p90: Some(metrics::percentile_sorted(&v, 90.0)),
+        p99: Some(metrics::percentile_sorted(&v, 99.0)),
+        max: v.last().copied(),
+        n: v.len(),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ConfusionOut {
+    /// Row = label, column = prediction, in this order.
+    order: [&'static str; 3],
+    matrix: [[u64; 3]; 3],
+    false_pass: u64,
+    false_fail: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Localization {
+    /// Images with a labelled centre and a located one.
+    n: usize,
+    /// Images with a labelled centre the localizer did not find.
+    not_found: usize,
+    center_error_px: Stat,
+    center_error_um: Stat,
+    radius_error_px: Stat,
+}
+
+#[derive(Debug, Serialize)]
+struct KindReport {
+    images: usize,
+    unable: usize,
+    /// AUROC of this kind's image scores against the good images'.
+    image_auroc: Option<f64>,
+    /// Fraction of graded images whose image score is above the image threshold.
+    flagged_rate: Option<f64>,
+    verdict_accuracy: Option<f64>,
+    iou: Option<f64>,
+    mean_image_score: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    dataset: String,
+    images: usize,
+    /// Images graded UNABLE (no score or map).
+    unable: usize,
+    image_auroc: Option<f64>,
+    pixel_auroc: Option<f64>,
+    pixel_auroc_error_bound: Option<f64>,
+    aupro: Option<f64>,
+    aupro_max_fpr: f64,
+    iou: Option<f64>,
+    verdict_accuracy: Option<f64>,
+    /// Images whose label carries a verdict.
+    verdict_labelled: u64,
+    confusion: ConfusionOut,
+    localization: Localization,
+    per_kind: BTreeMap<String, KindReport>,
+    latency_ms: BTreeMap<String, Latency>,
+    pixel_threshold: f32,
+    image_threshold: f32,
+    model_sha256: String,
+    execution_provider: String,
+    truth_center: bool,
+}
+
+#[derive(Default)]
+struct KindAcc {
+    images: usize,
+    unable: usize,
+    scores: Vec<f64>,
+    flagged: usize,
+    confusion: Confusion,
+    overlap: Overlap,
+}
+
+fn parse_verdict(s: &str) -> Option<Verdict> {
+    match s.to_ascii_lowercase().as_str() {
+        "pass" => Some(Verdict::Pass),
+        "fail" => Some(Verdict::Fail),
+        "unable" => Some(Verdict::Unable),
+        _ => None,
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    let ds = Dataset::open(&args.dataset).map_err(|e| coded(dataset::exit_code(&e), e))?;
+    let (mut inspector, cfg) = build_inspector(&args.station)?;
+    let station_scale = cfg.calibration.pixel_scale();
+    let station_profile = cfg.station.profile.clone();
+    let config_dir = args
+        .station
+        .config
+        .as_ref()
+        .and_then(|p| p.parent().map(PathBuf::from));
+    let mut profiles: BTreeMap<String, Profile> = BTreeMap::new();
+
+    let score_hi = (2.0 * inspector.pixel_threshold().max(inspector.image_threshold())).max(1.0);
+    let mut curves = BinnedPixelCurves::new(0.0, score_hi, PIXEL_BINS)?;
+    let mut scores: Vec<f64> = Vec::new();
+    let mut is_defect: Vec<bool> = Vec::new();
+    let mut confusion = Confusion::default();
+    let mut overlap = Overlap::default();
+    let mut per_kind: BTreeMap<String, KindAcc> = BTreeMap::new();
+    let mut lat: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
+    let (mut loc_px, mut loc_um, mut rad_px) = (Vec::new(), Vec::new(), Vec::new());
+    let mut not_found = 0usize;
+    let mut unable = 0usize;
+    let (mut pred_mask, mut gt_mask, mut valid) = (Vec::new(), Vec::new(), Vec::new());
+
+    let images: Vec<&DatasetImage> = ds
+        .test
+        .iter()
+        .take(args.limit.unwrap_or(usize::MAX))
+        .collect();
+    if images.is_empty() {
+        return Err(coded(
+            exit::BAD_DATASET,
+            anyhow::anyhow!("dataset {}: no test images to evaluate", ds.root.display()),
+        ));
+    }
+    info!(
+        "evaluating {} test images of {}",
+        images.len(),
+        ds.root.display()
+    );
+    for img in &images {
+        let frame = imageio::load_gray(&img.path).map_err(|e| coded(imageio::exit_code(&e), e))?;
+        let (w, h) = frame.dimensions();
+        let scale = ds.scale_of(img).unwrap_or(station_scale);
+        inspector
+            .set_pixel_scale(scale)
+            .map_err(|e| coded(e.exit_code(), anyhow::anyhow!("{}: {e}", img.rel)))?;
+        let fiber = ds.fiber_of(img).unwrap_or(&station_profile).to_string();
+        if inspector.profile().name != fiber {
+            if !profiles.contains_key(&fiber) {
+                let p = resolve_profile(&fiber, config_dir.as_deref())
+                    .map_err(|e| e.context(format!("{}: fiber of the image", img.rel)))?;
+                profiles.insert(fiber.clone(), p);
+            }
+            if let Some(p) = profiles.get(&fiber) {
+                inspector.set_profile(p.clone());
+            }
+        }
+        let label = img.label.as_ref();
+        let insp: Inspection = match (args.truth_center, label.and_then(|l| l.center)) {
+            (true, Some(center)) => {
+                let r = label.and_then(|l| l.cladding_radius_px).unwrap_or(f64::NAN);
+                let loc = endface::inspect::shim::locate::Located {
+                    center_in_frame: center,
+                    cladding_radius_px: r,
+                    radius_y_px: r * scale.aspect_y_over_x(),
+                    confidence: 1.0,
+                    focus: 1.0,
+                };
+                inspector.inspect_located(&frame, &loc)
+            }
+            _ => inspector.inspect(&frame),
+        }
+        .map_err(|e: InspectError| coded(e.exit_code(), anyhow::anyhow!("{}: {e}", img.rel)))?;
+
+        for (stage, v) in [
+            ("locate", insp.timings_ms.locate),
+            ("crop", insp.timings_ms.crop),
+            ("infer", insp.timings_ms.infer),
+            ("anomaly", insp.timings_ms.anomaly),
+            ("grade", insp.timings_ms.grade),
+            ("total", insp.timings_ms.total),
+        ] {
+            lat.entry(stage).or_default().push(v);
+        }
+        let acc = per_kind.entry(img.kind.clone()).or_default();
+        acc.images += 1;
+
+        // Verdict.
+        if let Some(truth) = label.and_then(|l| l.verdict.as_deref()) {
+            match parse_verdict(truth) {
+                Some(t) => {
+                    confusion.add(t, insp.verdict);
+                    acc.confusion.add(t, insp.verdict);
+                }
+                None => warn!(
+                    "{}: label verdict {truth:?} is not pass/fail/unable; ignored",
+                    img.rel
+                ),
+            }
+        }
+
+        // Localization.
+        if let Some(true_c) = label.and_then(|l| l.center) {
+            match insp.center {
+                Some(c) if !args.truth_center => {
+                    let (dx, dy) = (c[0] - true_c[0], c[1] - true_c[1]);
+                    loc_px.push(dx.hypot(dy));
+                    let (ux, uy) = scale.um_from_px(dx, dy);
+                    loc_um.push(ux.hypot(uy));
+                    if let (Some(r), Some(tr)) = (
+                        insp.cladding_radius_px,
+                        label.and_then(|l| l.cladding_radius_px),
+                    ) {
+                        rad_px.push((r - tr).abs());
+                    }
+                }
+                None => not_found += 1,
+                _ => {}
+            }
+        }
+
+        // Scores and pixels.
+        let (Some(score), Some(geom)) = (insp.image_score, insp.geometry) else {
+            unable += 1;
+            acc.unable += 1;
+            continue;
+        };
+        scores.push(score as f64);
+        is_defect.push(!img.is_good());
+        acc.scores.push(score as f64);
+        if score > inspector.image_threshold() {
+            acc.flagged += 1;
+        }
+        let map_frame = geom.map_to_frame(inspector.anomaly_map_in_crop(), w, h);
+        let gt = img
+            .load_mask(w, h)
+            .map_err(|e| coded(dataset::exit_code(&e), e))?;
+        let zone_center = label.and_then(|l| l.center).unwrap_or(geom.center_in_frame);
+        let r_um = inspector.profile().contact_radius_um();
+        valid.clear();
+        for y in 0..h {
+            for x in 0..w {
+                let r = scale.radius_um(x as f64, y as f64, zone_center);
+                valid.push(u8::from(r <= r_um));
+            }
+        }
+        gt_mask.clear();
+        gt_mask.extend(
+            gt.as_raw()
+                .iter()
+                .zip(&valid)
+                .map(|(&g, &v)| u8::from(g > 0 && v != 0)),
+        );
+        curves.push(&map_frame, &gt_mask, Some(&valid), w as usize, h as usize)?;
+        metrics::threshold_mask(&map_frame, inspector.pixel_threshold(), &mut pred_mask);
+        for (p, &v) in pred_mask.iter_mut().zip(&valid) {
+            if v == 0 {
+                *p = 0;
+            }
+        }
+        let o = metrics::overlap(&pred_mask, &gt_mask)?;
+        overlap.add(o);
+        acc.overlap.add(o);
+    }
+
+    let image_auroc = metrics::roc_auc(&scores, &is_defect)
+        .map_err(|e| warn!("image AUROC undefined: {e}"))
+        .ok();
+    let (pixel_auroc, bound) = match curves.auroc() {
+        Ok((a, b)) => (Some(a), Some(b)),
+        Err(e) => {
+            warn!("pixel AUROC undefined: {e}");
+            (None, None)
+        }
+    };
+    let aupro = curves
+        .aupro(AUPRO_MAX_FPR)
+        .map_err(|e| warn!("AUPRO undefined: {e}"))
+        .ok();
+    let good_scores: Vec<f64> = per_kind
+        .get("good")
+        .map(|a| a.scores.clone())
+        .unwrap_or_default();
+    let per_kind_out: BTreeMap<String, KindReport> = per_kind
+        .iter()
+        .map(|(kind, a)| {
+            let auroc = if kind == "good" {
+                None
+            } else {
+                let s: Vec<f64> = good_scores.iter().chain(&a.scores).copied().collect();
+                let l: Vec<bool> = good_scores
+                    .iter()
+                    .map(|_| false)
+                    .chain(a.scores.iter().map(|_| true))
+                    .collect();
+                metrics::roc_auc(&s, &l).ok()
+            };
+            let graded = a.scores.len();
+            (
+                kind.clone(),
+                KindReport {
+                    images: a.images,
+                    unable: a.unable,
+                    image_auroc: auroc,
+                    flagged_rate: (graded > 0).then(|| a.flagged as f64 / graded as f64),
+                    verdict_accuracy: a.confusion.accuracy(),
+                    iou: a.overlap.iou(),
+                    mean_image_score: (graded > 0)
+                        .then(|| a.scores.iter().sum::<f64>() / graded as f64),
+                },
+            )
+        })
+        .collect();
+    let report = Report {
+        dataset: ds.root.display().to_string(),
+        images: images.len(),
+        unable,
+        image_auroc,
+        pixel_auroc,
+        pixel_auroc_error_bound: bound,
+        aupro,
+        aupro_max_fpr: AUPRO_MAX_FPR,
+        iou: overlap.iou(),
+        verdict_accuracy: confusion.accuracy(),
+        verdict_labelled: confusion.total(),
+        confusion: ConfusionOut {
+            order: ["pass", "fail", "unable"],
+            matrix: confusion.matrix,
+            false_pass: confusion.false_pass(),
+            false_fail: confusion.false_fail(),
+        },
+        localization: Localization {
+            n: loc_px.len(),
+            not_found,
+            center_error_px: stat(loc_px),
+            center_error_um: stat(loc_um),
+            radius_error_px: stat(rad_px),
+        },
+        per_kind: per_kind_out,
+        latency_ms: lat
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), latency(v)))
+            .collect(),
+        pixel_threshold: inspector.pixel_threshold(),
+        image_threshold: inspector.image_threshold(),
+        model_sha256: inspector.model().sha256().to_string(),
+        execution_provider: inspector.model().provider().primary.clone(),
+        truth_center: args.truth_center,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_human(&report);
+    }
+    Ok(0)
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.4}")).unwrap_or_else(|| "n/a".into())
+}
+
+fn print_human(r: &Report) {
+    println!(
+        "dataset {}: {} test images ({} unable)",
+        r.dataset, r.images, r.unable
+    );
+    println!(
+        "model {} on {}  thresholds pixel {} image {}",
+        &r.model_sha256[..12.min(r.model_sha256.len())],
+        r.execution_provider,
+        r.pixel_threshold,
+        r.image_threshold
+    );
+    println!("image AUROC      {}", opt(r.image_auroc));
+    println!(
+        "pixel AUROC      {} (± {})",
+        opt(r.pixel_auroc),
+        opt(r.pixel_auroc_error_bound)
+    );
+    println!("AUPRO (FPR≤{})  {}", r.aupro_max_fpr, opt(r.aupro));
+    println!("IoU              {}", opt(r.iou));
+    println!(
+        "verdict accuracy {} over {} labelled (false pass {}, false fail {})",
+        opt(r.verdict_accuracy),
+        r.verdict_labelled,
+        r.confusion.false_pass,
+        r.confusion.false_fail
+    );
+    println!("confusion (rows label, cols predicted: pass fail unable)");
+    for (name, row) in r.confusion.order.iter().zip(&r.confusion.matrix) {
+        println!("  {name:<7} {:>5} {:>5} {:>5}", row[0], row[1], row[2]);
+    }
+    let l = &r.localization;
+    println!(
+        "localization: {} located, {} not found; centre error px mean {} p95 {} max {}; radius error px mean {}",
+        l.n,
+        l.not_found,
+        opt(l.center_error_px.mean),
+        opt(l.center_error_px.p95),
+        opt(l.center_error_px.max),
+        opt(l.radius_error_px.mean)
+    );
+    println!("per kind: images unable image_auroc flagged verdict_acc iou");
+    for (k, v) in &r.per_kind {
+        println!(
+            "  {k:<14} {:>4} {:>4} {} {} {} {}",
+            v.images,
+            v.unable,
+            opt(v.image_auroc),
+            opt(v.flagged_rate),
+            opt(v.verdict_accuracy),
+            opt(v.iou)
+        );
+    }
+    println!("latency ms: stage p50 p90 p99 max");
+    for (k, v) in &r.latency_ms {
+        println!(
+            "  {k:<8} {} {} {} {}",
+            opt(v.p50),
+            opt(v.p90),
+            opt(v.p99),
+            opt(v.max)
+        );
+    }
 }

@@ -11,7 +11,7 @@ use anyhow::Context;
 use endface::config::{StationConfig, DEFAULT_MANIFEST, DEFAULT_UM_PER_PX};
 use endface::error::{coded, exit};
 use endface::grade::Profile;
-use endface::inspect::shim::imageio;
+use endface::imageio;
 use endface::inspect::{profile_search_dirs, InspectError, Inspection, Inspector};
 use endface::overlay;
 use serde::Serialize;

@@ -68,6 +68,12 @@ impl CropGeometry {
             out.clear();
             for i in 0..n {
                 let p = c + (i as f64 - (n as f64 - 1.0) / 2.0) * k;
+                // A non-finite position samples the edge (callers refuse such centres first).
+                let p = if p.is_nan() {
+                    0.0
+                } else {
+                    p.clamp(-1e12, 1e12)
+                };
                 let p0 = p.floor();
                 let f = p - p0;
                 let clamp = |q: f64| q.clamp(0.0, (limit - 1) as f64) as usize;

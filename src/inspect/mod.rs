@@ -18,7 +18,7 @@
 pub mod crop;
 pub mod shim;
 
-use crate::anomaly::{self, AnomalyError, ContactZone, Defect, DefectScratch};
+use crate::anomaly::{self, AnomalyError, ContactZone, Defect, DefectScratch, SmoothScratch};
 use crate::config::StationConfig;
 use crate::error::exit;
 use crate::geometry::{BBoxPx, PixelScale};
@@ -157,7 +157,7 @@ pub struct Inspector {
     crop_px: Vec<f32>,
     crop_scratch: CropScratch,
     map_in_crop: Vec<f32>,
-    smooth_scratch: Vec<f32>,
+    smooth_scratch: SmoothScratch,
     defect_scratch: DefectScratch,
     defects: Vec<Defect>,
 }
@@ -202,7 +202,7 @@ impl Inspector {
             crop_px: Vec::with_capacity(w * h),
             crop_scratch: CropScratch::default(),
             map_in_crop: Vec::with_capacity(w * h),
-            smooth_scratch: Vec::with_capacity(w * h),
+            smooth_scratch: SmoothScratch::default(),
             defect_scratch: DefectScratch::default(),
             defects: Vec::new(),
         })
@@ -303,7 +303,8 @@ impl Inspector {
         loc: &Located,
     ) -> Result<Inspection, InspectError> {
         let t_start = Instant::now();
-        if let Some(g) = grade::check_gradable(true, loc.focus, self.min_focus) {
+        let sane = loc.center_in_frame.iter().all(|v| v.is_finite());
+        if let Some(g) = grade::check_gradable(sane, loc.focus, self.min_focus) {
             self.map_in_crop.clear();
             self.defect_scratch.labels_in_crop.clear();
             let mut insp = self.unable_with(g.reasons, Some(loc));

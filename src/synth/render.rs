@@ -449,16 +449,28 @@ fn strokes_patch(
             patch.set(
                 x - patch.x0 as usize,
                 y - patch.y0 as usize,
-                (best * base) as f32,
+                relative_delta(best, base) as f32,
             );
         }
     }
     patch
 }
 
+/// Change of a level `base` by relative contrast `c`: darkening scales with the level;
+/// brightening saturates softly on bright surfaces (a bright scratch barely shows on a bright
+/// ferrule instead of clipping to white).
+#[inline]
+fn relative_delta(c: f64, base: f64) -> f64 {
+    if c >= 0.0 {
+        c * base * (1.0 - base / 300.0).clamp(0.1, 1.0)
+    } else {
+        c * base
+    }
+}
+
 fn tone_delta(tone: Tone, alpha: f64, base: f64) -> f64 {
     match tone {
-        Tone::Relative(c) => alpha * c as f64 * base,
+        Tone::Relative(c) => relative_delta(alpha * c as f64, base),
         Tone::Absolute(l) => alpha * (l as f64 - base),
     }
 }
@@ -484,7 +496,7 @@ fn blob_patch(b: &Blob, geo: &Geo, radiance: &[f32]) -> Patch {
             let mut delta = tone_delta(b.tone, alpha, base);
             if let Some(hl) = b.halo {
                 let ah = ridge(d - hl.offset_um - hl.width_um / 2.0, hl.width_um) * (1.0 - alpha);
-                delta += ah * hl.contrast as f64 * base;
+                delta += relative_delta(ah * hl.contrast as f64, base);
             }
             if delta != 0.0 && delta.abs() > 1e-3 {
                 patch.set(x - x0 as usize, y - y0 as usize, delta as f32);

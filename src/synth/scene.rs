@@ -624,7 +624,7 @@ fn sample_look(rng: &mut ChaCha8Rng, fiber: FiberProfile, core_um: f64) -> LookS
     // Real edges: usually a dark line just inside the cladding edge and a bright halo just
     // outside the bore; sometimes the other way round, sometimes barely any.
     let inner_rim = if rng.gen_bool(if t < 0.5 { 0.65 } else { 0.8 }) {
-        -rng.gen_range(5.0..50.0)
+        -rng.gen_range(5.0..65.0)
     } else {
         rng.gen_range(0.0..30.0)
     };
@@ -664,7 +664,7 @@ fn sample_look(rng: &mut ChaCha8Rng, fiber: FiberProfile, core_um: f64) -> LookS
         },
         epoxy_width_um: epoxy_width as f32,
         epoxy_mix: rng.gen_range(0.6..1.05),
-        edge_softness_um: rng.gen_range(0.25..1.4),
+        edge_softness_um: rng.gen_range(0.2..0.9),
         inner_rim: inner_rim as f32,
         outer_rim: outer_rim as f32,
         rim_width_um: rng.gen_range(0.3..0.9),
@@ -689,13 +689,17 @@ fn sample_camera(rng: &mut ChaCha8Rng, config: &SynthConfig, w: u32, h: u32) -> 
         [0, 0, 0]
     };
     CameraSpec {
-        blur_sigma_px: if rng.gen_bool(0.1) {
-            rng.gen_range(1.4..2.0)
+        blur_sigma_px: if rng.gen_bool(0.15) {
+            rng.gen_range(1.1..1.8)
         } else {
-            rng.gen_range(0.4..1.4)
+            rng.gen_range(0.4..1.1)
         },
-        read_noise: rng.gen_range(0.8..3.5),
-        shot_noise: rng.gen_range(0.005..0.06),
+        read_noise: if rng.gen_bool(0.2) {
+            rng.gen_range(2.0..3.5)
+        } else {
+            rng.gen_range(0.5..2.0)
+        },
+        shot_noise: rng.gen_range(0.003..0.03),
         jpeg_quality: if rng.gen_bool(config.jpeg_prob) {
             Some(rng.gen_range(45..96))
         } else {
@@ -975,7 +979,11 @@ fn sample_scratches(rng: &mut ChaCha8Rng, scene: &SceneSpec, zone: usize) -> Vec
                 } else {
                     1.0
                 };
-                let (gaps, gap_scale_um) = broken(rng);
+                let (gaps, gap_scale_um) = if width < 2.0 {
+                    broken(rng)
+                } else {
+                    (0.0, 10.0)
+                };
                 let long = rng.gen_bool(0.7);
                 let len = if long {
                     rng.gen_range(80.0..400.0)
@@ -1274,17 +1282,17 @@ fn sample_chips(rng: &mut ChaCha8Rng, scene: &SceneSpec) -> Vec<DefectSpec> {
             let width = (depth * rng.gen_range(1.0..3.5)).clamp(2.0, 30.0);
             let tone = if subtle {
                 Tone::Relative(-rng.gen_range(0.12..0.25))
-            } else if rng.gen_bool(0.5) {
+            } else if rng.gen_bool(0.3) {
                 Tone::Absolute(rng.gen_range(8.0..50.0))
             } else {
-                Tone::Relative(-rng.gen_range(0.4..0.85))
+                Tone::Relative(-rng.gen_range(0.3..0.8))
             };
             let chip = ChipShape {
                 angle_rad: base + i as f64 * TAU / n as f64 + rng.gen_range(-0.5..0.5),
                 half_angle_rad: width / 2.0 / CLADDING_RADIUS_UM,
                 depth_um: depth,
-                sharpness: rng.gen_range(0.3..1.5),
-                harmonics: harmonics(rng, 3, 0.12),
+                sharpness: rng.gen_range(0.5..1.5),
+                harmonics: harmonics(rng, 6, 0.14),
                 tone,
             };
             DefectSpec::new(DefectKind::Chip, "edge-notch", Shape::Chip(chip), subtle)

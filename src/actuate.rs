@@ -1,1 +1,0 @@
-//! actuate (placeholder: filled in by its owner).

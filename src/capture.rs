@@ -1,1 +1,0 @@
-//! capture (placeholder: filled in by its owner).

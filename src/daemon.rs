@@ -1,1 +1,0 @@
-//! daemon (placeholder: filled in by its owner).

@@ -1,0 +1,86 @@
+//! A model-free inspector for commissioning and tests: the verdict is read from a marker.
+//!
+//! In: a frame. Out: a verdict taken from the frame's top-left pixel, so that a wiring check
+//! (PLC ↔ station) and the daemon's tests can run without a model:
+//!
+//! | top-left pixel | result                                   |
+//! |----------------|------------------------------------------|
+//! | 0 ..= 63       | PASS                                     |
+//! | 64 ..= 127     | UNABLE                                   |
+//! | 128 ..= 191    | inspector error (a simulated model failure) |
+//! | 192 ..= 255    | FAIL                                     |
+//!
+//! Selected with `[daemon] inspector = "marker"`; never for production grading.
+
+use super::{FrameInspector, InspectionRecord, InspectorError, Verdict};
+use crate::capture::Frame;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Marker-pixel inspector.
+pub struct MarkerInspector {
+    delay: Duration,
+}
+
+impl MarkerInspector {
+    /// `delay` simulates inspection time.
+    pub fn new(delay: Duration) -> MarkerInspector {
+        MarkerInspector { delay }
+    }
+}
+
+/// The verdict the marker pixel value stands for; `None`: a simulated inspector failure.
+pub fn marker_result(value: u8) -> Option<Verdict> {
+    match value {
+        0..=63 => Some(Verdict::Pass),
+        64..=127 => Some(Verdict::Unable),
+        128..=191 => None,
+        192..=255 => Some(Verdict::Fail),
+    }
+}
+
+impl FrameInspector for MarkerInspector {
+    fn inspect(&mut self, frame: &Frame) -> Result<InspectionRecord, InspectorError> {
+        let started = Instant::now();
+        if !self.delay.is_zero() {
+            std::thread::sleep(self.delay);
+        }
+        let value = frame
+            .image
+            .get_pixel_checked(0, 0)
+            .map(|p| p.0[0])
+            .ok_or_else(|| InspectorError("marker inspector: empty frame".into()))?;
+        let verdict = marker_result(value).ok_or_else(|| {
+            InspectorError(format!(
+                "marker inspector: simulated model failure (marker {value})"
+            ))
+        })?;
+        let mut timings_ms = BTreeMap::new();
+        timings_ms.insert("marker".to_string(), started.elapsed().as_secs_f64() * 1e3);
+        Ok(InspectionRecord {
+            verdict,
+            reasons: vec![format!("marker pixel {value}")],
+            defects: serde_json::Value::Array(Vec::new()),
+            timings_ms,
+            model_sha256: String::new(),
+            provider: "marker".into(),
+        })
+    }
+
+    fn describe(&self) -> String {
+        "marker inspector (commissioning: verdict from the top-left pixel, no model)".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marker_bands() {
+        assert_eq!(marker_result(0), Some(Verdict::Pass));
+        assert_eq!(marker_result(100), Some(Verdict::Unable));
+        assert_eq!(marker_result(150), None);
+        assert_eq!(marker_result(255), Some(Verdict::Fail));
+    }
+}

@@ -1,0 +1,346 @@
+//! The station daemon: camera → inspect → journal → GPIO, all day, fail-safe.
+//!
+//! In: a station config (the daemon's sections `[camera]`, `[trigger]`, `[gpio]`,
+//! `[journal]`, `[display]`, `[daemon]`), a frame [`Source`](crate::capture::Source), a
+//! [`FrameInspector`] and an [`OutputBackend`](crate::actuate::OutputBackend). Out: one
+//! journal row per inspection, written durably *before* the result is signalled on the
+//! lines; result events for the caller; a [`Summary`] at the end.
+//!
+//! Threads joined by bounded crossbeam channels (see [`pipeline`]): capture (and trigger
+//! matching) → inspect → output (journal, then lines) → image saver; trigger input threads;
+//! the calling thread supervises (heartbeats, READY, sd_notify watchdog, signals).
+
+pub mod display;
+pub mod engine;
+pub mod marker;
+pub mod notify;
+pub mod pipeline;
+
+use crate::actuate::trigger::TriggerConfig;
+use crate::actuate::GpioConfig;
+use crate::capture::synthetic::SceneHints;
+use crate::capture::{CameraConfig, Frame, InvalidKey};
+use crate::config::StationConfig;
+use crate::journal::JournalConfig;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use display::DisplayConfig;
+pub use pipeline::{Daemon, ResultEvent, RunOptions, StopReason, Summary, TriggerHandle};
+
+/// An inspection's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    /// Could not be graded (fiber not found, out of focus, no frame, model failure).
+    Unable,
+}
+
+impl Verdict {
+    /// `pass`, `fail`, `unable` (as journalled).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Unable => "unable",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::Unable => "UNABLE",
+        })
+    }
+}
+
+/// What an inspector says about one frame.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InspectionRecord {
+    pub verdict: Verdict,
+    /// Human-readable reasons ("zone B: 6 defects of 2–5 µm, limit 5").
+    pub reasons: Vec<String>,
+    /// The defects, as JSON (journalled as is).
+    pub defects: serde_json::Value,
+    /// Stage name → milliseconds, as measured by the inspector.
+    pub timings_ms: BTreeMap<String, f64>,
+    /// sha256 of the model that graded the frame ("" when none).
+    pub model_sha256: String,
+    /// Execution provider that ran the model.
+    pub provider: String,
+}
+
+/// The inspector could not produce a verdict (model or runtime failure). The daemon records
+/// UNABLE, drops READY, and gives up after `[daemon] max_model_errors` in a row.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct InspectorError(pub String);
+
+/// Anything that grades a frame: the real ONNX inspector, or the marker inspector.
+pub trait FrameInspector: Send {
+    fn inspect(&mut self, frame: &Frame) -> Result<InspectionRecord, InspectorError>;
+    /// For logs: what grades the frames.
+    fn describe(&self) -> String;
+    /// sha256 of the model and the execution provider, journalled with results that have no
+    /// inspection of their own (no frame, inspector failure).
+    fn identity(&self) -> (String, String) {
+        (String::new(), String::new())
+    }
+}
+
+/// Which inspector `endface run` builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InspectorKind {
+    /// The inspection engine with the configured model.
+    Model,
+    /// The model-free marker inspector ([`marker`]): commissioning and tests only.
+    Marker,
+}
+
+/// `[daemon]`: pipeline behaviour.
+///
+/// ```toml
+/// [daemon]
+/// inspector = "model"       # "model" | "marker" (wiring checks without a model)
+/// watchdog_ms = 5000        # a stage silent this long: READY low, no systemd watchdog ping
+/// max_model_errors = 5      # inspector failures in a row before the daemon exits (systemd restarts it)
+/// queue = 4                 # frames waiting between capture and inspection
+/// marker_delay_ms = 0       # marker inspector: simulated inspection time
+/// state_dir = "/var/lib/endface"  # update bundles' A/B slots (absent: factory files only)
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonSection {
+    pub inspector: InspectorKind,
+    pub watchdog_ms: u64,
+    pub max_model_errors: u32,
+    pub queue: usize,
+    pub marker_delay_ms: u64,
+    pub state_dir: PathBuf,
+}
+
+impl Default for DaemonSection {
+    fn default() -> Self {
+        DaemonSection {
+            inspector: InspectorKind::Model,
+            watchdog_ms: 5000,
+            max_model_errors: 5,
+            queue: 4,
+            marker_delay_ms: 0,
+            state_dir: PathBuf::from("/var/lib/endface"),
+        }
+    }
+}
+
+/// Everything the daemon reads from a station config.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DaemonConfig {
+    /// `[station] name` (journalled with every inspection).
+    pub station: String,
+    /// `[station] profile` (journalled with every inspection).
+    pub profile: String,
+    /// Calibration and profile, for the synthetic camera.
+    pub scene: SceneHints,
+    pub camera: CameraConfig,
+    pub trigger: TriggerConfig,
+    pub gpio: GpioConfig,
+    pub journal: JournalConfig,
+    pub display: DisplayConfig,
+    pub daemon: DaemonSection,
+}
+
+/// A station config the daemon cannot use; names the file, the key and the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Station(#[from] crate::config::ConfigError),
+    #[error("station config {origin}: {message}")]
+    Syntax { origin: String, message: String },
+    #[error("station config {0}: {1}")]
+    Invalid(String, InvalidKey),
+}
+
+fn one_line(s: &str) -> String {
+    s.split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.chars().all(|c| c == '|' || c == '^' || c == ' '))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl DaemonConfig {
+    /// Read and validate a whole station config file (every section, through
+    /// [`StationConfig`]) and take the daemon's sections; relative paths are resolved against
+    /// the file's folder.
+    pub fn from_file(path: &Path) -> Result<DaemonConfig, ConfigError> {
+        let station = StationConfig::from_file(path)?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        DaemonConfig::from_station(&station, &path.display().to_string(), base)
+    }
+
+    /// As [`DaemonConfig::from_file`], from TOML text (`origin` names it in errors).
+    pub fn from_toml_str(
+        text: &str,
+        origin: &str,
+        base: &Path,
+    ) -> Result<DaemonConfig, ConfigError> {
+        let station = StationConfig::from_toml_str(text, origin)?;
+        DaemonConfig::from_station(&station, origin, base)
+    }
+
+    /// The daemon's sections of a parsed station config: typed, validated, relative paths
+    /// resolved against `base`.
+    pub fn from_station(
+        station: &StationConfig,
+        origin: &str,
+        base: &Path,
+    ) -> Result<DaemonConfig, ConfigError> {
+        fn section<T: serde::de::DeserializeOwned + Default>(
+            table: &Option<toml::Table>,
+            name: &str,
+            origin: &str,
+        ) -> Result<T, ConfigError> {
+            match table {
+                None => Ok(T::default()),
+                Some(t) => {
+                    toml::Value::Table(t.clone())
+                        .try_into()
+                        .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                            origin: origin.to_string(),
+                            message: format!("[{name}]: {}", one_line(&e.to_string())),
+                        })
+                }
+            }
+        }
+        let invalid = |e: InvalidKey| ConfigError::Invalid(origin.to_string(), e);
+        let mut cfg = DaemonConfig {
+            station: station.station.name.clone(),
+            profile: station.station.profile.clone(),
+            scene: SceneHints {
+                um_per_px_x: station.calibration.um_per_px_x,
+                um_per_px_y: station.calibration.um_per_px_y,
+                profile: station.station.profile.clone(),
+            },
+            camera: section(&station.camera, "camera", origin)?,
+            trigger: section(&station.trigger, "trigger", origin)?,
+            gpio: section(&station.gpio, "gpio", origin)?,
+            journal: section(&station.journal, "journal", origin)?,
+            display: section(&station.display, "display", origin)?,
+            daemon: section(&station.daemon, "daemon", origin)?,
+        };
+        cfg.camera.validate().map_err(invalid)?;
+        cfg.trigger.validate().map_err(invalid)?;
+        cfg.gpio.validate().map_err(invalid)?;
+        cfg.journal.validate().map_err(invalid)?;
+        cfg.display.validate().map_err(invalid)?;
+        cfg.validate_daemon().map_err(invalid)?;
+        cfg.camera.resolve_paths(base);
+        cfg.trigger.resolve_paths(base);
+        cfg.gpio.resolve_paths(base);
+        cfg.journal.resolve_paths(base);
+        cfg.display.resolve_paths(base);
+        Ok(cfg)
+    }
+
+    fn validate_daemon(&self) -> Result<(), InvalidKey> {
+        let d = &self.daemon;
+        if d.watchdog_ms <= self.camera.frame_timeout_ms {
+            return Err(InvalidKey::new(
+                "daemon.watchdog_ms",
+                d.watchdog_ms,
+                format!(
+                    "must be longer than camera.frame_timeout_ms ({}), or a waiting camera reads as a hung pipeline",
+                    self.camera.frame_timeout_ms
+                ),
+            ));
+        }
+        if d.watchdog_ms > 3_600_000 {
+            return Err(InvalidKey::new(
+                "daemon.watchdog_ms",
+                d.watchdog_ms,
+                "must be at most 3600000",
+            ));
+        }
+        if d.max_model_errors == 0 {
+            return Err(InvalidKey::new(
+                "daemon.max_model_errors",
+                0,
+                "must be at least 1",
+            ));
+        }
+        if !(1..=64).contains(&d.queue) {
+            return Err(InvalidKey::new("daemon.queue", d.queue, "must be 1..=64"));
+        }
+        if d.marker_delay_ms > 60_000 {
+            return Err(InvalidKey::new(
+                "daemon.marker_delay_ms",
+                d.marker_delay_ms,
+                "must be at most 60000",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_is_valid_and_other_sections_are_ignored() {
+        let c = DaemonConfig::from_toml_str(
+            "[station]\nname = \"line-3\"\n[model]\nmanifest = \"m.json\"\n",
+            "t.toml",
+            Path::new("/etc/endface"),
+        )
+        .unwrap();
+        assert_eq!(c.station, "line-3");
+        assert_eq!(c.profile, "sm-upc");
+        assert_eq!(
+            c.journal.path,
+            PathBuf::from("/var/lib/endface/journal/inspections.db")
+        );
+    }
+
+    #[test]
+    fn errors_name_key_and_file() {
+        for (text, needle) in [
+            ("[camera]\nexposur = 3", "exposur"),
+            ("[gpio]\nreject_ms = 0", "gpio.reject_ms"),
+            ("[daemon]\nwatchdog_ms = 100", "daemon.watchdog_ms"),
+            ("[daemon]\nqueue = 0", "daemon.queue"),
+            ("[trigger]\nmode = \"gpio\"", "trigger.line"),
+            ("[journal]\npath = \"\"", "journal.path"),
+            ("[camera\n", "t.toml"),
+        ] {
+            let e = DaemonConfig::from_toml_str(text, "t.toml", Path::new("."))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(needle) && e.contains("t.toml"), "{text}: {e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+
+    #[test]
+    fn relative_paths_follow_the_config_file() {
+        let c = DaemonConfig::from_toml_str(
+            "[journal]\npath = \"state/j.db\"\n[camera]\nsource = \"replay\"\npath = \"frames\"\n",
+            "t.toml",
+            Path::new("/srv/station"),
+        )
+        .unwrap();
+        assert_eq!(c.journal.path, PathBuf::from("/srv/station/state/j.db"));
+        assert_eq!(c.camera.path, Some(PathBuf::from("/srv/station/frames")));
+        assert_eq!(
+            c.journal.images_dir(),
+            PathBuf::from("/srv/station/state/images")
+        );
+    }
+}

@@ -1,0 +1,1552 @@
+//! The daemon's threads and how they hand frames, results and line changes to each other.
+//!
+//! In: a [`Source`], a [`FrameInspector`], [`Outputs`], a [`Journal`] and the config. Out:
+//! journal rows, line transitions, [`ResultEvent`]s, a [`Summary`].
+//!
+//! ```text
+//!  trigger threads ──(bounded: max_pending)──┐
+//!  (gpio / stdin / socket / TriggerHandle)   ▼
+//!  capture ──(bounded: queue; live free-run: 1, newest only)──► inspect ──(bounded)──► output
+//!  (open, reconnect, match frame to trigger)                    (inspector)   (journal, then lines)
+//!                                                                                  │ (bounded, try)
+//!                                                                                  ├──► image saver
+//!                                                                                  └──► display
+//!  supervisor (calling thread): signals, heartbeats → READY and the systemd watchdog
+//! ```
+//!
+//! Rules the code keeps:
+//! - a live camera in free-run keeps only the newest frame (older ones are counted as
+//!   dropped); a frame taken for a trigger is sent with a blocking send, never dropped;
+//! - in trigger modes a live camera's frame is taken for the oldest waiting trigger when it
+//!   was captured at or after the trigger; a non-live source renders/reads a frame per trigger;
+//! - a result is journalled (committed, synchronous=FULL) before any line shows it; if the
+//!   journal fails, nothing is signalled, READY drops and the daemon stops with an error;
+//! - READY is high only while the camera delivers, the inspector works, every stage beats
+//!   within `watchdog_ms`, and the daemon is not stopping; under a fault (camera, inspector,
+//!   watchdog, GPIO) PASS drops with it and a PASS result is withheld from the lines;
+//! - a stop request (SIGTERM/SIGINT) finishes the inspection in flight (and signals it),
+//!   starts no new one, then puts every line in the safe state.
+
+use super::display::{self, Framebuffer, Status};
+use super::notify::Notifier;
+use super::{DaemonConfig, FrameInspector, InspectionRecord, Verdict};
+use crate::actuate::trigger::{Lockout, TriggerMode};
+use crate::actuate::{result_plan, ActuateError, Outputs, Role, Signal};
+use crate::capture::{monotonic_ns, sleep_until_mono, unix_ns, ErrorClass, Frame, Source};
+use crate::journal::{Entry, ImageStore, Journal, JournalError, SaveImages};
+use crossbeam_channel::{
+    bounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError,
+};
+use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tracing::{debug, error, info, warn};
+
+/// How often idle threads wake up to beat and to look at the stop flag.
+const TICK: Duration = Duration::from_millis(50);
+
+/// Where a trigger came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TriggerSource {
+    Gpio,
+    Stdin,
+    Socket,
+    /// [`TriggerHandle::fire`] (tests, embedding programs).
+    Api,
+    FreeRun,
+}
+
+impl TriggerSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerSource::Gpio => "gpio",
+            TriggerSource::Stdin => "stdin",
+            TriggerSource::Socket => "socket",
+            TriggerSource::Api => "api",
+            TriggerSource::FreeRun => "free-run",
+        }
+    }
+}
+
+/// One request to inspect.
+#[derive(Debug, Clone)]
+pub struct Trigger {
+    /// Number within the run, from 1.
+    pub seq: u64,
+    /// `CLOCK_MONOTONIC` ns (the GPIO edge's kernel timestamp for GPIO triggers).
+    pub at_mono_ns: u64,
+    pub at_unix_ns: i64,
+    pub source: TriggerSource,
+}
+
+/// A frame (or the lack of one) on its way to the inspector.
+struct Job {
+    trigger: Option<Trigger>,
+    frame: Option<Frame>,
+    no_frame_reason: Option<String>,
+}
+
+/// An inspected frame on its way to the journal and the lines.
+struct Done {
+    inspection: u64,
+    trigger: Trigger,
+    frame: Option<Frame>,
+    record: InspectionRecord,
+    inspect_started_mono_ns: u64,
+}
+
+/// Reported after each signalled result.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResultEvent {
+    pub inspection: u64,
+    pub journal_id: i64,
+    pub verdict: Verdict,
+    pub reasons: Vec<String>,
+    pub frame_seq: Option<u64>,
+    pub frame_origin: Option<String>,
+    pub trigger_seq: u64,
+    pub trigger_source: TriggerSource,
+    /// The verdict was PASS but the PASS line was not raised: a fault (camera, model,
+    /// watchdog, GPIO) was active at that moment, and then nothing may read as PASS.
+    pub pass_withheld: bool,
+    /// When the trigger came (`CLOCK_MONOTONIC` ns).
+    pub trigger_mono_ns: u64,
+    /// Stage timings of this inspection (inspector's own plus `queue`, `inspect`, `journal`,
+    /// `trigger_to_result`).
+    pub timings_ms: BTreeMap<String, f64>,
+}
+
+/// Why the daemon stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StopReason {
+    /// SIGTERM / SIGINT (or the caller's stop flag).
+    Signal,
+    /// `--frames N` inspections done.
+    FramesDone,
+    /// A replay came to its end.
+    SourceEnded,
+    /// Software triggers on stdin ended (EOF) and every trigger was served.
+    TriggersClosed,
+    /// Something the daemon cannot run without failed; see [`Summary::fatal`].
+    Fatal,
+}
+
+/// Which failure stopped the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FatalKind {
+    Model,
+    Journal,
+    Gpio,
+    Camera,
+    Thread,
+}
+
+/// Count, mean and max of a stage's time.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct StageStat {
+    pub count: u64,
+    pub mean_ms: f64,
+    pub max_ms: f64,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub run_id: String,
+    pub inspections: u64,
+    pub pass: u64,
+    pub fail: u64,
+    pub unable: u64,
+    pub model_errors: u64,
+    pub frames_captured: u64,
+    /// Live free-run: older frames replaced by newer ones before inspection.
+    pub frames_dropped: u64,
+    /// Frames the camera driver dropped (sequence gaps).
+    pub frames_dropped_by_device: u64,
+    /// Corrupt frames skipped.
+    pub frames_corrupt: u64,
+    /// Live trigger modes: frames no trigger was waiting for.
+    pub frames_unused: u64,
+    /// Frames or triggers still queued when a stop request came.
+    pub abandoned_at_stop: u64,
+    pub triggers: u64,
+    /// Triggers inside `min_interval_ms` of the previous one.
+    pub triggers_ignored: u64,
+    /// Triggers refused because `max_pending` were waiting.
+    pub triggers_overrun: u64,
+    pub camera_losses: u64,
+    pub images_saved: u64,
+    pub images_evicted: u64,
+    pub stage_ms: BTreeMap<String, StageStat>,
+    pub stop_reason: StopReason,
+    pub fatal: Option<(FatalKind, String)>,
+}
+
+#[derive(Default)]
+struct Counters {
+    inspections: AtomicU64,
+    pass: AtomicU64,
+    fail: AtomicU64,
+    unable: AtomicU64,
+    model_errors: AtomicU64,
+    frames_captured: AtomicU64,
+    frames_dropped: AtomicU64,
+    frames_dropped_by_device: AtomicU64,
+    frames_corrupt: AtomicU64,
+    frames_unused: AtomicU64,
+    abandoned: AtomicU64,
+    triggers: AtomicU64,
+    triggers_ignored: AtomicU64,
+    triggers_overrun: AtomicU64,
+    camera_losses: AtomicU64,
+    images_saved: AtomicU64,
+    images_evicted: AtomicU64,
+}
+
+fn inc(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+fn get(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+/// The stages the watchdog watches.
+#[derive(Debug, Clone, Copy)]
+enum Stage {
+    Capture = 0,
+    Inspect = 1,
+    Output = 2,
+}
+
+const STAGE_NAMES: [&str; 3] = ["capture", "inspect", "output"];
+
+/// State every thread sees.
+struct Shared {
+    outputs: Mutex<Outputs>,
+    /// Hard stop: start nothing new.
+    stop: AtomicBool,
+    /// Software triggers will not come any more (stdin EOF).
+    triggers_closed: AtomicBool,
+    camera_ok: AtomicBool,
+    model_ok: AtomicBool,
+    watchdog_ok: AtomicBool,
+    gpio_failed: AtomicBool,
+    /// Triggers accepted and not yet answered.
+    pending: AtomicU64,
+    trigger_seq: AtomicU64,
+    lockout: Mutex<Lockout>,
+    trig_tx: Sender<Trigger>,
+    beats_ms: [AtomicU64; 3],
+    running: [AtomicBool; 3],
+    stop_reason: Mutex<Option<StopReason>>,
+    fatal: Mutex<Option<(FatalKind, String)>>,
+    counters: Counters,
+}
+
+impl Shared {
+    fn beat(&self, stage: Stage) {
+        self.beats_ms[stage as usize].store(monotonic_ns() / 1_000_000 + 1, Ordering::Relaxed);
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    fn set_reason(&self, reason: StopReason) {
+        let mut r = self.stop_reason.lock().unwrap_or_else(|e| e.into_inner());
+        if r.is_none() {
+            *r = Some(reason);
+        }
+    }
+
+    fn request_stop(&self, reason: StopReason) {
+        self.set_reason(reason);
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// A failure the daemon cannot run on: log it (once here), READY low, stop.
+    fn fatal(&self, kind: FatalKind, message: String) {
+        error!("{message}");
+        {
+            let mut f = self.fatal.lock().unwrap_or_else(|e| e.into_inner());
+            if f.is_none() {
+                *f = Some((kind, message));
+            }
+        }
+        self.request_stop(StopReason::Fatal);
+        self.update_ready();
+    }
+
+    /// Apply a change to the lines; a GPIO failure is fatal (the lines can no longer be
+    /// trusted; exiting releases them to their wired defaults).
+    fn drive(&self, f: impl FnOnce(&mut Outputs) -> Result<(), ActuateError>) {
+        let result = {
+            let mut out = self.outputs.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut out)
+        };
+        if let Err(e) = result {
+            if !self.gpio_failed.swap(true, Ordering::SeqCst) {
+                self.fatal(FatalKind::Gpio, format!("{e}: stopping, lines released"));
+            }
+        }
+    }
+
+    /// Camera, model, watchdog or GPIO failure: READY low and nothing may read as PASS.
+    fn faulted(&self) -> bool {
+        !(self.camera_ok.load(Ordering::SeqCst)
+            && self.model_ok.load(Ordering::SeqCst)
+            && self.watchdog_ok.load(Ordering::SeqCst))
+            || self.gpio_failed.load(Ordering::SeqCst)
+    }
+
+    fn is_ready(&self) -> bool {
+        !self.faulted() && !self.stopping()
+    }
+
+    /// READY follows [`Shared::is_ready`]. Under a fault PASS drops too; when merely
+    /// stopping, the inspection in flight may still be signalled in full.
+    fn update_ready(&self) {
+        if self.gpio_failed.load(Ordering::SeqCst) {
+            // Best effort only: do not recurse into `fatal` again.
+            let mut out = self.outputs.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = out.fault();
+            return;
+        }
+        let faulted = self.faulted();
+        let stopping = self.stopping();
+        self.drive(|o| {
+            if faulted {
+                o.fault()
+            } else {
+                o.set(Role::Ready, !stopping, None)
+            }
+        });
+    }
+
+    /// Register a trigger: lock-out, BUSY high, previous result withdrawn, queued for a frame.
+    fn accept_trigger(&self, source: TriggerSource, at_mono_ns: u64) -> Option<u64> {
+        if self.stopping() {
+            return None;
+        }
+        let accepted = self
+            .lockout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .accept(at_mono_ns);
+        if !accepted {
+            inc(&self.counters.triggers_ignored);
+            debug!(
+                source = source.as_str(),
+                "trigger inside min_interval_ms ignored"
+            );
+            return None;
+        }
+        let seq = self.trigger_seq.fetch_add(1, Ordering::SeqCst) + 1;
+        let trigger = Trigger {
+            seq,
+            at_mono_ns,
+            at_unix_ns: unix_ns(),
+            source,
+        };
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        match self.trig_tx.try_send(trigger) {
+            Ok(()) => {
+                inc(&self.counters.triggers);
+                self.drive(|o| o.begin(None));
+                debug!(seq, source = source.as_str(), "trigger");
+                Some(seq)
+            }
+            Err(_) => {
+                self.pending.fetch_sub(1, Ordering::SeqCst);
+                inc(&self.counters.triggers_overrun);
+                warn!(
+                    seq,
+                    source = source.as_str(),
+                    "trigger refused: too many triggers waiting (trigger.max_pending)"
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Fires software triggers into a running daemon (tests, embedding programs).
+#[derive(Clone)]
+pub struct TriggerHandle {
+    shared: Arc<Shared>,
+}
+
+impl TriggerHandle {
+    /// Trigger an inspection now; the trigger's number, or `None` when it was refused
+    /// (lock-out, queue full, stopping).
+    pub fn fire(&self) -> Option<u64> {
+        self.shared
+            .accept_trigger(TriggerSource::Api, monotonic_ns())
+    }
+}
+
+/// Called on the output thread after each result is signalled.
+pub type ResultCallback = Box<dyn FnMut(&ResultEvent) + Send>;
+
+/// Options of one run.
+#[derive(Default)]
+pub struct RunOptions {
+    /// Stop after this many inspections (`--frames N`).
+    pub max_inspections: Option<u64>,
+    /// Called (on the output thread) after each result is signalled.
+    pub on_result: Option<ResultCallback>,
+    /// Send `READY=1` / `WATCHDOG=1` / `STOPPING=1` to systemd when it listens.
+    pub notify: bool,
+    /// Software triggers from stdin (`[trigger] mode = "software"` without a socket).
+    pub stdin_triggers: bool,
+    /// Called once, on the supervising thread, the first time READY goes high (e.g. to
+    /// commit an update bundle that is on trial).
+    pub on_ready: Option<Box<dyn FnOnce() + Send>>,
+}
+
+/// A configured daemon, ready to run.
+pub struct Daemon {
+    cfg: DaemonConfig,
+    source: Box<dyn Source>,
+    inspector: Box<dyn FrameInspector>,
+    journal: Journal,
+    images: Option<ImageStore>,
+    shared: Arc<Shared>,
+    trig_rx: Receiver<Trigger>,
+    stop_flag: Arc<AtomicBool>,
+    run_id: String,
+    #[cfg(feature = "gpio")]
+    gpio_trigger: Option<crate::actuate::trigger::GpioTrigger>,
+}
+
+/// Setting up the daemon failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Gpio(#[from] ActuateError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl Daemon {
+    /// Put the lines in the safe state, open the journal (and the image folder), and the
+    /// GPIO trigger input in GPIO mode. The source is opened by the run (and reopened after
+    /// a loss).
+    pub fn new(
+        cfg: DaemonConfig,
+        source: Box<dyn Source>,
+        inspector: Box<dyn FrameInspector>,
+        mut outputs: Outputs,
+    ) -> Result<Daemon, DaemonError> {
+        outputs.safe_state()?;
+        let journal = Journal::open(&cfg.journal.path)?;
+        let images = match cfg.journal.save_images {
+            SaveImages::None => None,
+            _ => Some(ImageStore::open(
+                &cfg.journal.images_dir(),
+                cfg.journal.image_quota_mb.saturating_mul(1 << 20),
+            )?),
+        };
+        #[cfg(feature = "gpio")]
+        let gpio_trigger = if cfg.trigger.mode == TriggerMode::Gpio {
+            Some(crate::actuate::trigger::GpioTrigger::open(
+                &cfg.trigger,
+                cfg.gpio.chip.as_deref(),
+            )?)
+        } else {
+            None
+        };
+        #[cfg(not(feature = "gpio"))]
+        if cfg.trigger.mode == TriggerMode::Gpio {
+            return Err(DaemonError::Setup(
+                "trigger.mode = \"gpio\" needs a build with the `gpio` feature".into(),
+            ));
+        }
+        let (trig_tx, trig_rx) = bounded(cfg.trigger.max_pending);
+        let run_id = format!("{}-{}", unix_ns() / 1_000_000_000, std::process::id());
+        let shared = Arc::new(Shared {
+            outputs: Mutex::new(outputs),
+            stop: AtomicBool::new(false),
+            triggers_closed: AtomicBool::new(false),
+            camera_ok: AtomicBool::new(false),
+            model_ok: AtomicBool::new(true),
+            watchdog_ok: AtomicBool::new(true),
+            gpio_failed: AtomicBool::new(false),
+            pending: AtomicU64::new(0),
+            trigger_seq: AtomicU64::new(0),
+            lockout: Mutex::new(Lockout::new(cfg.trigger.min_interval_ms)),
+            trig_tx,
+            beats_ms: Default::default(),
+            running: Default::default(),
+            stop_reason: Mutex::new(None),
+            fatal: Mutex::new(None),
+            counters: Counters::default(),
+        });
+        Ok(Daemon {
+            cfg,
+            source,
+            inspector,
+            journal,
+            images,
+            shared,
+            trig_rx,
+            stop_flag: Arc::new(AtomicBool::new(false)),
+            run_id,
+            #[cfg(feature = "gpio")]
+            gpio_trigger,
+        })
+    }
+
+    /// Software triggers for this daemon.
+    pub fn trigger_handle(&self) -> TriggerHandle {
+        TriggerHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Set this flag (e.g. from a signal handler) to stop: the inspection in flight is
+    /// finished and signalled, then every line goes to the safe state.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop_flag.clone()
+    }
+
+    /// This run's id (journalled with every row).
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Run until stopped; returns what happened. Lines are in the safe state on return.
+    pub fn run(self, mut opts: RunOptions) -> Summary {
+        let Daemon {
+            cfg,
+            source,
+            inspector,
+            journal,
+            images,
+            shared: sh,
+            trig_rx,
+            stop_flag,
+            run_id,
+            #[cfg(feature = "gpio")]
+            gpio_trigger,
+        } = self;
+        let notifier = if opts.notify {
+            Notifier::from_env()
+        } else {
+            Notifier::disabled()
+        };
+        let live = source.is_live();
+        let mode = cfg.trigger.mode;
+        let free_run = mode == TriggerMode::FreeRun;
+        info!(
+            run_id = %run_id,
+            source = %source.name(),
+            inspector = %inspector.describe(),
+            gpio = %sh.outputs.lock().unwrap_or_else(|e| e.into_inner()).describe(),
+            trigger = ?mode,
+            journal = %journal.path().display(),
+            "station daemon starting"
+        );
+        let queue = if free_run && live {
+            1
+        } else {
+            cfg.daemon.queue
+        };
+        let (job_tx, job_rx) = bounded::<Job>(queue);
+        let (done_tx, done_rx) = bounded::<Done>(cfg.daemon.queue);
+        let (image_tx, image_rx) = bounded::<(i64, String, image::GrayImage)>(4);
+        let (status_tx, status_rx) = bounded::<Status>(1);
+
+        let mut workers: Vec<(Stage, JoinHandle<()>)> = Vec::new();
+        let mut helpers: Vec<JoinHandle<()>> = Vec::new();
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(format!("endface-{name}"))
+                .spawn(f)
+        };
+        let mut spawn_failed = None;
+
+        for (i, r) in sh.running.iter().enumerate() {
+            r.store(true, Ordering::SeqCst);
+            sh.beats_ms[i].store(0, Ordering::SeqCst);
+        }
+        // Capture.
+        {
+            let sh2 = sh.clone();
+            let cam = cfg.camera.clone();
+            let job_rx2 = job_rx.clone();
+            let f = Box::new(move || {
+                capture_loop(&sh2, source, &cam, mode, trig_rx, job_tx, job_rx2);
+                sh2.running[Stage::Capture as usize].store(false, Ordering::SeqCst);
+            });
+            match spawn("capture", f) {
+                Ok(h) => workers.push((Stage::Capture, h)),
+                Err(e) => spawn_failed = Some(e),
+            }
+        }
+        // Inspect.
+        {
+            let sh2 = sh.clone();
+            let max = opts.max_inspections;
+            let rate = cfg.trigger.rate_hz;
+            let max_errors = cfg.daemon.max_model_errors;
+            let f = Box::new(move || {
+                inspect_loop(
+                    &sh2, inspector, job_rx, done_tx, free_run, rate, max, max_errors,
+                );
+                sh2.running[Stage::Inspect as usize].store(false, Ordering::SeqCst);
+            });
+            match spawn("inspect", f) {
+                Ok(h) => workers.push((Stage::Inspect, h)),
+                Err(e) => spawn_failed = Some(e),
+            }
+        }
+        // Output.
+        let stage_stats: Arc<Mutex<BTreeMap<String, StageStat>>> = Arc::default();
+        {
+            let sh2 = sh.clone();
+            let ctx = OutputContext {
+                station: cfg.station.clone(),
+                profile: cfg.profile.clone(),
+                run_id: run_id.clone(),
+                save: cfg.journal.save_images,
+                images_enabled: images.is_some(),
+                display_enabled: cfg.display.framebuffer.is_some(),
+                stats: stage_stats.clone(),
+            };
+            let on_result = opts.on_result.take();
+            let f = Box::new(move || {
+                output_loop(&sh2, journal, ctx, done_rx, image_tx, status_tx, on_result);
+                sh2.running[Stage::Output as usize].store(false, Ordering::SeqCst);
+            });
+            match spawn("output", f) {
+                Ok(h) => workers.push((Stage::Output, h)),
+                Err(e) => spawn_failed = Some(e),
+            }
+        }
+        // Image saver.
+        if let Some(store) = images {
+            let sh2 = sh.clone();
+            let db = cfg.journal.path.clone();
+            let f = Box::new(move || image_saver(&sh2, store, &db, image_rx));
+            match spawn("images", f) {
+                Ok(h) => helpers.push(h),
+                Err(e) => spawn_failed = Some(e),
+            }
+        }
+        // Display.
+        if let Some(fb) = cfg.display.framebuffer.clone() {
+            let refresh = Duration::from_millis(cfg.display.refresh_ms);
+            let f = Box::new(move || display_loop(&fb, refresh, status_rx));
+            match spawn("display", f) {
+                Ok(h) => helpers.push(h),
+                Err(e) => spawn_failed = Some(e),
+            }
+        }
+        // Trigger inputs.
+        let mut trigger_threads: Vec<JoinHandle<()>> = Vec::new();
+        match mode {
+            TriggerMode::FreeRun => {}
+            TriggerMode::Software => {
+                let sh2 = sh.clone();
+                if let Some(path) = cfg.trigger.socket.clone() {
+                    match spawn("socket", Box::new(move || socket_triggers(&sh2, &path))) {
+                        Ok(h) => trigger_threads.push(h),
+                        Err(e) => spawn_failed = Some(e),
+                    }
+                } else if opts.stdin_triggers {
+                    match spawn("stdin", Box::new(move || stdin_triggers(&sh2))) {
+                        Ok(h) => trigger_threads.push(h),
+                        Err(e) => spawn_failed = Some(e),
+                    }
+                }
+            }
+            TriggerMode::Gpio =>
+            {
+                #[cfg(feature = "gpio")]
+                if let Some(input) = gpio_trigger {
+                    let sh2 = sh.clone();
+                    match spawn("gpio-trigger", Box::new(move || gpio_triggers(&sh2, input))) {
+                        Ok(h) => trigger_threads.push(h),
+                        Err(e) => spawn_failed = Some(e),
+                    }
+                }
+            }
+        }
+        if let Some(e) = spawn_failed {
+            sh.fatal(
+                FatalKind::Thread,
+                format!("cannot start a pipeline thread: {e}"),
+            );
+        }
+
+        // Supervise.
+        let watchdog_ms = cfg.daemon.watchdog_ms;
+        let ping_every_ms = notifier
+            .watchdog_period()
+            .map(|p| (p.as_millis() as u64 / 3).max(1))
+            .unwrap_or(1000);
+        let mut last_ping_ms = 0u64;
+        let mut sent_ready = false;
+        let mut stop_logged = false;
+        let mut on_ready = opts.on_ready.take();
+        loop {
+            std::thread::sleep(Duration::from_millis(20));
+            if stop_flag.load(Ordering::SeqCst) && !stop_logged {
+                stop_logged = true;
+                if !sh.stopping() {
+                    info!("stop requested: finishing the inspection in flight, then safe state");
+                }
+                sh.request_stop(StopReason::Signal);
+            }
+            let now_ms = monotonic_ns() / 1_000_000;
+            let mut stale = Vec::new();
+            let mut all_beat = true;
+            for (i, name) in STAGE_NAMES.iter().enumerate() {
+                if !sh.running[i].load(Ordering::SeqCst) {
+                    continue;
+                }
+                let beat = sh.beats_ms[i].load(Ordering::Relaxed);
+                if beat == 0 {
+                    all_beat = false;
+                } else if now_ms.saturating_sub(beat) > watchdog_ms {
+                    stale.push((*name, now_ms.saturating_sub(beat)));
+                }
+            }
+            if stale.is_empty() {
+                if !sh.watchdog_ok.swap(true, Ordering::SeqCst) {
+                    info!("watchdog: every stage is beating again");
+                }
+                if sent_ready && now_ms.saturating_sub(last_ping_ms) >= ping_every_ms {
+                    notifier.notify("WATCHDOG=1");
+                    last_ping_ms = now_ms;
+                }
+            } else if sh.watchdog_ok.swap(false, Ordering::SeqCst) {
+                let list: Vec<String> = stale
+                    .iter()
+                    .map(|(n, ms)| format!("{n} silent {ms} ms"))
+                    .collect();
+                error!("watchdog missed ({}): READY low", list.join(", "));
+            }
+            sh.update_ready();
+            if sh.is_ready() {
+                if let Some(f) = on_ready.take() {
+                    f();
+                }
+            }
+            if !sent_ready && all_beat {
+                sent_ready = true;
+                notifier.notify("READY=1\nSTATUS=inspecting");
+                info!(ready = sh.is_ready(), "pipeline running");
+            }
+            if workers.iter().all(|(_, h)| h.is_finished()) {
+                break;
+            }
+        }
+        sh.stop.store(true, Ordering::SeqCst);
+        notifier.notify("STOPPING=1");
+        for (stage, h) in workers {
+            if h.join().is_err() {
+                sh.fatal(
+                    FatalKind::Thread,
+                    format!("the {} thread panicked", STAGE_NAMES[stage as usize]),
+                );
+            }
+        }
+        for h in trigger_threads.into_iter().chain(helpers) {
+            let _ = h.join();
+        }
+        {
+            let mut out = sh.outputs.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = out.safe_state() {
+                error!("cannot put every line in the safe state: {e}");
+            }
+        }
+        let c = &sh.counters;
+        let reason = sh
+            .stop_reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or(StopReason::Signal);
+        let summary = Summary {
+            run_id,
+            inspections: get(&c.inspections),
+            pass: get(&c.pass),
+            fail: get(&c.fail),
+            unable: get(&c.unable),
+            model_errors: get(&c.model_errors),
+            frames_captured: get(&c.frames_captured),
+            frames_dropped: get(&c.frames_dropped),
+            frames_dropped_by_device: get(&c.frames_dropped_by_device),
+            frames_corrupt: get(&c.frames_corrupt),
+            frames_unused: get(&c.frames_unused),
+            abandoned_at_stop: get(&c.abandoned),
+            triggers: get(&c.triggers),
+            triggers_ignored: get(&c.triggers_ignored),
+            triggers_overrun: get(&c.triggers_overrun),
+            camera_losses: get(&c.camera_losses),
+            images_saved: get(&c.images_saved),
+            images_evicted: get(&c.images_evicted),
+            stage_ms: stage_stats
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            stop_reason: reason,
+            fatal: sh.fatal.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        };
+        info!(
+            inspections = summary.inspections,
+            pass = summary.pass,
+            fail = summary.fail,
+            unable = summary.unable,
+            reason = ?summary.stop_reason,
+            "station daemon stopped; lines in the safe state"
+        );
+        summary
+    }
+}
+
+/// Send a job, blocking, but give up when a hard stop comes (counted as abandoned).
+fn send_blocking(sh: &Shared, tx: &Sender<Job>, mut job: Job, stage: Stage) -> bool {
+    loop {
+        sh.beat(stage);
+        match tx.send_timeout(job, TICK) {
+            Ok(()) => return true,
+            Err(SendTimeoutError::Timeout(j)) => {
+                if sh.stopping() {
+                    inc(&sh.counters.abandoned);
+                    return false;
+                }
+                job = j;
+            }
+            Err(SendTimeoutError::Disconnected(_)) => return false,
+        }
+    }
+}
+
+/// Triggers that cannot get a frame (camera lost) are answered UNABLE instead of waiting.
+fn fail_triggers(
+    sh: &Shared,
+    pending: &mut VecDeque<Trigger>,
+    trig_rx: &Receiver<Trigger>,
+    tx: &Sender<Job>,
+    reason: &str,
+) {
+    while let Ok(t) = trig_rx.try_recv() {
+        pending.push_back(t);
+    }
+    while let Some(t) = pending.pop_front() {
+        let job = Job {
+            trigger: Some(t),
+            frame: None,
+            no_frame_reason: Some(reason.to_string()),
+        };
+        if !send_blocking(sh, tx, job, Stage::Capture) {
+            break;
+        }
+    }
+}
+
+fn capture_loop(
+    sh: &Shared,
+    mut source: Box<dyn Source>,
+    cam: &crate::capture::CameraConfig,
+    mode: TriggerMode,
+    trig_rx: Receiver<Trigger>,
+    job_tx: Sender<Job>,
+    newest_rx: Receiver<Job>,
+) {
+    let live = source.is_live();
+    let triggered = mode != TriggerMode::FreeRun;
+    let mut open = false;
+    let mut ever_open = false;
+    let mut backoff_ms = cam.reconnect_initial_ms;
+    let mut outage_logged = false;
+    let mut pending: VecDeque<Trigger> = VecDeque::new();
+    let no_camera = format!("no frame: camera {} unavailable", source.name());
+    loop {
+        sh.beat(Stage::Capture);
+        if sh.stopping() {
+            inc_by(&sh.counters.abandoned, pending.len() as u64);
+            break;
+        }
+        if !open {
+            match source.open() {
+                Ok(()) => {
+                    open = true;
+                    backoff_ms = cam.reconnect_initial_ms;
+                    sh.camera_ok.store(true, Ordering::SeqCst);
+                    if ever_open {
+                        info!(camera = %source.name(), "camera back: READY restored");
+                    }
+                    ever_open = true;
+                    outage_logged = false;
+                    sh.update_ready();
+                }
+                Err(e) => {
+                    sh.camera_ok.store(false, Ordering::SeqCst);
+                    sh.update_ready();
+                    if !outage_logged {
+                        error!(
+                            "{e}: READY low, retrying with back-off up to {} ms",
+                            cam.reconnect_max_ms
+                        );
+                        outage_logged = true;
+                    } else {
+                        debug!("{e}; retry in {backoff_ms} ms");
+                    }
+                    if !live {
+                        // A replay or synthetic camera that cannot open will not get better.
+                        sh.fatal(FatalKind::Camera, format!("{e}"));
+                        break;
+                    }
+                    let until = monotonic_ns() + backoff_ms * 1_000_000;
+                    while monotonic_ns() < until && !sh.stopping() {
+                        sh.beat(Stage::Capture);
+                        if triggered {
+                            fail_triggers(sh, &mut pending, &trig_rx, &job_tx, &no_camera);
+                        }
+                        std::thread::sleep(TICK);
+                    }
+                    backoff_ms = (backoff_ms * 2).min(cam.reconnect_max_ms);
+                    continue;
+                }
+            }
+        }
+        if triggered {
+            while let Ok(t) = trig_rx.try_recv() {
+                pending.push_back(t);
+            }
+            if !live && pending.is_empty() {
+                // A non-live source makes a frame per trigger: wait for one.
+                match trig_rx.recv_timeout(TICK) {
+                    Ok(t) => pending.push_back(t),
+                    Err(RecvTimeoutError::Timeout) => {
+                        if sh.triggers_closed.load(Ordering::SeqCst) && trig_rx.is_empty() {
+                            sh.set_reason(StopReason::TriggersClosed);
+                            break;
+                        }
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            if live
+                && pending.is_empty()
+                && sh.triggers_closed.load(Ordering::SeqCst)
+                && trig_rx.is_empty()
+            {
+                sh.set_reason(StopReason::TriggersClosed);
+                break;
+            }
+        }
+        match source.next_frame() {
+            Ok(frame) => {
+                inc(&sh.counters.frames_captured);
+                if !sh.camera_ok.swap(true, Ordering::SeqCst) {
+                    sh.update_ready();
+                }
+                debug!(seq = frame.sequence, "frame");
+                if !triggered {
+                    let job = Job {
+                        trigger: None,
+                        frame: Some(frame),
+                        no_frame_reason: None,
+                    };
+                    if live {
+                        // Newest only: replace a frame nobody has picked up yet.
+                        if let Err(TrySendError::Full(job)) = job_tx.try_send(job) {
+                            if newest_rx.try_recv().is_ok() {
+                                inc(&sh.counters.frames_dropped);
+                            }
+                            if job_tx.try_send(job).is_err() {
+                                inc(&sh.counters.frames_dropped);
+                            }
+                        }
+                    } else if !send_blocking(sh, &job_tx, job, Stage::Capture) {
+                        break;
+                    }
+                } else {
+                    // Triggers that came while this frame was being captured count too.
+                    while let Ok(t) = trig_rx.try_recv() {
+                        pending.push_back(t);
+                    }
+                    let take = match pending.front() {
+                        Some(t) => !live || frame.captured_mono_ns >= t.at_mono_ns,
+                        None => false,
+                    };
+                    if take {
+                        let trigger = pending.pop_front();
+                        let job = Job {
+                            trigger,
+                            frame: Some(frame),
+                            no_frame_reason: None,
+                        };
+                        if !send_blocking(sh, &job_tx, job, Stage::Capture) {
+                            break;
+                        }
+                    } else {
+                        inc(&sh.counters.frames_unused);
+                    }
+                }
+            }
+            Err(e) => match e.class() {
+                ErrorClass::SkipFrame => {
+                    inc(&sh.counters.frames_corrupt);
+                    warn!("{e}");
+                }
+                ErrorClass::Reconnect => {
+                    inc(&sh.counters.camera_losses);
+                    sh.camera_ok.store(false, Ordering::SeqCst);
+                    sh.update_ready();
+                    error!("{e}: READY low, reconnecting");
+                    outage_logged = true;
+                    source.close();
+                    open = false;
+                    if triggered {
+                        fail_triggers(sh, &mut pending, &trig_rx, &job_tx, &no_camera);
+                    }
+                }
+                ErrorClass::Ended => {
+                    info!("{e}");
+                    sh.set_reason(StopReason::SourceEnded);
+                    if triggered {
+                        fail_triggers(
+                            sh,
+                            &mut pending,
+                            &trig_rx,
+                            &job_tx,
+                            "no frame: the replay has ended",
+                        );
+                    }
+                    break;
+                }
+            },
+        }
+        sh.counters
+            .frames_dropped_by_device
+            .store(source.dropped_by_device(), Ordering::Relaxed);
+    }
+    source.close();
+}
+
+fn inc_by(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn inspect_loop(
+    sh: &Shared,
+    mut inspector: Box<dyn FrameInspector>,
+    job_rx: Receiver<Job>,
+    done_tx: Sender<Done>,
+    free_run: bool,
+    rate_hz: f64,
+    max: Option<u64>,
+    max_errors: u32,
+) {
+    let period_ns = (1e9 / rate_hz.max(1e-3)) as u64;
+    let mut next_tick = monotonic_ns();
+    let mut started = 0u64;
+    let mut consecutive_errors = 0u32;
+    let (model_sha256, provider) = inspector.identity();
+    loop {
+        sh.beat(Stage::Inspect);
+        if sh.stopping() {
+            break;
+        }
+        if let Some(max) = max {
+            if started >= max {
+                sh.request_stop(StopReason::FramesDone);
+                break;
+            }
+        }
+        if free_run {
+            let now = monotonic_ns();
+            if now < next_tick {
+                std::thread::sleep(Duration::from_nanos(
+                    (next_tick - now).min(TICK.as_nanos() as u64),
+                ));
+                continue;
+            }
+        }
+        let job = match job_rx.recv_timeout(TICK) {
+            Ok(j) => j,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let trigger = match job.trigger {
+            Some(t) => t,
+            None => {
+                // Free-run: this tick is the trigger.
+                let seq = sh.trigger_seq.fetch_add(1, Ordering::SeqCst) + 1;
+                sh.pending.fetch_add(1, Ordering::SeqCst);
+                inc(&sh.counters.triggers);
+                sh.drive(|o| o.begin(None));
+                Trigger {
+                    seq,
+                    at_mono_ns: monotonic_ns(),
+                    at_unix_ns: unix_ns(),
+                    source: TriggerSource::FreeRun,
+                }
+            }
+        };
+        started += 1;
+        let inspection = started;
+        let t0 = monotonic_ns();
+        let mut record = match (&job.frame, job.no_frame_reason) {
+            (Some(frame), _) => {
+                match inspector.inspect(frame) {
+                    Ok(r) => {
+                        consecutive_errors = 0;
+                        if !sh.model_ok.swap(true, Ordering::SeqCst) {
+                            info!("inspector working again");
+                            sh.update_ready();
+                        }
+                        r
+                    }
+                    Err(e) => {
+                        consecutive_errors += 1;
+                        inc(&sh.counters.model_errors);
+                        sh.model_ok.store(false, Ordering::SeqCst);
+                        sh.update_ready();
+                        if consecutive_errors >= max_errors {
+                            sh.fatal(
+                            FatalKind::Model,
+                            format!("inspector failed {consecutive_errors} times in a row, last: {e}"),
+                        );
+                        } else {
+                            error!(inspection, "inspector failed: {e}: READY low");
+                        }
+                        unable(format!("inspector failed: {e}"), &model_sha256, &provider)
+                    }
+                }
+            }
+            (None, reason) => unable(
+                reason.unwrap_or_else(|| "no frame".into()),
+                &model_sha256,
+                &provider,
+            ),
+        };
+        let inspect_ms = (monotonic_ns() - t0) as f64 / 1e6;
+        record.timings_ms.insert("inspect".into(), inspect_ms);
+        if let Some(f) = &job.frame {
+            record.timings_ms.insert(
+                "queue".into(),
+                t0.saturating_sub(f.captured_mono_ns) as f64 / 1e6,
+            );
+        }
+        let done = Done {
+            inspection,
+            trigger,
+            frame: job.frame,
+            record,
+            inspect_started_mono_ns: t0,
+        };
+        if done_tx.send(done).is_err() {
+            break;
+        }
+        if free_run {
+            next_tick = (next_tick + period_ns).max(monotonic_ns());
+        }
+    }
+}
+
+fn unable(reason: String, model_sha256: &str, provider: &str) -> InspectionRecord {
+    InspectionRecord {
+        verdict: Verdict::Unable,
+        reasons: vec![reason],
+        defects: serde_json::Value::Array(Vec::new()),
+        timings_ms: BTreeMap::new(),
+        model_sha256: model_sha256.to_string(),
+        provider: provider.to_string(),
+    }
+}
+
+struct OutputContext {
+    station: String,
+    profile: String,
+    run_id: String,
+    save: SaveImages,
+    images_enabled: bool,
+    display_enabled: bool,
+    stats: Arc<Mutex<BTreeMap<String, StageStat>>>,
+}
+
+fn add_stat(stats: &mut BTreeMap<String, StageStat>, name: &str, ms: f64) {
+    let s = stats.entry(name.to_string()).or_default();
+    s.count += 1;
+    s.mean_ms += (ms - s.mean_ms) / s.count as f64;
+    s.max_ms = s.max_ms.max(ms);
+}
+
+fn output_loop(
+    sh: &Shared,
+    mut journal: Journal,
+    ctx: OutputContext,
+    done_rx: Receiver<Done>,
+    image_tx: Sender<(i64, String, image::GrayImage)>,
+    status_tx: Sender<Status>,
+    mut on_result: Option<ResultCallback>,
+) {
+    loop {
+        sh.beat(Stage::Output);
+        let done = match done_rx.recv_timeout(TICK) {
+            Ok(d) => d,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let Done {
+            inspection,
+            trigger,
+            frame,
+            mut record,
+            inspect_started_mono_ns,
+        } = done;
+        let verdict = record.verdict;
+        let recorded_unix_ns = unix_ns();
+        let entry = Entry {
+            id: 0,
+            run_id: ctx.run_id.clone(),
+            inspection,
+            station: ctx.station.clone(),
+            profile: ctx.profile.clone(),
+            verdict: verdict.as_str().to_string(),
+            reasons: record.reasons.clone(),
+            defects: std::mem::take(&mut record.defects),
+            timings_ms: record.timings_ms.clone(),
+            model_sha256: record.model_sha256.clone(),
+            provider: record.provider.clone(),
+            frame_seq: frame.as_ref().map(|f| f.sequence),
+            frame_origin: frame.as_ref().and_then(|f| f.origin.clone()),
+            trigger_seq: Some(trigger.seq),
+            trigger_source: trigger.source.as_str().to_string(),
+            trigger_unix_ns: Some(trigger.at_unix_ns),
+            captured_unix_ns: frame.as_ref().map(|f| f.captured_unix_ns),
+            recorded_unix_ns,
+            image_path: None,
+        };
+        let t_journal = monotonic_ns();
+        let journal_id = match journal.record(&entry) {
+            Ok(id) => id,
+            Err(e) => {
+                // Not recorded: must not be signalled. Stop; READY is low from here on.
+                sh.fatal(
+                    FatalKind::Journal,
+                    format!(
+                        "{e}: inspection {inspection} not recorded, so not signalled; stopping"
+                    ),
+                );
+                sh.pending.fetch_sub(1, Ordering::SeqCst);
+                break;
+            }
+        };
+        let journal_ms = (monotonic_ns() - t_journal) as f64 / 1e6;
+
+        // Signal.
+        let remaining = sh.pending.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);
+        let signal = match verdict {
+            Verdict::Pass => Signal::Pass,
+            Verdict::Fail => Signal::Fail,
+            Verdict::Unable => Signal::Unable,
+        };
+        let timings = sh
+            .outputs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .timings();
+        let plan = result_plan(signal, timings, remaining > 0);
+        let t_signal = monotonic_ns();
+        let pass_withheld = play_plan(sh, &plan, t_signal, inspection);
+        let trigger_to_result_ms = t_signal.saturating_sub(trigger.at_mono_ns) as f64 / 1e6;
+        let mut timings_ms = record.timings_ms;
+        timings_ms.insert("journal".into(), journal_ms);
+        timings_ms.insert("trigger_to_result".into(), trigger_to_result_ms);
+        timings_ms.insert(
+            "inspect_to_result".into(),
+            t_signal.saturating_sub(inspect_started_mono_ns) as f64 / 1e6,
+        );
+        {
+            let mut stats = ctx.stats.lock().unwrap_or_else(|e| e.into_inner());
+            for (k, v) in &timings_ms {
+                add_stat(&mut stats, k, *v);
+            }
+        }
+        inc(&sh.counters.inspections);
+        let (pass, fail, unable_n) = match verdict {
+            Verdict::Pass => (1, 0, 0),
+            Verdict::Fail => (0, 1, 0),
+            Verdict::Unable => (0, 0, 1),
+        };
+        inc_by(&sh.counters.pass, pass);
+        inc_by(&sh.counters.fail, fail);
+        inc_by(&sh.counters.unable, unable_n);
+        debug!(inspection, %verdict, journal_id, "result signalled");
+        let event = ResultEvent {
+            inspection,
+            journal_id,
+            verdict,
+            reasons: record.reasons.clone(),
+            frame_seq: frame.as_ref().map(|f| f.sequence),
+            frame_origin: frame.as_ref().and_then(|f| f.origin.clone()),
+            trigger_seq: trigger.seq,
+            trigger_source: trigger.source,
+            pass_withheld,
+            trigger_mono_ns: trigger.at_mono_ns,
+            timings_ms,
+        };
+        if let Some(cb) = on_result.as_mut() {
+            cb(&event);
+        }
+        if ctx.display_enabled {
+            let c = &sh.counters;
+            let _ = status_tx.try_send(Status {
+                verdict: Some(verdict),
+                reason: record.reasons.first().cloned().unwrap_or_default(),
+                ready: sh.is_ready(),
+                inspections: get(&c.inspections),
+                pass: get(&c.pass),
+                fail: get(&c.fail),
+                unable: get(&c.unable),
+                frame: frame.as_ref().map(|f| f.image.clone()),
+            });
+        }
+        let keep = match ctx.save {
+            SaveImages::All => true,
+            SaveImages::Failing => verdict != Verdict::Pass,
+            SaveImages::None => false,
+        };
+        if keep && ctx.images_enabled {
+            if let Some(f) = frame {
+                let name = ImageStore::file_name(recorded_unix_ns, &ctx.run_id, inspection);
+                if image_tx.try_send((journal_id, name, f.image)).is_err() {
+                    warn!(inspection, "frame not saved: the image saver is behind");
+                }
+            }
+        }
+    }
+}
+
+/// Play a result timeline starting at `t_signal`. A pulse's end is timed from when its start
+/// really happened, so a late start never shortens a pulse. Returns whether PASS was withheld.
+fn play_plan(sh: &Shared, plan: &[crate::actuate::Step], t_signal: u64, inspection: u64) -> bool {
+    let mut started: [Option<(u64, u64)>; 6] = [None; 6];
+    let mut withheld = false;
+    for step in plan {
+        let mut deadline = t_signal + step.at_ms * 1_000_000;
+        if !step.active {
+            if let Some((on_at_ms, on_real_ns)) = started[step.role.index()] {
+                deadline = deadline.max(on_real_ns + (step.at_ms - on_at_ms) * 1_000_000);
+            }
+        }
+        sleep_until_mono(deadline);
+        if step.role == Role::Pass && step.active && sh.faulted() {
+            warn!(
+                inspection,
+                "PASS withheld: camera, model, watchdog or GPIO fault"
+            );
+            withheld = true;
+            continue;
+        }
+        sh.drive(|o| o.set(step.role, step.active, Some(inspection)));
+        if step.active {
+            started[step.role.index()] = Some((step.at_ms, monotonic_ns()));
+        }
+    }
+    withheld
+}
+
+fn image_saver(
+    sh: &Shared,
+    mut store: ImageStore,
+    db: &std::path::Path,
+    rx: Receiver<(i64, String, image::GrayImage)>,
+) {
+    let mut journal = match Journal::open(db) {
+        Ok(j) => Some(j),
+        Err(e) => {
+            warn!("image saver: {e}: saved frames will not be linked in the journal");
+            None
+        }
+    };
+    for (id, name, image) in rx {
+        match store.save(&name, &image) {
+            Ok((path, evicted)) => {
+                inc(&sh.counters.images_saved);
+                inc_by(&sh.counters.images_evicted, evicted.len() as u64);
+                if let Some(j) = journal.as_mut() {
+                    let linked = j
+                        .set_image_path(id, Some(&path))
+                        .and_then(|_| j.clear_image_paths(&evicted));
+                    if let Err(e) = linked {
+                        warn!("{e}");
+                    }
+                }
+            }
+            Err(e) => warn!("{e}"),
+        }
+    }
+}
+
+fn display_loop(fb_path: &std::path::Path, refresh: Duration, rx: Receiver<Status>) {
+    let mut fb = match Framebuffer::open(fb_path) {
+        Ok(fb) => fb,
+        Err(e) => {
+            warn!("status display off: {e}");
+            for _ in rx {}
+            return;
+        }
+    };
+    let (w, h) = fb.size();
+    let mut canvas = display::Canvas::new(w, h);
+    let mut failed = false;
+    while let Ok(mut status) = rx.recv() {
+        std::thread::sleep(refresh);
+        while let Ok(newer) = rx.try_recv() {
+            status = newer;
+        }
+        display::render(&status, &mut canvas);
+        if let Err(e) = fb.show(&canvas) {
+            if !failed {
+                warn!("status display: {e}");
+                failed = true;
+            }
+        }
+    }
+}
+
+/// Wait on stdin for lines; every line is a trigger. EOF: no more triggers (the daemon ends
+/// once those already given are answered).
+fn stdin_triggers(sh: &Shared) {
+    let mut buf = [0u8; 512];
+    loop {
+        if sh.stopping() {
+            return;
+        }
+        let mut pfd = libc::pollfd {
+            fd: 0,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut pfd, 1, TICK.as_millis() as i32) };
+        if n < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            warn!("stdin triggers: {err}");
+            sh.triggers_closed.store(true, Ordering::SeqCst);
+            return;
+        }
+        if n == 0 {
+            continue;
+        }
+        // SAFETY: reading into a buffer we own, with its length.
+        let got = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
+        if got < 0 {
+            let err = std::io::Error::last_os_error();
+            if matches!(
+                err.kind(),
+                std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock
+            ) {
+                continue;
+            }
+            warn!("stdin triggers: {err}");
+            sh.triggers_closed.store(true, Ordering::SeqCst);
+            return;
+        }
+        if got == 0 {
+            info!("stdin closed: no more software triggers");
+            sh.triggers_closed.store(true, Ordering::SeqCst);
+            return;
+        }
+        let now = monotonic_ns();
+        for _ in buf[..got as usize].iter().filter(|b| **b == b'\n') {
+            sh.accept_trigger(TriggerSource::Stdin, now);
+        }
+    }
+}
+
+/// Listen on a Unix stream socket; every line a client sends is a trigger, answered with
+/// `queued <n>` or `refused`.
+fn socket_triggers(sh: &Shared, path: &std::path::Path) {
+    use std::io::{Read, Write};
+    use std::os::unix::net::{UnixListener, UnixStream};
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::remove_file(path);
+    let listener = match UnixListener::bind(path).and_then(|l| l.set_nonblocking(true).map(|_| l)) {
+        Ok(l) => l,
+        Err(e) => {
+            sh.fatal(
+                FatalKind::Thread,
+                format!("trigger socket {}: {e}", path.display()),
+            );
+            return;
+        }
+    };
+    info!(socket = %path.display(), "software triggers: one line per trigger");
+    let mut clients: Vec<UnixStream> = Vec::new();
+    let mut buf = [0u8; 512];
+    while !sh.stopping() {
+        while let Ok((c, _)) = listener.accept() {
+            if c.set_nonblocking(true).is_ok() {
+                clients.push(c);
+            }
+        }
+        let mut keep = Vec::with_capacity(clients.len());
+        for mut c in clients.drain(..) {
+            match c.read(&mut buf) {
+                Ok(0) => continue,
+                Ok(n) => {
+                    let now = monotonic_ns();
+                    for _ in buf[..n].iter().filter(|b| **b == b'\n') {
+                        let reply = match sh.accept_trigger(TriggerSource::Socket, now) {
+                            Some(seq) => format!("queued {seq}\n"),
+                            None => "refused\n".to_string(),
+                        };
+                        let _ = c.write_all(reply.as_bytes());
+                    }
+                    keep.push(c);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => keep.push(c),
+                Err(_) => continue,
+            }
+        }
+        clients = keep;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = std::fs::remove_file(path);
+}
+
+#[cfg(feature = "gpio")]
+fn gpio_triggers(sh: &Shared, input: crate::actuate::trigger::GpioTrigger) {
+    info!(line = input.describe(), "GPIO trigger input armed");
+    let mut reported = false;
+    while !sh.stopping() {
+        match input.wait(TICK) {
+            Ok(Some(t_ns)) => {
+                sh.accept_trigger(TriggerSource::Gpio, t_ns);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                if !reported {
+                    error!("{e}");
+                    reported = true;
+                }
+                std::thread::sleep(TICK);
+            }
+        }
+    }
+}

@@ -1,1 +1,0 @@
-//! locate (placeholder: filled in by its owner).

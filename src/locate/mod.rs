@@ -1,0 +1,546 @@
+//! Fiber localization ("auto-centering"): find the cladding circle in a gray frame.
+//!
+//! In: an 8-bit gray frame (`image::GrayImage`) and a [`LocateConfig`] (the station's µm/px
+//! calibration when known, else a pixel aspect). Out: a [`Located`] — the cladding center in
+//! frame pixels (sub-pixel), its radius along x and along y in frame pixels, a confidence in
+//! [0, 1] and a focus measure — or a [`LocateError`] when the cladding cannot be found with
+//! enough confidence. Nothing is guessed: a caller that gets an error must refuse to grade.
+//!
+//! # Coordinates
+//! Frame pixels with pixel centers on integer coordinates ((0, 0) is the center of the
+//! top-left pixel; a disc centred in a 640x480 frame has its center at (319.5, 239.5)).
+//! Pixels may be non-square: with aspect `a = um_per_px_x / um_per_px_y` the cladding is an
+//! ellipse `a` times taller than wide. All the work happens in *circle space*, `(x, y / a)` in
+//! x-pixel units, where the cladding is a circle; results are mapped back to frame pixels.
+//!
+//! # Method
+//! 1. Coarse (`coarse.rs`): block-average to a ~150 px short side (aspect corrected), blur,
+//!    Sobel, gradient-direction circular Hough voting for the center, then for the best few
+//!    center peaks the angular support of every concentric edge. The cladding is the
+//!    outermost well-supported edge (core, trench and index rings lie inside it); its
+//!    polarity (does the frame get brighter or darker going out) is the sign of the step
+//!    between the glass and the ferrule plateaus, so a rim line outside a dark fiber is not
+//!    mistaken for the edge.
+//! 2. Refine (`refine.rs`, `fit.rs`): `rays` rays from the coarse center; on each the strongest
+//!    edge of that polarity near the coarse radius, to sub-pixel by a parabola through the
+//!    derivative of the lightly smoothed profile; RANSAC over triples and a Tukey-weighted
+//!    geometric circle fit (chipped, dusty or occluded arcs get zero weight). Then long rays
+//!    from the fitted center: on the median over rays of their profiles the strongest edge
+//!    near the circle is chosen once for all rays (a double edge — epoxy ring, rim lines —
+//!    would otherwise be split between rays), each ray's edge is searched in a narrow window
+//!    around it, and the final robust fit gives center and radius.
+//! 3. Confidence = (fraction of all rays whose edge is of useful strength and lies within
+//!    max(1.5 px, 1 % of r) of the circle) × fit factor (RMS of those residuals: 1 up to
+//!    0.5 px, 0 at 2.5 px) × visibility factor (the larger of the step across the edge and
+//!    twice the edge slope per pixel, over the frame's noise: 0 at 1x, 1 from 3.5x). A
+//!    mis-set aspect lowers it sharply (the edge no longer fits a circle in circle space).
+//! 4. Focus: on the median profile, the maximum slope across the edge (0.5 px smoothing)
+//!    divided by the intensity range within ±4 µm of it, in 1/px, clamped to [0, 1]. For a
+//!    step blurred by a Gaussian of σ px it measures 1 / (√(2π)·√(σ² + 0.5)): 0.52 at
+//!    σ = 0.3, 0.33 at 1, 0.19 at 2, 0.10 at 4 px (tests/locate_cases.rs checks it falls
+//!    with blur and ignores brightness). It is per pixel, so a threshold belongs to a camera
+//!    and magnification.
+//!
+//! # Accuracy limits
+//! The glass boundary is taken where the intensity changes fastest. A rim line just inside
+//! or outside the glass, or an epoxy ring, next to a soft (> 1 µm) edge moves that point by
+//! up to ~1.5 µm; on such frames the radius can be 1–2.5 % off while the center (symmetric
+//! errors cancel) stays within a fraction of a pixel.
+
+mod coarse;
+mod fit;
+mod refine;
+
+use crate::geometry::{PixelScale, CLADDING_RADIUS_UM};
+use image::GrayImage;
+use serde::{Deserialize, Serialize};
+
+/// Smallest frame side accepted (pixels).
+pub const MIN_FRAME_SIDE_PX: u32 = 48;
+/// Plateaus on either side of the edge (glass inside, ferrule outside) are measured this far
+/// from it (µm): beyond rim lines and a typical epoxy ring.
+const PLATEAU_UM: (f64, f64) = (5.5, 8.5);
+/// The focus measure normalizes the edge slope by the intensity range within ± this (µm).
+const FOCUS_RANGE_UM: f64 = 4.0;
+
+/// Settings of the localizer. Every field has a default; [`LocateConfig::validate`] names a
+/// bad key and value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocateConfig {
+    /// Calibrated µm/px in x and y. When set, the cladding radius is expected at
+    /// 62.5 µm ± `radius_tolerance` and the aspect comes from it.
+    pub scale: Option<PixelScale>,
+    /// Pixel aspect (y-pixels per x-pixel of the same length) used when `scale` is `None`.
+    pub aspect_y_over_x: f64,
+    /// Results below this confidence are refused with [`LocateError::LowConfidence`].
+    pub min_confidence: f64,
+    /// With a scale: allowed relative deviation of the cladding radius from 62.5 µm.
+    pub radius_tolerance: f64,
+    /// Without a scale: smallest cladding radius as a fraction of the frame's short side.
+    pub min_radius_frac: f64,
+    /// Without a scale: largest cladding radius as a fraction of the frame's short side.
+    pub max_radius_frac: f64,
+    /// Number of rays of the sub-pixel stage.
+    pub rays: usize,
+}
+
+impl Default for LocateConfig {
+    fn default() -> Self {
+        Self {
+            scale: None,
+            aspect_y_over_x: 1.0,
+            min_confidence: 0.5,
+            radius_tolerance: 0.15,
+            min_radius_frac: 0.08,
+            max_radius_frac: 0.45,
+            rays: 180,
+        }
+    }
+}
+
+impl LocateConfig {
+    /// Defaults with a calibrated scale (the aspect follows the scale).
+    pub fn with_scale(scale: PixelScale) -> Self {
+        Self {
+            scale: Some(scale),
+            aspect_y_over_x: scale.aspect_y_over_x(),
+            ..Self::default()
+        }
+    }
+
+    /// The aspect in use: from the scale when there is one, else `aspect_y_over_x`.
+    pub fn effective_aspect(&self) -> f64 {
+        self.scale
+            .map(|s| s.aspect_y_over_x())
+            .unwrap_or(self.aspect_y_over_x)
+    }
+
+    /// Check every field; the error names the key, the value and the accepted range.
+    pub fn validate(&self) -> Result<(), LocateError> {
+        let bad = |key: &'static str, value: String, problem: &str| {
+            Err(LocateError::InvalidConfig {
+                key,
+                value,
+                problem: problem.to_string(),
+            })
+        };
+        if let Some(s) = self.scale {
+            if !s.is_valid() {
+                return bad(
+                    "scale",
+                    format!("{} x {} µm/px", s.um_per_px_x, s.um_per_px_y),
+                    "both µm/px values must be finite and positive",
+                );
+            }
+        }
+        let a = self.effective_aspect();
+        if !(a.is_finite() && (0.5..=2.0).contains(&a)) {
+            return bad(
+                "aspect_y_over_x",
+                a.to_string(),
+                "must be between 0.5 and 2",
+            );
+        }
+        if !(0.0..=1.0).contains(&self.min_confidence) {
+            return bad(
+                "min_confidence",
+                self.min_confidence.to_string(),
+                "must be between 0 and 1",
+            );
+        }
+        if !(self.radius_tolerance > 0.0 && self.radius_tolerance <= 0.5) {
+            return bad(
+                "radius_tolerance",
+                self.radius_tolerance.to_string(),
+                "must be in (0, 0.5]",
+            );
+        }
+        if !(self.min_radius_frac > 0.0 && self.min_radius_frac < self.max_radius_frac) {
+            return bad(
+                "min_radius_frac",
+                self.min_radius_frac.to_string(),
+                "must be positive and below max_radius_frac",
+            );
+        }
+        if self.max_radius_frac.is_nan() || self.max_radius_frac > 1.0 {
+            return bad(
+                "max_radius_frac",
+                self.max_radius_frac.to_string(),
+                "must be at most 1",
+            );
+        }
+        if !(16..=4096).contains(&self.rays) {
+            return bad("rays", self.rays.to_string(), "must be between 16 and 4096");
+        }
+        Ok(())
+    }
+
+    /// Allowed cladding radius (circle-space x-pixels) for a frame of this size.
+    pub fn radius_range_px(&self, width: u32, height: u32) -> (f64, f64) {
+        match self.scale {
+            Some(s) => {
+                let r = CLADDING_RADIUS_UM / s.um_per_px_x;
+                (
+                    r * (1.0 - self.radius_tolerance),
+                    r * (1.0 + self.radius_tolerance),
+                )
+            }
+            None => {
+                let short = (width as f64).min(height as f64 / self.effective_aspect());
+                (short * self.min_radius_frac, short * self.max_radius_frac)
+            }
+        }
+    }
+}
+
+/// The cladding found in a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Located {
+    /// Cladding center in frame pixels (pixel centers on integers).
+    pub center_in_frame: [f64; 2],
+    /// Cladding radius along x in frame pixels.
+    pub cladding_radius_px: f64,
+    /// Cladding radius along y in frame pixels (`cladding_radius_px` × aspect).
+    pub radius_y_px: f64,
+    /// How sure the localizer is, in [0, 1] (see the module doc).
+    pub confidence: f64,
+    /// Edge sharpness of the cladding in 1/px, [0, 1]; lower is blurrier (module doc).
+    pub focus: f64,
+}
+
+/// Intermediate figures of one localization (see [`Locator::last_diagnostics`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Diagnostics {
+    /// Coarse-stage center (frame pixels) and radius (x-pixels).
+    pub coarse_center_in_frame: [f64; 2],
+    pub coarse_radius_px: f64,
+    /// +1: the frame gets brighter going outward across the cladding edge; -1: darker.
+    pub polarity: f64,
+    /// Radius of the final circle fit (x-pixels), reported also when the result is refused.
+    pub radius_px: f64,
+    /// Fraction of rays supporting the circle and the RMS of their residuals (px).
+    pub support: f64,
+    pub rms_px: f64,
+    /// Step height across the cladding edge and the frame's noise level (gray levels).
+    pub contrast: f64,
+    pub noise: f64,
+    /// Rays that stayed inside the frame.
+    pub observed_rays: usize,
+}
+
+/// Why no cladding was reported.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LocateError {
+    #[error("cladding not found: {reason}")]
+    NotFound { reason: String },
+    #[error(
+        "cladding too uncertain: confidence {confidence:.2} is below min_confidence \
+         {min_confidence:.2} ({reason})"
+    )]
+    LowConfidence {
+        confidence: f64,
+        min_confidence: f64,
+        reason: String,
+    },
+    #[error("image {width}x{height} is too small to locate a fiber (each side must be at least {min} px)")]
+    ImageTooSmall { width: u32, height: u32, min: u32 },
+    #[error("locate setting `{key}` = {value} is invalid: {problem}")]
+    InvalidConfig {
+        key: &'static str,
+        value: String,
+        problem: String,
+    },
+}
+
+/// A reusable localizer: holds the configuration and the scratch buffers, so that locating
+/// frame after frame of the same size does not allocate.
+pub struct Locator {
+    cfg: LocateConfig,
+    coarse: coarse::Coarse,
+    rays: refine::Rays,
+    pts: Vec<[f64; 2]>,
+    weights: Vec<f64>,
+    scratch: Vec<f64>,
+    inlier_rays: Vec<usize>,
+    hist: Vec<u32>,
+    diagnostics: Option<Diagnostics>,
+}
+
+impl Locator {
+    /// A localizer for `cfg` (validated).
+    pub fn new(cfg: LocateConfig) -> Result<Self, LocateError> {
+        cfg.validate()?;
+        Ok(Self {
+            cfg,
+            coarse: coarse::Coarse::default(),
+            rays: refine::Rays::default(),
+            pts: Vec::new(),
+            weights: Vec::new(),
+            scratch: Vec::new(),
+            inlier_rays: Vec::new(),
+            hist: Vec::new(),
+            diagnostics: None,
+        })
+    }
+
+    /// Intermediate figures of the last call that got as far as a fitted circle (also when
+    /// it then refused the result), for logs and tuning.
+    pub fn last_diagnostics(&self) -> Option<&Diagnostics> {
+        self.diagnostics.as_ref()
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &LocateConfig {
+        &self.cfg
+    }
+
+    /// Find the cladding in `img`.
+    pub fn locate(&mut self, img: &GrayImage) -> Result<Located, LocateError> {
+        let (w, h) = img.dimensions();
+        if w < MIN_FRAME_SIDE_PX || h < MIN_FRAME_SIDE_PX {
+            return Err(LocateError::ImageTooSmall {
+                width: w,
+                height: h,
+                min: MIN_FRAME_SIDE_PX,
+            });
+        }
+        self.diagnostics = None;
+        let aspect = self.cfg.effective_aspect();
+        let (r_lo, r_hi) = self.cfg.radius_range_px(w, h);
+        let hit = self
+            .coarse
+            .search(img, aspect, (r_lo, r_hi))
+            .map_err(|reason| LocateError::NotFound { reason })?;
+        let n_rays = self.cfg.rays;
+
+        // Pass 1: wide window around the coarse circle.
+        let window1 = 2.0 * hit.factor + 4.0;
+        let reach1 = window1 + 3.0;
+        self.rays.cast(
+            img,
+            aspect,
+            [hit.cx, hit.cy],
+            (hit.r - reach1, hit.r + reach1),
+            n_rays,
+        );
+        self.rays.find_edges(hit.r, window1, hit.polarity);
+        self.collect_points();
+        let min_pts = (n_rays / 8).max(8);
+        if self.pts.len() < min_pts {
+            return Err(LocateError::NotFound {
+                reason: format!(
+                    "only {} of {} rays cross an edge near the coarse circle (center {:.0},{:.0}, \
+                     radius {:.0} px)",
+                    self.pts.len(),
+                    n_rays,
+                    hit.cx,
+                    hit.cy * aspect,
+                    hit.r
+                ),
+            });
+        }
+        let inlier1 = (0.5 * hit.factor).max(1.5);
+        let start =
+            fit::ransac(&self.pts, inlier1, 0.9 * r_lo, 1.1 * r_hi, 150).ok_or_else(|| {
+                LocateError::NotFound {
+                    reason: "the edge points along the rays do not form a circle".into(),
+                }
+            })?;
+        let (c1, _) = fit::tukey_fit(
+            &self.pts,
+            start,
+            0.3,
+            30,
+            &mut self.weights,
+            &mut self.scratch,
+        );
+        if !(c1.r.is_finite() && c1.r > 0.0) {
+            return Err(LocateError::NotFound {
+                reason: "the circle fit diverged".into(),
+            });
+        }
+
+        // Pass 2: long profiles around the fitted circle; one edge chosen on their median
+        // (consistent across rays when the edge is double), then the per-ray edges in a
+        // narrow window around it.
+        let px_per_um = c1.r / CLADDING_RADIUS_UM;
+        let window2 = (0.02 * c1.r).max(3.0);
+        let reach2 =
+            (PLATEAU_UM.1.max(FOCUS_RANGE_UM) * px_per_um + 2.0).max(3.0 * window2 + 6.0) + window2;
+        let observed = self.rays.cast(
+            img,
+            aspect,
+            [c1.cx, c1.cy],
+            (c1.r - reach2, c1.r + reach2),
+            n_rays,
+        );
+        let (rho, gap) = self
+            .rays
+            .consensus_edge([c1.cx, c1.cy], c1.r, window2, hit.polarity)
+            .unwrap_or((0.0, f64::INFINITY));
+        let r_star = c1.r + rho;
+        let window3 = if gap.is_finite() {
+            (0.45 * gap).clamp(0.75, 2.5)
+        } else {
+            2.5
+        };
+        self.rays.find_edges(r_star, window3, hit.polarity);
+        self.collect_points();
+        if self.pts.len() < min_pts {
+            return Err(LocateError::NotFound {
+                reason: format!(
+                    "only {} of {} rays cross the cladding edge on the refining pass",
+                    self.pts.len(),
+                    n_rays
+                ),
+            });
+        }
+        let (c2, _sigma) = fit::tukey_fit(
+            &self.pts,
+            fit::Circle { r: r_star, ..c1 },
+            0.2,
+            30,
+            &mut self.weights,
+            &mut self.scratch,
+        );
+        if !(c2.r.is_finite() && c2.cx.is_finite() && c2.cy.is_finite()) || c2.r <= 0.0 {
+            return Err(LocateError::NotFound {
+                reason: "the circle fit diverged".into(),
+            });
+        }
+
+        // Rays supporting the circle, then the median edge profile over them.
+        let noise = refine::noise_sigma(img, &mut self.hist).max(0.5);
+        let support = self.support(c2, n_rays);
+        let profile = self.rays.edge_profile(
+            [c2.cx, c2.cy],
+            c2.r,
+            &self.inlier_rays,
+            (PLATEAU_UM.0 * px_per_um, PLATEAU_UM.1 * px_per_um),
+            FOCUS_RANGE_UM * px_per_um,
+            hit.polarity,
+        );
+        let (contrast, focus) = profile
+            .map(|p| (p.contrast, p.sharpness.clamp(0.0, 1.0)))
+            .unwrap_or((0.0, 0.0));
+        let radius_px = c2.r;
+        // Edge visibility: the step across the edge, or for rim-dominated edges twice the
+        // edge slope over one pixel, against the frame's noise.
+        let snr = contrast.max(2.0 * support.median_strength) / noise;
+        let q_fit = (1.25 - 0.5 * support.rms).clamp(0.0, 1.0);
+        let q_snr = ((snr - 1.0) / 2.5).clamp(0.0, 1.0);
+        let confidence = (support.fraction * q_fit * q_snr).clamp(0.0, 1.0);
+
+        let center_in_frame = [c2.cx, c2.cy * aspect];
+        let located = Located {
+            center_in_frame,
+            cladding_radius_px: radius_px,
+            radius_y_px: radius_px * aspect,
+            confidence,
+            focus,
+        };
+        self.diagnostics = Some(Diagnostics {
+            coarse_center_in_frame: [hit.cx, hit.cy * aspect],
+            coarse_radius_px: hit.r,
+            polarity: hit.polarity,
+            radius_px: c2.r,
+            support: support.fraction,
+            rms_px: support.rms,
+            contrast,
+            noise,
+            observed_rays: observed,
+        });
+        tracing::debug!(
+            x = center_in_frame[0],
+            y = center_in_frame[1],
+            r = radius_px,
+            confidence,
+            focus,
+            support = support.fraction,
+            rms_px = support.rms,
+            snr,
+            observed,
+            "located cladding"
+        );
+        if radius_px < 0.95 * r_lo || radius_px > 1.05 * r_hi {
+            return Err(LocateError::NotFound {
+                reason: format!(
+                    "the best circle (radius {radius_px:.1} px) is outside the allowed range \
+                     {r_lo:.0}-{r_hi:.0} px"
+                ),
+            });
+        }
+        if confidence < self.cfg.min_confidence {
+            return Err(LocateError::LowConfidence {
+                confidence,
+                min_confidence: self.cfg.min_confidence,
+                reason: format!(
+                    "circle at ({:.1}, {:.1}) radius {:.1} px: edge seen on {:.0} % of rays, \
+                     residual {:.2} px, edge contrast {:.1} x noise",
+                    center_in_frame[0],
+                    center_in_frame[1],
+                    radius_px,
+                    support.fraction * 100.0,
+                    support.rms,
+                    snr
+                ),
+            });
+        }
+        Ok(located)
+    }
+
+    /// Edge points of the expected polarity from the last ray cast.
+    fn collect_points(&mut self) {
+        self.pts.clear();
+        self.pts.extend(
+            self.rays
+                .points
+                .iter()
+                .filter(|e| e.strength > 0.0)
+                .map(|e| e.p),
+        );
+    }
+
+    /// Rays whose edge is of useful strength and lies on circle `c` (within max(1.5 px,
+    /// 1 % of r)); fills `inlier_rays`.
+    fn support(&mut self, c: fit::Circle, n_rays: usize) -> Support {
+        let pts = &self.rays.points;
+        self.scratch.clear();
+        self.scratch
+            .extend(pts.iter().filter(|e| e.strength > 0.0).map(|e| e.strength));
+        let med_strength = fit::median_in_place(&mut self.scratch);
+        let min_strength = (0.25 * med_strength).max(1.0);
+        let tol = (0.01 * c.r).max(1.5);
+        let mut ss = 0.0;
+        self.inlier_rays.clear();
+        for e in pts {
+            let res = c.residual(e.p);
+            if e.strength >= min_strength && res.abs() <= tol {
+                ss += res * res;
+                self.inlier_rays.push(e.ray);
+            }
+        }
+        let n_in = self.inlier_rays.len();
+        Support {
+            median_strength: med_strength,
+            fraction: n_in as f64 / n_rays as f64,
+            rms: if n_in > 0 {
+                (ss / n_in as f64).sqrt()
+            } else {
+                f64::INFINITY
+            },
+        }
+    }
+}
+
+struct Support {
+    median_strength: f64,
+    fraction: f64,
+    rms: f64,
+}
+
+/// Locate the cladding with a one-off [`Locator`] (allocates; use a `Locator` per stream).
+pub fn locate(img: &GrayImage, cfg: &LocateConfig) -> Result<Located, LocateError> {
+    Locator::new(cfg.clone())?.locate(img)
+}

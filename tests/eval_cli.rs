@@ -1,0 +1,170 @@
+//! `endface eval` as a process on a tiny freshly rendered dataset (`endface synth`), with the
+//! recon256 test model: the report's keys, their ranges and consistency, and dataset errors.
+
+mod common;
+
+use common::*;
+use endface::error::exit;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn endface() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_endface"));
+    c.env_remove("ENDFACE_ORT_LIB").env("ENDFACE_LOG", "error");
+    c
+}
+
+fn station(dir: &Path) -> std::path::PathBuf {
+    let cfg = dir.join("station.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[runtime]\nonnxruntime_library = \"{}\"\nproviders = [\"cpu\"]\nintra_threads = 1\n\
+             [model]\nmanifest = \"{}\"\n",
+            ort_lib().display(),
+            fixture("recon256.manifest.json").display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn synth(out: &Path) {
+    let o = endface()
+        .args(["synth", "--out"])
+        .arg(out)
+        .args([
+            "--seed",
+            "4242",
+            "--train-good",
+            "0",
+            "--test-good",
+            "3",
+            "--per-kind",
+            "1",
+        ])
+        .args(["--kinds", "pit,scratch"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn eval(ds: &Path, cfg: &Path, extra: &[&str]) -> Output {
+    endface()
+        .arg("eval")
+        .arg(ds)
+        .arg("--config")
+        .arg(cfg)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn in_unit(v: &serde_json::Value) -> bool {
+    v.as_f64().is_some_and(|x| (0.0..=1.0).contains(&x))
+}
+
+#[test]
+fn json_report_has_the_contract_keys_and_consistent_counts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = tmp.path().join("ds");
+    synth(&ds);
+    let cfg = station(tmp.path());
+    let o = eval(&ds, &cfg, &["--json", "--truth-center"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let stdout = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let r: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    for key in [
+        "image_auroc",
+        "pixel_auroc",
+        "aupro",
+        "iou",
+        "verdict_accuracy",
+        "confusion",
+        "localization",
+        "per_kind",
+        "latency_ms",
+    ] {
+        assert!(r.get(key).is_some(), "missing {key}: {stdout}");
+    }
+    assert_eq!(r["images"], 5);
+    assert_eq!(r["unable"], 0, "{stdout}");
+    for key in [
+        "image_auroc",
+        "pixel_auroc",
+        "aupro",
+        "iou",
+        "verdict_accuracy",
+    ] {
+        assert!(in_unit(&r[key]), "{key} = {}", r[key]);
+    }
+    let m = &r["confusion"]["matrix"];
+    let total: u64 = (0..3)
+        .flat_map(|i| (0..3).map(move |j| (i, j)))
+        .map(|(i, j)| m[i][j].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 5);
+    let diag: u64 = (0..3).map(|i| m[i][i].as_u64().unwrap()).sum();
+    let acc = r["verdict_accuracy"].as_f64().unwrap();
+    assert!((acc - diag as f64 / 5.0).abs() < 1e-12);
+    let kinds: Vec<&str> = r["per_kind"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(kinds, ["good", "pit", "scratch"]);
+    assert_eq!(r["per_kind"]["good"]["images"], 3);
+    for stage in ["locate", "crop", "infer", "anomaly", "grade", "total"] {
+        assert_eq!(r["latency_ms"][stage]["n"], 5, "{stage}");
+        assert!(r["latency_ms"][stage]["p50"].is_number());
+    }
+    assert_eq!(r["execution_provider"], "cpu");
+}
+
+#[test]
+fn human_report_prints() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = tmp.path().join("ds");
+    synth(&ds);
+    let cfg = station(tmp.path());
+    let o = eval(&ds, &cfg, &["--truth-center", "--limit", "2"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        out.contains("image AUROC") && out.contains("2 test images"),
+        "{out}"
+    );
+}
+
+#[test]
+fn dataset_errors_have_their_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = station(tmp.path());
+    let o = eval(&tmp.path().join("nope"), &cfg, &[]);
+    assert_eq!(o.status.code(), Some(exit::INPUT_IO as i32));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nope"));
+
+    // A defect image without its mask.
+    let ds = tmp.path().join("ds");
+    synth(&ds);
+    for e in std::fs::read_dir(ds.join("ground_truth/pit")).unwrap() {
+        std::fs::remove_file(e.unwrap().path()).unwrap();
+    }
+    let o = eval(&ds, &cfg, &["--truth-center"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(exit::BAD_DATASET as i32), "{err}");
+    assert!(err.contains("mask"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
