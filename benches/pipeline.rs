@@ -153,7 +153,7 @@ fn stages(c: &mut Criterion) {
 
     model.run().unwrap();
     let mut map = Vec::with_capacity(w * h);
-    let mut smooth = Vec::with_capacity(w * h);
+    let mut smooth = anomaly::SmoothScratch::default();
     let mut g = c.benchmark_group("anomaly");
     g.bench_function("map+smooth+mask", |b| {
         b.iter(|| {

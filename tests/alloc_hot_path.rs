@@ -180,7 +180,7 @@ fn inspect_hot_path_allocations_per_frame() {
     let mut crop_px = Vec::with_capacity(w * h);
     let mut crop_scratch = CropScratch::default();
     let mut map = Vec::with_capacity(w * h);
-    let mut smooth = Vec::with_capacity(w * h);
+    let mut smooth = anomaly::SmoothScratch::default();
     let mut dscratch = DefectScratch::default();
     let mut defects = Vec::new();
     let mut inspector = Inspector::new(&cfg, profile.clone()).unwrap();
