@@ -34,6 +34,6 @@ step cargo    cargo test --no-fail-fast
 step pycheck  "$PY" scripts/check_swd_pot.py
 step pymetric bash -c "\"$PY\" scripts/metrics_reference.py | cmp - tests/fixtures/metrics_reference.json"
 step deb      scripts/test-deb.sh
-step aarch64  scripts/check-aarch64.sh --frames 4
-step vm       scripts/vm-test.sh
+step aarch64  env X86_BIN="$PWD/target/debug/endface" scripts/check-aarch64.sh --frames 4
+step vm       env ENDFACE_BIN="$PWD/target/debug/endface" scripts/vm-test.sh
 echo "== all test steps passed"
