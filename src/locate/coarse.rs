@@ -102,7 +102,11 @@ impl Coarse {
             let Some(ring) = self.rings_at(px, py, rmin, rmax, edge_thr) else {
                 continue;
             };
-            let score = ring.support + 1e-3 * ring.strength.min(100.0) / 100.0;
+            // Evidence grows with the supported share of the circumference and (mildly) with
+            // its length: a round dust particle or oil drop fully outlined must not beat a
+            // fiber whose edge is partly hidden by it.
+            let score =
+                ring.support * ring.r.sqrt() * (1.0 + 1e-3 * ring.strength.min(100.0) / 100.0);
             if best.as_ref().is_none_or(|(s, _)| score > *s) {
                 let (cx, cy) = coarse_to_circle(px, py, factor, aspect);
                 best = Some((
