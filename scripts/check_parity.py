@@ -95,16 +95,19 @@ def main() -> int:
             print(run.stderr, file=sys.stderr)
             print(f"check_parity: endface exited {run.returncode}", file=sys.stderr)
             return 2
+        metas = {}
+        for p in dump.glob("*.meta.json") if dump.exists() else []:
+            m = json.loads(p.read_text())
+            metas[m["image"]] = m
         graded = 0
         for line in run.stdout.splitlines():
             res = json.loads(line)
             frame_path = Path(res["image"])
-            meta_path = dump / f"{frame_path.stem}.meta.json"
-            if not meta_path.exists():
+            meta = metas.get(res["image"])
+            if meta is None:
                 print(f"{frame_path}: {res.get('verdict')} ({'; '.join(res.get('reasons', []))}): skipped")
                 continue
             graded += 1
-            meta = json.loads(meta_path.read_text())
             files = meta["files"]
             _, c, h, w = manifest["input"]["shape"]
             frame = load_gray(frame_path)

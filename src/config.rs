@@ -27,7 +27,7 @@
 //!
 //! [locate]
 //! min_confidence = 0.5
-//! min_focus = 0.15
+//! min_focus = 0.10
 //! ```
 //!
 //! Relative paths are resolved against the directory of the config file
@@ -235,7 +235,7 @@ impl Default for LocateSection {
     fn default() -> Self {
         Self {
             min_confidence: 0.5,
-            min_focus: 0.15,
+            min_focus: 0.10,
         }
     }
 }

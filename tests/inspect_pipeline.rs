@@ -30,12 +30,8 @@ fn frame(scale: PixelScale, center: [f64; 2], pits: &[(f64, f64, f64)]) -> GrayI
     })
 }
 
-fn located(
-    center: [f64; 2],
-    scale: PixelScale,
-    focus: f64,
-) -> endface::inspect::shim::locate::Located {
-    endface::inspect::shim::locate::Located {
+fn located(center: [f64; 2], scale: PixelScale, focus: f64) -> endface::locate::Located {
+    endface::locate::Located {
         center_in_frame: center,
         cladding_radius_px: 62.5 / scale.um_per_px_x,
         radius_y_px: 62.5 / scale.um_per_px_y,

@@ -241,7 +241,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         let insp: Inspection = match (args.truth_center, label.and_then(|l| l.center)) {
             (true, Some(center)) => {
                 let r = label.and_then(|l| l.cladding_radius_px).unwrap_or(f64::NAN);
-                let loc = endface::inspect::shim::locate::Located {
+                let loc = endface::locate::Located {
                     center_in_frame: center,
                     cladding_radius_px: r,
                     radius_y_px: r * scale.aspect_y_over_x(),

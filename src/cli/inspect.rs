@@ -166,6 +166,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut first_error: Option<u8> = None;
+    let mut stems: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for path in &args.images {
         let shown = path.display().to_string();
         let frame = match imageio::load_gray(path) {
@@ -197,6 +198,18 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         } else {
             print_human(&mut out, &shown, &insp)?;
         }
+        // Output names: the file stem, made unique within this run (test/pit/0000.png and
+        // test/chip/0000.png both have stem 0000).
+        let name = {
+            let stem = stem(path);
+            let n = stems.entry(stem.clone()).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                stem
+            } else {
+                format!("{stem}-{n}")
+            }
+        };
         if let Some(dir) = &args.overlay {
             let img = overlay::render(
                 &frame,
@@ -205,11 +218,12 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 inspector.profile(),
                 inspector.pixel_scale(),
             );
-            let file = dir.join(format!("{}.overlay.png", stem(path)));
+            let file = dir.join(format!("{name}.overlay.png"));
             overlay::save_png(&img, &file).map_err(|e| coded(exit::INPUT_IO, e))?;
         }
         if let Some(dir) = &args.dump_tensors {
-            dump_tensors(dir, path, &inspector, &insp).map_err(|e| coded(exit::INPUT_IO, e))?;
+            dump_tensors(dir, &name, path, &inspector, &insp)
+                .map_err(|e| coded(exit::INPUT_IO, e))?;
         }
     }
     out.flush()?;
@@ -267,6 +281,7 @@ fn write_f32(path: &Path, data: &[f32]) -> anyhow::Result<()> {
 
 fn dump_tensors(
     dir: &Path,
+    s: &str,
     image: &Path,
     inspector: &Inspector,
     insp: &Inspection,
@@ -279,7 +294,6 @@ fn dump_tensors(
         );
         return Ok(());
     };
-    let s = stem(image);
     let model = inspector.model();
     let mut files = serde_json::Map::new();
     let input = format!("{s}.input.f32");

@@ -16,18 +16,17 @@
 //! - Buffers (crop, map, labels, model tensors) live in the [`Inspector`] and are reused.
 
 pub mod crop;
-pub mod shim;
 
 use crate::anomaly::{self, AnomalyError, ContactZone, Defect, DefectScratch, SmoothScratch};
 use crate::config::StationConfig;
 use crate::error::exit;
 use crate::geometry::{BBoxPx, PixelScale};
 use crate::grade::{self, FeatureKind, GradeError, Profile, Verdict, Zone};
+use crate::locate::{LocateConfig, LocateError, Located, Locator};
 use crate::model::{Model, ModelError};
 use crop::{CropGeometry, CropScratch};
 use image::GrayImage;
 use serde::Serialize;
-use shim::locate::{LocateConfig, LocateError, Located, Locator};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tracing::debug;
