@@ -10,21 +10,21 @@
 //! anomaly, metrics, drift) never touches a device; hardware adapters (capture, actuate) are
 //! thin modules at the edge.
 
+pub mod actuate;
+pub mod anomaly;
+pub mod bundle;
+pub mod capture;
+pub mod daemon;
+pub mod dataset;
+pub mod drift;
 pub mod error;
 pub mod geometry;
-pub mod imageio;
-pub mod synth;
-pub mod dataset;
-pub mod locate;
 pub mod grade;
-pub mod model;
-pub mod anomaly;
+pub mod imageio;
 pub mod inspect;
-pub mod overlay;
-pub mod metrics;
-pub mod capture;
-pub mod actuate;
 pub mod journal;
-pub mod daemon;
-pub mod bundle;
-pub mod drift;
+pub mod locate;
+pub mod metrics;
+pub mod model;
+pub mod overlay;
+pub mod synth;

@@ -12,7 +12,11 @@ use std::process::ExitCode;
 mod cli;
 
 #[derive(Parser)]
-#[command(name = "endface", version, about = "Fiber end-face inspection station (IEC 61300-3-35)")]
+#[command(
+    name = "endface",
+    version,
+    about = "Fiber end-face inspection station (IEC 61300-3-35)"
+)]
 struct Cli {
     /// More log output (-v debug, -vv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]

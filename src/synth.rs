@@ -1,1 +1,0 @@
-//! synth (placeholder: filled in by its owner).
