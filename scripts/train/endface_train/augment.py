@@ -170,3 +170,41 @@ class LabelledPatches:
         f = np.float32
         return (np.stack(ys)[:, None].astype(f), np.stack(xs)[:, None].astype(f), np.stack(ms)[:, None].astype(f),
                 np.stack(ws)[:, None].astype(f))
+
+
+class _BatchIterable:
+    """Endless stream of sampler batches (as torch tensors); one RNG per data worker."""
+
+    def __init__(self, sampler, batch_size, seed):
+        self.sampler, self.bs, self.seed = sampler, batch_size, seed
+
+    def __iter__(self):
+        import torch
+
+        info = torch.utils.data.get_worker_info()
+        wid = info.id if info is not None else 0
+        rng = np.random.default_rng([self.seed, wid])
+        while True:
+            yield tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in self.sampler.batch(self.bs, rng))
+
+
+def batch_stream(sampler, batch_size, seed, workers=1):
+    """Iterator of (defective, clean, mask) batches. With workers ≥ 1 the pseudo-defects are
+    painted in separate processes while the network trains (the painting is numpy, ~8 ms a
+    patch, and would otherwise stall the single training thread)."""
+    import torch
+    from torch.utils.data import DataLoader, IterableDataset
+
+    it = _BatchIterable(sampler, batch_size, seed)
+    if workers <= 0:
+        return iter(it)
+
+    class _DS(IterableDataset):
+        def __iter__(self):
+            return iter(it)
+
+    def _init(_):
+        torch.set_num_threads(1)
+
+    dl = DataLoader(_DS(), batch_size=None, num_workers=workers, prefetch_factor=4, worker_init_fn=_init)
+    return iter(dl)

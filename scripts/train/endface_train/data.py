@@ -227,10 +227,12 @@ def _scale_from(lab: dict | None, toml_scale: float | None, override: tuple[floa
     return None
 
 
-def read_dataset(root: Path, um_per_px_override=None) -> dict[str, list[Frame]]:
+def read_dataset(root: Path, um_per_px_override=None, require_train=True) -> dict[str, list[Frame]]:
     """All frames of a dataset: {"train": [...good], "test": [...good and defects]}."""
     root = Path(root)
-    if not (root / "train" / "good").is_dir():
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: dataset folder not found")
+    if require_train and not (root / "train" / "good").is_dir():
         raise FileNotFoundError(
             f"{root}: no train/good/ folder; a dataset needs at least train/good/*.png "
             "(see docs/dataset-format.md)"

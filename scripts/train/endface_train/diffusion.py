@@ -18,6 +18,7 @@ import time
 import numpy as np
 import torch
 
+from .augment import batch_stream
 from .nets import TeacherUNet
 
 log = logging.getLogger("endface_train")
@@ -59,9 +60,10 @@ def train_teacher(sampler, cfg, device, ckpt_path=None, log_every=25):
     total = max_steps
     ema_loss = None
     net.train()
+    stream = batch_stream(sampler, bs, cfg["seed"] + 1, cfg["data_workers"])
     while step < total:
-        y, x, m = sampler.batch(bs, rng)
-        y, x, m = (torch.from_numpy(a).to(device).contiguous(memory_format=torch.channels_last) for a in (y, x, m))
+        y, x, m = next(stream)
+        y, x, m = (a.to(device).contiguous(memory_format=torch.channels_last) for a in (y, x, m))
         y, x = norm(y), norm(x)
         t = torch.rand(bs, device=device) * 0.98 + 0.01
         a, s = alpha_sigma(t)

@@ -65,6 +65,9 @@ class StudentUNet(nn.Module):
             nn.SiLU(inplace=True),
             nn.Conv2d(w[0], f * f, 3, padding=1),
         )
+        # prior: defects are rare (p ≈ 0.01 at start), as in RetinaNet; without it the head
+        # starts at p = 0.5 everywhere and spends most of a short CPU budget unlearning that
+        nn.init.constant_(self.seg_head[-1].bias, -4.6)
 
     def forward_logits(self, x):
         """x: N x 1 x H x W normalized (H, W multiples of 16·unshuffle) → (reconstruction, logits)."""

@@ -14,6 +14,9 @@ import argparse
 import json
 import logging
 import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 import platform
 import sys
 import time
@@ -47,7 +50,7 @@ PROFILES = {
         student_lr=2e-3, ema_decay=0.998, eval_teacher_max=40, holdout_frac=0.15, holdout_max=60,
     ),
 }
-COMMON = dict(crop_size=384, crop_um_per_px=0.66, seed=0, amp=True, seg_weight=1.0, labelled_fraction=0.25,
+COMMON = dict(data_workers=1, crop_size=384, crop_um_per_px=0.66, seed=0, amp=True, seg_weight=1.0, labelled_fraction=0.25,
               checkpoint_seconds=120, target_frr=0.01, name="endface-student", version="1.0.0")
 
 
@@ -76,6 +79,10 @@ def parse_args(argv=None):
     p.add_argument("--resume-student", type=Path, help="continue student training from a checkpoint")
     p.add_argument("--export-only", type=Path, help="skip training: export/calibrate/evaluate this student checkpoint")
     p.add_argument("--no-labelled", action="store_true", help="ignore --unlabelled for the student (ablation)")
+    p.add_argument("--no-teacher", action="store_true", help="skip the teacher (student on pseudo-defects only; ablation)")
+    p.add_argument("--test-max", type=int, help="score at most this many test images (even share per kind)")
+    p.add_argument("--teacher-minutes", type=float, help="teacher training budget (overrides the profile)")
+    p.add_argument("--student-minutes", type=float, help="student training budget (overrides the profile)")
     return p.parse_args(argv)
 
 
@@ -158,6 +165,10 @@ def main(argv=None):
         total = args.minutes * 60
         cfg["teacher_seconds"] = 0.3 * total
         cfg["student_seconds"] = 0.7 * total
+    if args.teacher_minutes is not None:
+        cfg["teacher_seconds"] = 60 * args.teacher_minutes
+    if args.student_minutes is not None:
+        cfg["student_seconds"] = 60 * args.student_minutes
     log.info("profile %s on %s (%d threads); crop %dx%d at %.2f µm/px", "quick" if args.quick else "full", device,
              args.threads, cfg["crop_size"], cfg["crop_size"], cfg["crop_um_per_px"])
     scale = None
@@ -169,7 +180,7 @@ def main(argv=None):
     ds = D.read_dataset(args.data, scale)
     good = ds["train"]
     train_frames, hold_frames = split_holdout(good, cfg["holdout_frac"], cfg["holdout_max"], cfg["seed"])
-    test_frames = D.read_dataset(args.test, scale)["test"] if args.test else ds["test"]
+    test_frames = D.read_dataset(args.test, scale, require_train=False)["test"] if args.test else ds["test"]
     unl = D.read_unlabelled(args.unlabelled, scale) if args.unlabelled else []
     geo_cache = args.work / "geometry-cache.json"
     # frames that know no scale (e.g. a bare folder of production images) take the station's
@@ -193,8 +204,11 @@ def main(argv=None):
     # ------------------------------------------------------------------ teacher
     teacher = None
     tinfo = {}
+    labelled = None
     if args.export_only is None:
-        if args.teacher_ckpt:
+        if args.no_teacher:
+            pass
+        elif args.teacher_ckpt:
             ck = torch.load(args.teacher_ckpt, map_location=device)
             teacher = TeacherUNet(ck["widths"]).to(device)
             teacher.load_state_dict(ck["model"])
@@ -203,6 +217,7 @@ def main(argv=None):
             log.info("teacher loaded from %s", args.teacher_ckpt)
         else:
             teacher, tinfo = DF.train_teacher(sampler, cfg, device, args.work / "teacher.pt")
+    if teacher is not None:
         tinfo["gflops_384_per_step"] = round(conv_gflops(teacher.cpu(), *(torch.zeros(1, 1, 384, 384),) * 2,
                                                          torch.zeros(1)), 2)
         teacher.to(device)
@@ -219,9 +234,9 @@ def main(argv=None):
                  cfg["label_steps"], tcal["pixel"])
 
         # -------------------------------------------------------------- labelling
-        labelled = None
         if unl and not args.no_labelled:
-            unl_use = unl[: cfg["label_max"]]
+            order = np.random.default_rng(cfg["seed"] + 5).permutation(len(unl))
+            unl_use = [unl[i] for i in order[: cfg["label_max"]]]
             ucrops = crops_of(unl_use, cfg)
             urecs, umaps, utimes = teacher_maps(teacher, ucrops, cfg, device)
             from scipy import ndimage
@@ -244,7 +259,8 @@ def main(argv=None):
                      float(np.median(utimes)))
         report["teacher"] = tinfo
 
-        # -------------------------------------------------------------- student
+    # ------------------------------------------------------------------ student
+    if args.export_only is None:
         student, sinfo = train_student(sampler, labelled, cfg, device, args.work / "student.pt",
                                        resume=args.resume_student)
     else:
@@ -274,6 +290,10 @@ def main(argv=None):
     metrics = {}
     if test_frames:
         ok = [f for f in test_frames if f.kind == "good" or f.mask_path is not None]
+        if args.test_max and len(ok) > args.test_max:
+            ks = sorted({f.kind for f in ok})
+            per = max(1, args.test_max // len(ks))
+            ok = [f for k in ks for f in [g for g in ok if g.kind == k][:per]]
         if len(ok) < len(test_frames):
             log.warning("%d defect test images have no mask; left out of the metrics", len(test_frames) - len(ok))
         tcrops, tmasks = crops_of(ok, cfg, with_masks=True)
