@@ -155,7 +155,14 @@ class LabelledPatches:
             y, x, m, w = self.triples[int(rng.integers(len(self.triples)))]
             H, W = y.shape
             P = self.patch
-            v0, u0 = int(rng.integers(0, H - P + 1)), int(rng.integers(0, W - P + 1))
+            # centre the patch on a flagged pixel most of the time (they are what is learnt here)
+            ys_, xs_ = np.nonzero(m > 0.5)
+            if len(ys_) and rng.random() < 0.8:
+                k0 = int(rng.integers(len(ys_)))
+                v0 = int(np.clip(ys_[k0] - P // 2 + rng.integers(-P // 4, P // 4 + 1), 0, H - P))
+                u0 = int(np.clip(xs_[k0] - P // 2 + rng.integers(-P // 4, P // 4 + 1), 0, W - P))
+            else:
+                v0, u0 = int(rng.integers(0, H - P + 1)), int(rng.integers(0, W - P + 1))
             k = int(rng.integers(4))
             fl = rng.random() < 0.5
             out = []

@@ -85,13 +85,15 @@ def train_teacher(sampler, cfg, device, ckpt_path=None, log_every=25):
         step += 1
         ema_loss = loss.item() if ema_loss is None else 0.95 * ema_loss + 0.05 * loss.item()
         el = time.time() - t0
-        if step == 20:  # fit the schedule to the time budget
-            est = int(budget_s / (el / step))
-            total = max(step + 1, min(max_steps, est))
-            log.info("teacher: %.2f s/step → %d steps in the %.0f s budget", el / step, total, budget_s)
+        if step == 20 or step % 200 == 0:  # (re)fit the schedule to the time budget
+            est = step + int(max(0.0, budget_s - el) / (el / step))
+            new_total = max(step + 1, min(max_steps, est))
+            if step == 20:
+                log.info("teacher: %.2f s/step → %d steps in the %.0f s budget", el / step, new_total, budget_s)
+            total = new_total
         if step % log_every == 0:
             log.info("teacher step %d/%d loss %.4f (%.0f s)", step, total, ema_loss, el)
-        if el > budget_s * 1.15:
+        if el > budget_s * 1.1:
             log.info("teacher: time budget reached at step %d", step)
             break
     net = net.to(memory_format=torch.contiguous_format).eval()

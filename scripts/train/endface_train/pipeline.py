@@ -44,13 +44,13 @@ PROFILES = {
         student_lr=2e-3, ema_decay=0.99, eval_teacher_max=6, holdout_frac=0.2, holdout_max=40,
     ),
     "full": dict(
-        patch=128, teacher_widths=(32, 64, 96, 128), teacher_seconds=600, teacher_steps=30000, teacher_batch=12,
-        teacher_lr=5e-4, label_steps=8, label_t_start=0.6, label_max=200,
-        student_widths=(16, 32, 64, 128, 160), student_seconds=1500, student_steps=200000, student_batch=16,
-        student_lr=2e-3, ema_decay=0.998, eval_teacher_max=40, holdout_frac=0.15, holdout_max=60,
+        patch=96, teacher_widths=(32, 64, 96, 128), teacher_seconds=480, teacher_steps=30000, teacher_batch=8,
+        teacher_lr=5e-4, label_steps=6, label_t_start=0.6, label_max=40,
+        student_widths=(16, 32, 64, 128, 160), student_seconds=1800, student_steps=200000, student_batch=12,
+        student_lr=2e-3, ema_decay=0.998, eval_teacher_max=24, holdout_frac=0.15, holdout_max=60,
     ),
 }
-COMMON = dict(data_workers=1, crop_size=384, crop_um_per_px=0.66, seed=0, amp=True, seg_weight=1.0, labelled_fraction=0.25,
+COMMON = dict(data_workers=0, crop_size=384, crop_um_per_px=0.66, seed=0, amp=True, seg_weight=1.0, labelled_fraction=0.15,
               checkpoint_seconds=120, target_frr=0.01, name="endface-student", version="1.0.0")
 
 
@@ -161,6 +161,8 @@ def main(argv=None):
     cfg["target_frr"] = args.target_frr
     if device.type == "cpu" and not torch.backends.mkldnn.is_available():
         cfg["amp"] = False
+    if device.type == "cuda":  # the GPU trains; painting pseudo-defects moves to worker processes
+        cfg["data_workers"] = min(4, os.cpu_count() or 1)
     if args.minutes:
         total = args.minutes * 60
         cfg["teacher_seconds"] = 0.3 * total
@@ -245,17 +247,23 @@ def main(argv=None):
             triples = []
             n_flag = 0
             for y, r, d in zip(ucrops, urecs, umaps):
-                m = d > thr
-                n_flag += bool((m & disk).any())
-                w = ((d > thr) | (d < 0.5 * thr)).astype(np.float32)  # ignore the uncertain band
-                dil = ndimage.binary_dilation(m, iterations=2)
-                target = np.where(dil, r, y).astype(np.float32)
+                m = (d > thr) & disk
+                if not m.any():
+                    continue  # nothing found: the teacher's silence is no proof of a clean image
+                n_flag += 1
+                # trust the teacher where it found something: the flagged pixels (positives, and
+                # the reconstruction target there) plus a thin ring of negatives around them.
+                # Elsewhere the weight is 0: a faint defect the teacher missed must not be
+                # taught as "clean".
+                near = ndimage.binary_dilation(m, iterations=3)
+                w = near.astype(np.float32)
+                target = np.where(near, r, y).astype(np.float32)
                 triples.append((y, target, m.astype(np.float32), w))
-            labelled = A.LabelledPatches(triples, cfg["patch"], seed=cfg["seed"] + 7)
-            tinfo["labelled_images"] = len(triples)
+            labelled = A.LabelledPatches(triples, cfg["patch"], seed=cfg["seed"] + 7) if triples else None
+            tinfo["labelled_images"] = len(ucrops)
             tinfo["labelled_with_defects"] = n_flag
             tinfo["label_seconds_per_image"] = round(float(np.median(utimes)), 3)
-            log.info("labelling: %d images, %d with a defect, %.2f s/image", len(triples), n_flag,
+            log.info("labelling: %d images, %d with a defect (used), %.2f s/image", len(ucrops), n_flag,
                      float(np.median(utimes)))
         report["teacher"] = tinfo
 
@@ -290,12 +298,12 @@ def main(argv=None):
     metrics = {}
     if test_frames:
         ok = [f for f in test_frames if f.kind == "good" or f.mask_path is not None]
+        if len(ok) < len(test_frames):
+            log.warning("%d defect test images have no mask; left out of the metrics", len(test_frames) - len(ok))
         if args.test_max and len(ok) > args.test_max:
             ks = sorted({f.kind for f in ok})
             per = max(1, args.test_max // len(ks))
             ok = [f for k in ks for f in [g for g in ok if g.kind == k][:per]]
-        if len(ok) < len(test_frames):
-            log.warning("%d defect test images have no mask; left out of the metrics", len(test_frames) - len(ok))
         tcrops, tmasks = crops_of(ok, cfg, with_masks=True)
         kinds = [f.kind for f in ok]
         srecs, smaps, stimes = student_maps(ost, tcrops)
