@@ -35,4 +35,5 @@ step pycheck  "$PY" scripts/check_swd_pot.py
 step pymetric bash -c "\"$PY\" scripts/metrics_reference.py | cmp - tests/fixtures/metrics_reference.json"
 step deb      scripts/test-deb.sh
 step aarch64  scripts/check-aarch64.sh --frames 4
+step vm       scripts/vm-test.sh
 echo "== all test steps passed"

@@ -436,3 +436,14 @@ fn locate_config(cfg: &StationConfig, scale: PixelScale) -> LocateConfig {
 fn ms_since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
+
+#[cfg(test)]
+mod tests {
+    /// The daemon runs the inspector on its own worker thread.
+    #[test]
+    fn inspector_can_move_to_another_thread() {
+        fn assert_send<T: Send>() {}
+        assert_send::<super::Inspector>();
+        assert_send::<super::Inspection>();
+    }
+}
