@@ -195,6 +195,25 @@ fn stages(c: &mut Criterion) {
     g.finish();
 }
 
+fn locating(c: &mut Criterion) {
+    let frames = bench_frames();
+    let mut g = c.benchmark_group("locate");
+    for f in &frames {
+        let mut locator = endface::locate::Locator::new(endface::locate::LocateConfig::with_scale(
+            f.cfg.calibration.pixel_scale(),
+        ))
+        .unwrap();
+        let got = locator.locate(&f.img).unwrap();
+        let err = (got.center_in_frame[0] - f.loc.center_in_frame[0])
+            .hypot(got.center_in_frame[1] - f.loc.center_in_frame[1]);
+        eprintln!("locate {}: centre off by {err:.2} px", f.id);
+        g.bench_function(BenchmarkId::new("with_scale", &f.id), |b| {
+            b.iter(|| locator.locate(black_box(&f.img)).unwrap())
+        });
+    }
+    g.finish();
+}
+
 fn grading(c: &mut Criterion) {
     let mut g = c.benchmark_group("grade");
     let profile = Profile::builtin("sm-upc").unwrap();
@@ -258,6 +277,6 @@ criterion_group! {
         .sample_size(20)
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(2));
-    targets = convert, stages, grading, whole
+    targets = convert, locating, stages, grading, whole
 }
 criterion_main!(benches);
