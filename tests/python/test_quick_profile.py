@@ -39,10 +39,13 @@ def make_dataset(root: Path) -> tuple[Path, Path, str]:
     binary = D.find_endface_bin(REPO)
     if binary:
         train, unl = root / "synth", root / "unl"
+        # train/good images carry no labels: render them at one known scale (the pipeline gets
+        # it with --um-per-px, as a station passes its calibration)
+        cam = ["--um-per-px", "0.5", "--aspect", "1.0"]
         r1 = subprocess.run([binary, "synth", "--out", str(train), "--seed", "11", "--train-good", "14",
-                             "--test-good", "4", "--per-kind", "2"], capture_output=True, text=True)
+                             "--test-good", "4", "--per-kind", "2"] + cam, capture_output=True, text=True)
         r2 = subprocess.run([binary, "synth", "--out", str(unl), "--seed", "12", "--train-good", "0",
-                             "--test-good", "1", "--per-kind", "1"], capture_output=True, text=True)
+                             "--test-good", "1", "--per-kind", "1"] + cam, capture_output=True, text=True)
         if r1.returncode == 0 and r2.returncode == 0:
             return train, unl / "test", f"endface synth ({binary})"
     train = fake.make_fake_dataset(root / "fake", seed=3, train_good=14, test_good=4, per_kind=2)
@@ -54,7 +57,7 @@ def run_quick(tmp: Path):
     train, unl, src = make_dataset(tmp)
     out, work = tmp / "models", tmp / "work"
     rc = pipeline.main(["--data", str(train), "--unlabelled", str(unl), "--quick", "--out", str(out),
-                        "--work", str(work)])
+                        "--work", str(work), "--um-per-px", "0.5"])
     assert rc == 0
     return train, out, src
 
@@ -84,7 +87,7 @@ def check_outputs(train: Path, out: Path):
     # reconstruction: good images reconstruct measurably better than defective ones
     ds = D.read_dataset(train)
     test = [f for f in ds["test"] if f.kind == "good" or f.mask_path is not None]
-    D.resolve_geometry(test, REPO)
+    D.resolve_geometry(test, REPO, um_per_px_default=(0.5, 0.5))
     s, size = man["um_per_px"], man["input"]["shape"][-1]
     disk = D.contact_disk(size, s)
     student = X.OnnxStudent(onnx_path)

@@ -117,24 +117,37 @@ class PairSampler:
         # fibre centre in patch pixels: A du + t = 0  →  du = -A^-1 t
         du = -np.linalg.solve(a, np.asarray(t))
         c = (du[0] + (self.size - 1) / 2 - window[0], du[1] + (self.size - 1) / 2 - window[1])
+        # radius of every patch pixel from the fiber axis, in contract-crop pixels (= physical
+        # radius / crop scale), with a little centre jitter standing in for locate's error
+        tj = np.asarray(t) + rng.normal(0, 1.0, 2)
+        uu = np.arange(window[0], window[0] + window[2]) - (self.size - 1) / 2
+        vv = np.arange(window[1], window[1] + window[3]) - (self.size - 1) / 2
+        uu, vv = np.meshgrid(uu, vv)
+        ru = a[0, 0] * uu + a[0, 1] * vv + tj[0]
+        rv = a[1, 0] * uu + a[1, 1] * vv + tj[1]
+        self._last_r = np.hypot(ru, rv).astype(np.float32)
         return patch, c
 
     def sample(self, rng=None):
         rng = rng or self.rng
         patch, c = self.clean_patch(rng)
+        r = self._last_r
         clean = photometric(patch, rng, self.strength)
         defective, mask, fams = pseudo.paint(clean, rng, c, self.s, p_clean=self.p_clean)
         clean, defective = sensor(clean, defective, rng, self.strength)
-        return defective, clean, mask, fams
+        return defective, clean, mask, fams, r
 
     def batch(self, n, rng=None):
-        ys, xs, ms = [], [], []
+        """(defective, clean, mask, radius in contract-crop px), each N x 1 x P x P float32."""
+        ys, xs, ms, rs = [], [], [], []
         for _ in range(n):
-            y, x, m, _ = self.sample(rng)
+            y, x, m, _, r = self.sample(rng)
             ys.append(y)
             xs.append(x)
             ms.append(m)
-        return np.stack(ys)[:, None], np.stack(xs)[:, None], np.stack(ms)[:, None].astype(np.float32)
+            rs.append(r)
+        return (np.stack(ys)[:, None], np.stack(xs)[:, None], np.stack(ms)[:, None].astype(np.float32),
+                np.stack(rs)[:, None])
 
 
 class LabelledPatches:
@@ -150,7 +163,7 @@ class LabelledPatches:
 
     def batch(self, n, rng=None):
         rng = rng or self.rng
-        ys, xs, ms, ws = [], [], [], []
+        ys, xs, ms, ws, rs = [], [], [], [], []
         for _ in range(n):
             y, x, m, w = self.triples[int(rng.integers(len(self.triples)))]
             H, W = y.shape
@@ -165,8 +178,10 @@ class LabelledPatches:
                 v0, u0 = int(rng.integers(0, H - P + 1)), int(rng.integers(0, W - P + 1))
             k = int(rng.integers(4))
             fl = rng.random() < 0.5
+            c0 = (H - 1) / 2
+            rr = np.hypot(*np.meshgrid(np.arange(W) - c0, np.arange(H) - c0)).astype(np.float32)
             out = []
-            for a in (y, x, m, w):
+            for a in (y, x, m, w, rr):
                 a = np.rot90(a[v0:v0 + P, u0:u0 + P], k)
                 out.append(np.ascontiguousarray(a[:, ::-1] if fl else a))
             g = float(np.exp(rng.uniform(-0.1, 0.1)))  # same gain on input and target
@@ -174,9 +189,10 @@ class LabelledPatches:
             xs.append(np.clip(out[1] * g, 0, 1))
             ms.append(out[2])
             ws.append(out[3])
+            rs.append(out[4])
         f = np.float32
         return (np.stack(ys)[:, None].astype(f), np.stack(xs)[:, None].astype(f), np.stack(ms)[:, None].astype(f),
-                np.stack(ws)[:, None].astype(f))
+                np.stack(ws)[:, None].astype(f), np.stack(rs)[:, None].astype(f))
 
 
 class _BatchIterable:

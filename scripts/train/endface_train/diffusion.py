@@ -62,7 +62,7 @@ def train_teacher(sampler, cfg, device, ckpt_path=None, log_every=25):
     net.train()
     stream = batch_stream(sampler, bs, cfg["seed"] + 1, cfg["data_workers"])
     while step < total:
-        y, x, m = next(stream)
+        y, x, m, _ = next(stream)
         y, x, m = (a.to(device).contiguous(memory_format=torch.channels_last) for a in (y, x, m))
         y, x = norm(y), norm(x)
         t = torch.rand(bs, device=device) * 0.98 + 0.01

@@ -42,13 +42,15 @@ class StudentUNet(nn.Module):
     - anomaly = sigmoid(segmentation head on [decoder features, input, reconstruction])
     """
 
-    def __init__(self, widths=(24, 48, 96, 128, 160), unshuffle=2):
+    def __init__(self, widths=(24, 48, 96, 128, 160), unshuffle=2, radius_channel=True, clad_radius_px=62.5 / 0.66):
         super().__init__()
         self.widths = tuple(widths)
         self.f = f = unshuffle
+        self.radius_channel = radius_channel
+        self.clad_radius_px = clad_radius_px
         w = self.widths
         self.enc = nn.ModuleList()
-        cin = f * f
+        cin = f * f * (2 if radius_channel else 1)
         for i, c in enumerate(w):
             self.enc.append(ConvBlock(cin, c))
             cin = c
@@ -69,12 +71,28 @@ class StudentUNet(nn.Module):
         # starts at p = 0.5 everywhere and spends most of a short CPU budget unlearning that
         nn.init.constant_(self.seg_head[-1].bias, -4.6)
 
-    def forward_logits(self, x):
-        """x: N x 1 x H x W normalized (H, W multiples of 16·unshuffle) → (reconstruction, logits)."""
+    def centred_radius(self, x):
+        """Radius map (in cladding radii) for a crop whose centre is the fiber axis (inference)."""
+        n, _, hh, ww = x.shape
+        v = torch.arange(hh, dtype=x.dtype, device=x.device) - (hh - 1) / 2.0
+        u = torch.arange(ww, dtype=x.dtype, device=x.device) - (ww - 1) / 2.0
+        r = torch.sqrt(v[:, None] ** 2 + u[None, :] ** 2) / self.clad_radius_px
+        return r.expand(n, 1, hh, ww)
+
+    def forward_logits(self, x, rmap=None):
+        """x: N x 1 x H x W normalized (H, W multiples of 16·unshuffle); rmap: distance of each
+        pixel from the fiber axis in cladding radii (training patches pass theirs; None = the
+        crop is centred on the axis, as at inference) → (reconstruction, logits)."""
         f = self.f
         xs = F.pixel_unshuffle(x, f) if f > 1 else x
+        inp = xs
+        if self.radius_channel:
+            if rmap is None:
+                rmap = self.centred_radius(x)
+            rs = F.pixel_unshuffle(rmap, f) if f > 1 else rmap
+            inp = torch.cat([xs, rs], dim=1)
         skips = []
-        h = xs
+        h = inp
         for i, blk in enumerate(self.enc):
             h = blk(h)
             if i < len(self.down):

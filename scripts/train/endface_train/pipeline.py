@@ -38,15 +38,15 @@ REPO = Path(__file__).resolve().parents[3]
 
 PROFILES = {
     "quick": dict(
-        patch=96, teacher_widths=(16, 32, 48, 64), teacher_seconds=75, teacher_steps=400, teacher_batch=8,
+        patch=96, teacher_widths=(16, 32, 48, 64), teacher_seconds=60, teacher_steps=300, teacher_batch=8,
         teacher_lr=1e-3, label_steps=4, label_t_start=0.6, label_max=4,
-        student_widths=(16, 32, 64, 128, 160), student_seconds=150, student_steps=2000, student_batch=12,
+        student_widths=(16, 32, 64, 128, 160), student_seconds=240, student_steps=1200, student_batch=12,
         student_lr=2e-3, ema_decay=0.99, eval_teacher_max=6, holdout_frac=0.2, holdout_max=40,
     ),
     "full": dict(
-        patch=96, teacher_widths=(32, 64, 96, 128), teacher_seconds=480, teacher_steps=30000, teacher_batch=8,
+        patch=96, teacher_widths=(32, 64, 96, 128), teacher_seconds=360, teacher_steps=30000, teacher_batch=8,
         teacher_lr=5e-4, label_steps=6, label_t_start=0.6, label_max=40,
-        student_widths=(16, 32, 64, 128, 160), student_seconds=1800, student_steps=200000, student_batch=12,
+        student_widths=(16, 32, 64, 128, 160), student_seconds=2700, student_steps=200000, student_batch=12,
         student_lr=2e-3, ema_decay=0.998, eval_teacher_max=24, holdout_frac=0.15, holdout_max=60,
     ),
 }
@@ -66,7 +66,8 @@ def parse_args(argv=None):
     p.add_argument("--work", type=Path, default=REPO / "out" / "train", help="checkpoints and logs (default out/train/)")
     p.add_argument("--quick", action="store_true", help="tiny CPU smoke profile (< 10 min on 2 cores)")
     p.add_argument("--minutes", type=float, help="total training time budget (teacher ~30%%, student ~70%%)")
-    p.add_argument("--um-per-px", help="camera scale X[,Y] µm/px when the dataset does not say")
+    p.add_argument("--um-per-px", help="camera scale X[,Y] µm/px for images whose labels.jsonl / dataset.toml "
+                                       "give none (the station's calibration)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--threads", type=int, default=0,
                    help="CPU threads for torch; 0 = auto: 2, or 1 when the machine is already busy "
@@ -179,11 +180,11 @@ def main(argv=None):
         scale = (v[0], v[-1])
 
     # ------------------------------------------------------------------ data
-    ds = D.read_dataset(args.data, scale)
+    ds = D.read_dataset(args.data)
     good = ds["train"]
     train_frames, hold_frames = split_holdout(good, cfg["holdout_frac"], cfg["holdout_max"], cfg["seed"])
-    test_frames = D.read_dataset(args.test, scale, require_train=False)["test"] if args.test else ds["test"]
-    unl = D.read_unlabelled(args.unlabelled, scale) if args.unlabelled else []
+    test_frames = D.read_dataset(args.test, require_train=False)["test"] if args.test else ds["test"]
+    unl = D.read_unlabelled(args.unlabelled) if args.unlabelled else []
     geo_cache = args.work / "geometry-cache.json"
     # frames that know no scale (e.g. a bare folder of production images) take the station's
     default_scale = scale

@@ -9,6 +9,7 @@ rendered defects then measures generalisation, not memorisation. Families:
 - `draem`: DRAEM-style Perlin-noise mask (random frequency, random area) blended with a
   procedurally generated texture (fractal Perlin, stripes, cellular, speckle, ramps, checker,
   or a transformed copy of the image itself), blend factor beta in [0.05, 0.8].
+- `crack`: jagged, branching thin dark/bright paths.
 - `scratch`: fibre-like scratches along curved polylines: long (up to several hundred px),
   thin (Gaussian sigma 0.35-1 px for most), faint (a large share at 1-5 % contrast), dark or
   bright, with optional groove halo, dashes (broken) and speckle; sometimes a family of
@@ -142,9 +143,10 @@ def draem_blend(img, rng):
     return img, np.zeros_like(img, bool)
 
 
-def _polyline(rng, h, w, length):
-    """Points of a gently curved polyline starting near/inside the patch."""
-    step = 6.0
+def _polyline(rng, h, w, length, jagged=False):
+    """Points of a gently curved polyline starting near/inside the patch (jagged: a crack-like
+    path that changes direction at random every few pixels)."""
+    step = 3.0 if jagged else 6.0
     n = max(2, int(length / step) + 1)
     x, y = rng.uniform(-0.2 * w, 1.2 * w), rng.uniform(-0.2 * h, 1.2 * h)
     th = rng.uniform(0, 2 * np.pi)
@@ -156,7 +158,7 @@ def _polyline(rng, h, w, length):
     curv = rng.normal(0, 0.015) if rng.random() < 0.6 else 0.0
     pts = [(x, y)]
     for _ in range(n - 1):
-        th += curv + rng.normal(0, 0.01)
+        th += curv + rng.normal(0, 0.35 if jagged else 0.01)
         x += step * np.cos(th)
         y += step * np.sin(th)
         pts.append((x, y))
@@ -199,14 +201,22 @@ def _dist_to_polyline(pts, h, w, margin):
     return dist.reshape(h, w), arc.reshape(h, w)
 
 
-def scratch(img, rng, family=False):
+def scratch(img, rng, family=False, crack=False):
     h, w = img.shape
     out = img.copy()
     mask = np.zeros_like(img, bool)
-    n_lines = int(rng.integers(3, 9)) if family else 1
+    n_lines = int(rng.integers(3, 9)) if family else (int(rng.integers(1, 4)) if crack else 1)
     base_pts = None
     for i in range(n_lines):
-        if family and base_pts is not None:
+        if crack:  # a jagged main path, then branches leaving it
+            if base_pts is None:
+                pts = _polyline(rng, h, w, float(np.exp(rng.uniform(np.log(20), np.log(250)))), jagged=True)
+            else:
+                st = base_pts[int(rng.integers(len(base_pts)))]
+                br = _polyline(rng, h, w, float(rng.uniform(8, 60)), jagged=True)
+                pts = br - br[0] + st
+            base_pts = pts if base_pts is None else base_pts
+        elif family and base_pts is not None:
             off = rng.uniform(-30, 30)
             d0 = base_pts[-1] - base_pts[0]
             nrm = np.array([-d0[1], d0[0]]) / max(np.hypot(*d0), 1e-6)
@@ -217,8 +227,8 @@ def scratch(img, rng, family=False):
             base_pts = pts
         u = rng.random()
         sigma = rng.uniform(0.35, 1.0) if u < 0.65 else (rng.uniform(1.0, 2.0) if u < 0.92 else rng.uniform(2.0, 4.0))
-        if family:
-            sigma = rng.uniform(0.35, 0.9)
+        if family or crack:
+            sigma = rng.uniform(0.35, 0.9) if family else rng.uniform(0.35, 1.5)
         d, s = _dist_to_polyline(pts, h, w, margin=float(np.ceil(5.0 * sigma + 1.5)))
         if d is None or not np.isfinite(d).any():
             continue
@@ -363,8 +373,8 @@ def chip(img, rng, fiber_center, crop_um_per_px):
     return np.clip(out, 0, 1).astype(np.float32), mask
 
 
-FAMILIES = ("scratch", "family", "spot", "cluster", "draem", "film", "chip")
-DEFAULT_WEIGHTS = (0.34, 0.05, 0.2, 0.06, 0.18, 0.07, 0.10)
+FAMILIES = ("scratch", "family", "crack", "spot", "cluster", "draem", "film", "chip")
+DEFAULT_WEIGHTS = (0.28, 0.06, 0.08, 0.19, 0.06, 0.17, 0.06, 0.10)
 
 
 def paint(img, rng, fiber_center, crop_um_per_px, p_clean=0.25, weights=DEFAULT_WEIGHTS):
@@ -383,6 +393,8 @@ def paint(img, rng, fiber_center, crop_um_per_px, p_clean=0.25, weights=DEFAULT_
             out, m = scratch(out, rng)
         elif fam == "family":
             out, m = scratch(out, rng, family=True)
+        elif fam == "crack":
+            out, m = scratch(out, rng, crack=True)
         elif fam == "spot":
             out, m = spot(out, rng)
         elif fam == "cluster":

@@ -72,7 +72,7 @@ class EMA:
 def save_ckpt(path, net, ema, opt, step, info, cfg):
     tmp = path.with_suffix(".tmp")
     torch.save({"model": net.state_dict(), "ema": ema.model.state_dict(), "opt": opt.state_dict(), "step": step,
-                "info": info, "widths": cfg["student_widths"]}, tmp)
+                "info": info, "widths": cfg["student_widths"], "radius_channel": net.radius_channel}, tmp)
     tmp.replace(path)
 
 
@@ -106,17 +106,18 @@ def train_student(sampler, labelled, cfg, device, ckpt_path, log_every=50, resum
     stream = batch_stream(sampler, bs - n_lab, cfg["seed"] + 3 + step, cfg["data_workers"])
     net.train()
     while step < total:
-        y, x, m = next(stream)
+        y, x, m, r = next(stream)
         w = torch.ones_like(m)
         if n_lab:
-            yl, xl, ml, wl = (torch.from_numpy(a) for a in labelled.batch(n_lab, rng))
-            y, x, m, w = (torch.cat(p) for p in ((y, yl), (x, xl), (m, ml), (w, wl)))
-        y, x, m, w = (a.to(device).contiguous(memory_format=cl) for a in (y, x, m, w))
+            yl, xl, ml, wl, rl = (torch.from_numpy(a) for a in labelled.batch(n_lab, rng))
+            y, x, m, w, r = (torch.cat(p) for p in ((y, yl), (x, xl), (m, ml), (w, wl), (r, rl)))
+        y, x, m, w, r = (a.to(device).contiguous(memory_format=cl) for a in (y, x, m, w, r))
+        r = r / net.clad_radius_px
         yn, xn = norm(y), norm(x)
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, total, cfg["student_lr"], warmup=100)
         with torch.autocast(amp_dev, dtype=torch.bfloat16, enabled=use_amp):
-            rec, logits = net.forward_logits(yn)
+            rec, logits = net.forward_logits(yn, r)
         rec, logits = rec.float(), logits.float()
         # w: per-pixel trust (1 for pseudo-defect pairs; teacher-labelled pairs only near what the
         # teacher flagged)
@@ -164,6 +165,6 @@ def train_student(sampler, labelled, cfg, device, ckpt_path, log_every=50, resum
 
 def load_student(path, device="cpu"):
     ck = torch.load(path, map_location=device)
-    net = StudentUNet(ck["widths"])
+    net = StudentUNet(ck["widths"], radius_channel=ck.get("radius_channel", False))
     net.load_state_dict(ck["ema"])
     return net.eval(), ck.get("info", {})
