@@ -129,6 +129,42 @@ fn json_report_has_the_contract_keys_and_consistent_counts() {
 }
 
 #[test]
+fn crop_space_and_exact_pixel_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = tmp.path().join("ds");
+    synth(&ds);
+    let cfg = station(tmp.path());
+    let run = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["--json", "--truth-center"];
+        args.extend_from_slice(extra);
+        let o = eval(&ds, &cfg, &args);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let binned = run(&["--pixel-space", "crop"]);
+    let exact = run(&["--pixel-space", "crop", "--exact-pixel-metrics"]);
+    assert_eq!(binned["pixel_space"], "crop");
+    // Same images, same scores: image metrics agree exactly, pixel ones within the binning.
+    assert_eq!(binned["image_auroc"], exact["image_auroc"]);
+    assert_eq!(binned["iou"], exact["iou"]);
+    let (b, e) = (
+        binned["pixel_auroc"].as_f64().unwrap(),
+        exact["pixel_auroc"].as_f64().unwrap(),
+    );
+    assert!((b - e).abs() <= binned["pixel_auroc_error_bound"].as_f64().unwrap() + 1e-12);
+    let (b, e) = (
+        binned["aupro"].as_f64().unwrap(),
+        exact["aupro"].as_f64().unwrap(),
+    );
+    assert!((b - e).abs() < 2e-3, "{b} vs {e}");
+}
+
+#[test]
 fn human_report_prints() {
     let tmp = tempfile::tempdir().unwrap();
     let ds = tmp.path().join("ds");

@@ -12,7 +12,10 @@
 //! `localization`, `per_kind`, `latency_ms` (plus context).
 //!
 //! Pixel metrics count only pixels inside the contact zone (zone D's outer circle around the
-//! labelled centre, else the located one): nothing beyond it is graded. Images the inspector
+//! labelled centre, else the located one): nothing beyond it is graded. `--pixel-space crop`
+//! counts them in the model's crop instead (the mask resampled like the image, ≥ 0.5), which is
+//! how the training pipeline's model card is scored. A pixel is predicted defective when its
+//! map value is above the pixel threshold (as the defect extraction decides). Images the inspector
 //! could not grade (UNABLE) have no map or score: they count in the verdict metrics (as wrong
 //! unless labelled unable) and are left out of the score metrics (reported as `unable`).
 //! Pixel AUROC/AUPRO use `metrics::BinnedPixelCurves` (2^16 bins over [0, score_hi]; the
@@ -23,8 +26,9 @@ use endface::dataset::{self, Dataset, DatasetImage};
 use endface::error::{coded, exit};
 use endface::grade::{Profile, Verdict};
 use endface::imageio;
+use endface::inspect::crop::CropScratch;
 use endface::inspect::{InspectError, Inspection};
-use endface::metrics::{self, BinnedPixelCurves, Confusion, Overlap};
+use endface::metrics::{self, BinnedPixelCurves, Confusion, Overlap, PixelCurves};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -51,6 +55,44 @@ pub struct Args {
     /// Evaluate at most N test images (in dataset order).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
+    /// Where pixel metrics are counted: `frame` (the camera's pixels; the map resampled back,
+    /// 0 outside the crop) or `crop` (the model's pixels, the mask resampled into the crop:
+    /// how the training pipeline scores its model card).
+    #[arg(long, value_enum, default_value_t = PixelSpace::Frame)]
+    pub pixel_space: PixelSpace,
+    /// Exact pixel AUROC/AUPRO (keeps 8 bytes per counted pixel: ~200 MB for 200 frames)
+    /// instead of 2^16 bins over [0, score_hi].
+    #[arg(long)]
+    pub exact_pixel_metrics: bool,
+}
+
+enum Curves {
+    Exact(PixelCurves),
+    Binned(BinnedPixelCurves),
+}
+
+impl Curves {
+    /// `(auroc, error bound)`.
+    fn auroc(&mut self) -> Result<(f64, f64), metrics::MetricsError> {
+        match self {
+            Curves::Exact(c) => c.auroc().map(|a| (a, 0.0)),
+            Curves::Binned(c) => c.auroc(),
+        }
+    }
+    fn aupro(&mut self, max_fpr: f64) -> Result<f64, metrics::MetricsError> {
+        match self {
+            Curves::Exact(c) => c.aupro(max_fpr),
+            Curves::Binned(c) => c.aupro(max_fpr),
+        }
+    }
+}
+
+/// Pixel space of the pixel metrics.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PixelSpace {
+    Frame,
+    Crop,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -157,6 +199,7 @@ struct Report {
     model_sha256: String,
     execution_provider: String,
     truth_center: bool,
+    pixel_space: PixelSpace,
 }
 
 #[derive(Default)]
@@ -191,7 +234,11 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let mut profiles: BTreeMap<String, Profile> = BTreeMap::new();
 
     let score_hi = (2.0 * inspector.pixel_threshold().max(inspector.image_threshold())).max(1.0);
-    let mut curves = BinnedPixelCurves::new(0.0, score_hi, PIXEL_BINS)?;
+    let mut curves = if args.exact_pixel_metrics {
+        Curves::Exact(PixelCurves::new())
+    } else {
+        Curves::Binned(BinnedPixelCurves::new(0.0, score_hi, PIXEL_BINS)?)
+    };
     let mut scores: Vec<f64> = Vec::new();
     let mut is_defect: Vec<bool> = Vec::new();
     let mut confusion = Confusion::default();
@@ -202,6 +249,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let mut not_found = 0usize;
     let mut unable = 0usize;
     let (mut pred_mask, mut gt_mask, mut valid) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut mask_crop, mut crop_scratch) = (Vec::new(), CropScratch::default());
 
     let images: Vec<&DatasetImage> = ds
         .test
@@ -313,33 +361,69 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         if score > inspector.image_threshold() {
             acc.flagged += 1;
         }
-        let map_frame = geom.map_to_frame(inspector.anomaly_map_in_crop(), w, h);
         let gt = img
             .load_mask(w, h)
             .map_err(|e| coded(dataset::exit_code(&e), e))?;
-        let zone_center = label.and_then(|l| l.center).unwrap_or(geom.center_in_frame);
-        let r_um = inspector.profile().contact_radius_um();
-        valid.clear();
-        for y in 0..h {
-            for x in 0..w {
-                let r = scale.radius_um(x as f64, y as f64, zone_center);
-                valid.push(u8::from(r <= r_um));
+        let (map, pw, ph) = match args.pixel_space {
+            PixelSpace::Frame => {
+                let zone_center = label.and_then(|l| l.center).unwrap_or(geom.center_in_frame);
+                let r_um = inspector.profile().contact_radius_um();
+                valid.clear();
+                for y in 0..h {
+                    for x in 0..w {
+                        let r = scale.radius_um(x as f64, y as f64, zone_center);
+                        valid.push(u8::from(r <= r_um));
+                    }
+                }
+                gt_mask.clear();
+                gt_mask.extend(
+                    gt.as_raw()
+                        .iter()
+                        .zip(&valid)
+                        .map(|(&g, &v)| u8::from(g > 0 && v != 0)),
+                );
+                let map = geom.map_to_frame(inspector.anomaly_map_in_crop(), w, h);
+                (map, w as usize, h as usize)
             }
+            PixelSpace::Crop => {
+                // The mask resampled with the model's crop (bilinear of 0/1, then ≥ 0.5), as
+                // the training pipeline scores its model card.
+                let binary = image::GrayImage::from_fn(w, h, |x, y| {
+                    image::Luma([if gt.get_pixel(x, y).0[0] > 0 { 255 } else { 0 }])
+                });
+                geom.sample(&binary, &mut mask_crop, &mut crop_scratch);
+                valid.clear();
+                valid.extend(
+                    inspector
+                        .contact_mask_in_crop()
+                        .iter()
+                        .map(|&b| u8::from(b)),
+                );
+                gt_mask.clear();
+                gt_mask.extend(
+                    mask_crop
+                        .iter()
+                        .zip(&valid)
+                        .map(|(&g, &v)| u8::from(g >= 127.5 && v != 0)),
+                );
+                (
+                    inspector.anomaly_map_in_crop().to_vec(),
+                    geom.width,
+                    geom.height,
+                )
+            }
+        };
+        match &mut curves {
+            Curves::Exact(c) => c.push(&map, &gt_mask, Some(&valid), pw, ph)?,
+            Curves::Binned(c) => c.push(&map, &gt_mask, Some(&valid), pw, ph)?,
         }
-        gt_mask.clear();
-        gt_mask.extend(
-            gt.as_raw()
-                .iter()
+        // Defective pixel: map above the pixel threshold (as the defect extraction decides).
+        pred_mask.clear();
+        pred_mask.extend(
+            map.iter()
                 .zip(&valid)
-                .map(|(&g, &v)| u8::from(g > 0 && v != 0)),
+                .map(|(&m, &v)| u8::from(v != 0 && m > inspector.pixel_threshold())),
         );
-        curves.push(&map_frame, &gt_mask, Some(&valid), w as usize, h as usize)?;
-        metrics::threshold_mask(&map_frame, inspector.pixel_threshold(), &mut pred_mask);
-        for (p, &v) in pred_mask.iter_mut().zip(&valid) {
-            if v == 0 {
-                *p = 0;
-            }
-        }
         let o = metrics::overlap(&pred_mask, &gt_mask)?;
         overlap.add(o);
         acc.overlap.add(o);
@@ -428,6 +512,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         model_sha256: inspector.model().sha256().to_string(),
         execution_provider: inspector.model().provider().primary.clone(),
         truth_center: args.truth_center,
+        pixel_space: args.pixel_space,
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);

@@ -261,6 +261,11 @@ impl Inspector {
         &self.map_in_crop
     }
 
+    /// The contact zone in crop space (`true` inside).
+    pub fn contact_mask_in_crop(&self) -> &[bool] {
+        &self.zone.mask_in_crop
+    }
+
     /// Defect labels of the last frame (crop space, 0 = none; see [`InspectedDefect::label`]).
     pub fn labels_in_crop(&self) -> &[u32] {
         &self.defect_scratch.labels_in_crop
