@@ -17,8 +17,8 @@ use endface::config::StationConfig;
 use endface::geometry::PixelScale;
 use endface::grade::{grade, Feature, FeatureKind, Profile};
 use endface::inspect::crop::{CropGeometry, CropScratch};
-use endface::inspect::shim::locate::Located;
 use endface::inspect::Inspector;
+use endface::locate::Located;
 use endface::model::Model;
 use image::GrayImage;
 use std::hint::black_box;
@@ -238,7 +238,7 @@ fn grading(c: &mut Criterion) {
     g.finish();
 }
 
-/// Overlay and the whole frame → verdict path (YUYV conversion + inspect).
+/// Overlay and the whole frame → verdict path (YUYV conversion + locate + inspect).
 fn whole(c: &mut Criterion) {
     let frames = bench_frames();
     let profile = Profile::builtin("sm-upc").unwrap();
@@ -250,13 +250,20 @@ fn whole(c: &mut Criterion) {
         let (w, h) = f.img.dimensions();
         let (yuyv, stride) = to_yuyv(&f.img, 0);
         let mut gray = flat(w, h, 0);
-        g.bench_function(BenchmarkId::new("yuyv+inspect_located", &f.id), |b| {
+        g.bench_function(BenchmarkId::new("yuyv+inspect", &f.id), |b| {
             b.iter(|| {
                 yuyv_to_gray(&yuyv, w, h, stride, &mut gray).unwrap();
-                inspector.inspect_located(&gray, &f.loc).unwrap()
+                inspector.inspect(&gray).unwrap()
             })
         });
-        let insp = inspector.inspect_located(&f.img, &f.loc).unwrap();
+        let insp = inspector.inspect(&f.img).unwrap();
+        eprintln!(
+            "e2e {}: verdict {:?}, {} defects, timings {:?}",
+            f.id,
+            insp.verdict,
+            insp.defects.len(),
+            insp.timings_ms
+        );
         let labels = inspector.labels_in_crop().to_vec();
         overlay_cases.push((f, insp, labels));
     }

@@ -181,8 +181,8 @@ fn frames(scale: f64) -> Vec<Frame> {
     .collect()
 }
 
-fn located(f: &Frame) -> endface::inspect::shim::locate::Located {
-    endface::inspect::shim::locate::Located {
+fn located(f: &Frame) -> endface::locate::Located {
+    endface::locate::Located {
         center_in_frame: f.center,
         cladding_radius_px: f.radius_px[0],
         radius_y_px: f.radius_px[1],
@@ -191,7 +191,8 @@ fn located(f: &Frame) -> endface::inspect::shim::locate::Located {
     }
 }
 
-const STAGES: [&str; 8] = [
+const STAGES: [&str; 10] = [
+    "locate (Locator::locate)",
     "crop sample",
     "normalize into input tensor",
     "model run (ONNX Runtime)",
@@ -200,6 +201,7 @@ const STAGES: [&str; 8] = [
     "threshold + components + measure",
     "grade",
     "Inspector::inspect_located (whole)",
+    "Inspector::inspect (whole, with locate)",
 ];
 
 /// The two tests count allocations on all threads: one at a time.
@@ -236,6 +238,8 @@ fn inspect_hot_path_allocations_per_frame() {
     let mut dscratch = DefectScratch::default();
     let mut defects = Vec::new();
     let mut inspector = Inspector::new(&cfg, profile.clone()).unwrap();
+    let mut locator =
+        endface::locate::Locator::new(endface::locate::LocateConfig::with_scale(scale)).unwrap();
 
     let warmup = 2 * frames.len();
     let measured = 3 * frames.len();
@@ -251,10 +255,11 @@ fn inspect_hot_path_allocations_per_frame() {
             height: h,
         };
         let mut c = [Count::default(); STAGES.len()];
-        ((), c[0]) = counted(|| geometry.sample(&f.img, &mut crop_px, &mut crop_scratch));
-        (_, c[1]) = counted(|| model.set_gray_input(&crop_px).unwrap());
-        (_, c[2]) = counted(|| model.run().unwrap());
-        (_, c[3]) = counted(|| {
+        (_, c[0]) = counted(|| locator.locate(&f.img).unwrap());
+        ((), c[1]) = counted(|| geometry.sample(&f.img, &mut crop_px, &mut crop_scratch));
+        (_, c[2]) = counted(|| model.set_gray_input(&crop_px).unwrap());
+        (_, c[3]) = counted(|| model.run().unwrap());
+        (_, c[4]) = counted(|| {
             anomaly::build_map(
                 model.manifest(),
                 model.input(),
@@ -264,15 +269,16 @@ fn inspect_hot_path_allocations_per_frame() {
             )
             .unwrap()
         });
-        (_, c[4]) = counted(|| zone.mask_and_score(&mut map));
-        ((), c[5]) = counted(|| {
+        (_, c[5]) = counted(|| zone.mask_and_score(&mut map));
+        ((), c[6]) = counted(|| {
             anomaly::extract_defects(&map, &zone, pixel_threshold, &mut dscratch, &mut defects)
         });
         let features: Vec<grade::Feature> = defects.iter().map(|d| d.feature()).collect();
-        (_, c[6]) = counted(|| grade::grade(&profile, &features));
+        (_, c[7]) = counted(|| grade::grade(&profile, &features));
         last_defects = defects.len();
         let loc = located(f);
-        (_, c[7]) = counted(|| inspector.inspect_located(&f.img, &loc).unwrap());
+        (_, c[8]) = counted(|| inspector.inspect_located(&f.img, &loc).unwrap());
+        (_, c[9]) = counted(|| inspector.inspect(&f.img).unwrap());
         if i >= warmup {
             for (t, x) in totals.iter_mut().zip(c) {
                 t.allocs += x.allocs;
@@ -300,7 +306,7 @@ fn inspect_hot_path_allocations_per_frame() {
         );
     }
     // Regression guard: these stages allocate nothing today.
-    for i in [0, 1, 4] {
+    for i in [1, 2, 5] {
         assert_eq!(
             totals[i].allocs, 0,
             "{} started allocating on the hot path",
@@ -426,7 +432,7 @@ fn daemon_hot_path_allocations_per_frame() {
 
 /// Where the steady-state allocations come from: call sites (innermost frame in this crate's
 /// src/) of the allocations during 30 marker-inspector daemon frames and 12 direct
-/// `inspect_located` calls, after warm-up. Slow (a backtrace per allocation):
+/// `Inspector::inspect` calls, after warm-up. Slow (a backtrace per allocation):
 /// `cargo test --test alloc_hot_path -- --ignored --nocapture allocation_sites`
 #[test]
 #[ignore]
@@ -453,15 +459,15 @@ fn allocation_sites() {
     let mut inspector = Inspector::new(&cfg, Profile::builtin("sm-upc").unwrap()).unwrap();
     let fr = frames(um);
     for f in fr.iter().cycle().take(8) {
-        inspector.inspect_located(&f.img, &located(f)).unwrap();
+        inspector.inspect(&f.img).unwrap();
     }
     SITES_ON.store(true, Ordering::SeqCst);
     for f in fr.iter().cycle().take(12) {
-        inspector.inspect_located(&f.img, &located(f)).unwrap();
+        inspector.inspect(&f.img).unwrap();
     }
     SITES_ON.store(false, Ordering::SeqCst);
     dump(
-        "Inspector::inspect_located, allocations per frame by call site:",
+        "Inspector::inspect (locate included), allocations per frame by call site:",
         12.0,
     );
     // Daemon with the marker inspector, results 11..=40 (the run's end, after the last
