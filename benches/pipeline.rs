@@ -1,14 +1,25 @@
 //! Criterion benchmarks of every inspection stage and of the whole frame → verdict path.
 //!
 //! Run: `cargo bench --bench pipeline` (all) or `cargo bench --bench pipeline -- convert`
-//! (a group). Frames come from `endface::synth` at 640x480 and 1152x864. Results and the
-//! machine they came from: BENCHMARKS.md.
+//! (one group: convert, locate, crop, model, anomaly, grade, overlay, e2e). Frames come from
+//! `endface::synth` at 640x480 and 1152x864 (µm/px chosen so the 250 µm contact zone is 80 %
+//! of the frame height). The model is `$ENDFACE_BENCH_MANIFEST`, else the shipped model, else
+//! the untrained stand-in of scripts/make_bench_model.py, else the recon256 test fixture (the
+//! chosen one is printed); ONNX Runtime on the CPU with `$ENDFACE_BENCH_THREADS` intra-op
+//! threads (default 1). Results and the machine they came from: BENCHMARKS.md.
 
 mod common;
 
-use common::{flat, grey_copy, mjpeg_to_gray, synth_frame, to_mjpeg, to_yuyv, yuyv_to_gray, SIZES};
+use common::*;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use endface::anomaly::{self, ContactZone, DefectScratch};
+use endface::config::StationConfig;
+use endface::geometry::PixelScale;
 use endface::grade::{grade, Feature, FeatureKind, Profile};
+use endface::inspect::crop::{CropGeometry, CropScratch};
+use endface::inspect::Inspector;
+use endface::locate::Located;
+use endface::model::Model;
 use image::GrayImage;
 use std::hint::black_box;
 
@@ -47,6 +58,162 @@ fn convert(c: &mut Criterion) {
     g.finish();
 }
 
+/// One benchmark frame with its true fiber position and the station config for its scale.
+struct BenchFrame {
+    id: String,
+    img: GrayImage,
+    loc: Located,
+    cfg: StationConfig,
+}
+
+fn bench_frames() -> Vec<BenchFrame> {
+    SIZES
+        .iter()
+        .map(|&(w, h)| {
+            let (img, t) = synth_frame(w, h, 1);
+            let um = synth_um_per_px(h);
+            let mut cfg = StationConfig {
+                runtime: bench_runtime(),
+                ..StationConfig::default()
+            };
+            cfg.model.manifest = bench_manifest();
+            cfg.calibration.um_per_px_x = um;
+            cfg.calibration.um_per_px_y = um;
+            BenchFrame {
+                id: format!("{w}x{h}"),
+                img,
+                loc: Located {
+                    center_in_frame: t.center_in_frame,
+                    cladding_radius_px: t.cladding_radius_px,
+                    radius_y_px: t.cladding_radius_px_y(),
+                    confidence: 0.99,
+                    focus: 1.0,
+                },
+                cfg,
+            }
+        })
+        .collect()
+}
+
+/// Crop + normalize, model run, anomaly map, components: stage by stage through the public
+/// API, in `Inspector::inspect_located`'s order.
+fn stages(c: &mut Criterion) {
+    let frames = bench_frames();
+    let profile = Profile::builtin("sm-upc").unwrap();
+    let mut model = Model::load(&frames[0].cfg.model.manifest, &frames[0].cfg.runtime).unwrap();
+    eprintln!(
+        "model {} ({}), ONNX Runtime provider {}",
+        model.manifest_path().display(),
+        model.manifest().name,
+        model.provider().summary()
+    );
+    let (w, h) = model.input_size();
+    let crop_um = model.manifest().um_per_px;
+    let zone = ContactZone::new(w, h, crop_um, profile.contact_radius_um());
+    let pixel_threshold = model.manifest().thresholds.pixel as f32;
+    let mut crop_px = Vec::with_capacity(w * h);
+    let mut crop_scratch = CropScratch::default();
+
+    let mut g = c.benchmark_group("crop");
+    for f in &frames {
+        let geometry = CropGeometry {
+            center_in_frame: f.loc.center_in_frame,
+            frame_scale: f.cfg.calibration.pixel_scale(),
+            crop_um_per_px: crop_um,
+            width: w,
+            height: h,
+        };
+        g.bench_function(BenchmarkId::new("sample+normalize", &f.id), |b| {
+            b.iter(|| {
+                geometry.sample(black_box(&f.img), &mut crop_px, &mut crop_scratch);
+                model.set_gray_input(&crop_px).unwrap();
+            })
+        });
+    }
+    g.finish();
+
+    // Leave the 640x480 frame's crop in the input for the later stages.
+    let f = &frames[0];
+    CropGeometry {
+        center_in_frame: f.loc.center_in_frame,
+        frame_scale: f.cfg.calibration.pixel_scale(),
+        crop_um_per_px: crop_um,
+        width: w,
+        height: h,
+    }
+    .sample(&f.img, &mut crop_px, &mut crop_scratch);
+    model.set_gray_input(&crop_px).unwrap();
+
+    let mut g = c.benchmark_group("model");
+    g.sample_size(10);
+    g.bench_function(BenchmarkId::new("run", format!("{}x{}", w, h)), |b| {
+        b.iter(|| model.run().unwrap())
+    });
+    g.finish();
+
+    model.run().unwrap();
+    let mut map = Vec::with_capacity(w * h);
+    let mut smooth = anomaly::SmoothScratch::default();
+    let mut g = c.benchmark_group("anomaly");
+    g.bench_function("map+smooth+mask", |b| {
+        b.iter(|| {
+            anomaly::build_map(
+                model.manifest(),
+                model.input(),
+                |n| model.output(n),
+                &mut map,
+                &mut smooth,
+            )
+            .unwrap();
+            zone.mask_and_score(&mut map)
+        })
+    });
+    // Components on this frame's map, and on a map with synthetic blobs (so the labelling
+    // and measurement have work whatever the model).
+    let mut dscratch = DefectScratch::default();
+    let mut defects = Vec::new();
+    g.bench_function("components/model_map", |b| {
+        b.iter(|| {
+            anomaly::extract_defects(&map, &zone, pixel_threshold, &mut dscratch, &mut defects)
+        })
+    });
+    let mut blobs = vec![0.0f32; w * h];
+    for k in 0..12usize {
+        let (cu, cv) = (w / 4 + (k * 37) % (w / 2), h / 4 + (k * 53) % (h / 2));
+        for v in cv.saturating_sub(3)..(cv + 3).min(h) {
+            let len = if k % 3 == 0 { 40 } else { 6 };
+            for u in cu.saturating_sub(3)..(cu + len).min(w) {
+                blobs[v * w + u] = 0.9;
+            }
+        }
+    }
+    g.bench_function("components/12_blobs", |b| {
+        b.iter(|| {
+            anomaly::extract_defects(&blobs, &zone, 0.5, &mut dscratch, &mut defects);
+        })
+    });
+    g.finish();
+}
+
+fn locating(c: &mut Criterion) {
+    let frames = bench_frames();
+    let mut g = c.benchmark_group("locate");
+    for f in &frames {
+        let mut locator = endface::locate::Locator::new(endface::locate::LocateConfig::with_scale(
+            f.cfg.calibration.pixel_scale(),
+        ))
+        .unwrap();
+        let got = locator.locate(&f.img).unwrap();
+        let err = (got.center_in_frame[0] - f.loc.center_in_frame[0])
+            .hypot(got.center_in_frame[1] - f.loc.center_in_frame[1]);
+        eprintln!("locate {}: centre off by {err:.2} px", f.id);
+        g.bench_function(BenchmarkId::new("with_scale", &f.id), |b| {
+            b.iter(|| locator.locate(black_box(&f.img)).unwrap())
+        });
+    }
+    g.finish();
+}
+
 fn grading(c: &mut Criterion) {
     let mut g = c.benchmark_group("grade");
     let profile = Profile::builtin("sm-upc").unwrap();
@@ -71,12 +238,52 @@ fn grading(c: &mut Criterion) {
     g.finish();
 }
 
+/// Overlay and the whole frame → verdict path (YUYV conversion + locate + inspect).
+fn whole(c: &mut Criterion) {
+    let frames = bench_frames();
+    let profile = Profile::builtin("sm-upc").unwrap();
+    let mut g = c.benchmark_group("e2e");
+    g.sample_size(10);
+    let mut overlay_cases = Vec::new();
+    for f in &frames {
+        let mut inspector = Inspector::new(&f.cfg, profile.clone()).unwrap();
+        let (w, h) = f.img.dimensions();
+        let (yuyv, stride) = to_yuyv(&f.img, 0);
+        let mut gray = flat(w, h, 0);
+        g.bench_function(BenchmarkId::new("yuyv+inspect", &f.id), |b| {
+            b.iter(|| {
+                yuyv_to_gray(&yuyv, w, h, stride, &mut gray).unwrap();
+                inspector.inspect(&gray).unwrap()
+            })
+        });
+        let insp = inspector.inspect(&f.img).unwrap();
+        eprintln!(
+            "e2e {}: verdict {:?}, {} defects, timings {:?}",
+            f.id,
+            insp.verdict,
+            insp.defects.len(),
+            insp.timings_ms
+        );
+        let labels = inspector.labels_in_crop().to_vec();
+        overlay_cases.push((f, insp, labels));
+    }
+    g.finish();
+    let mut g = c.benchmark_group("overlay");
+    for (f, insp, labels) in &overlay_cases {
+        let scale: PixelScale = f.cfg.calibration.pixel_scale();
+        g.bench_function(BenchmarkId::new("render", &f.id), |b| {
+            b.iter(|| endface::overlay::render(&f.img, insp, Some(labels), &profile, scale))
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(20)
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(2));
-    targets = convert, grading
+    targets = convert, locating, stages, grading, whole
 }
 criterion_main!(benches);

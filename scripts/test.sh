@@ -32,7 +32,9 @@ step fmt      cargo fmt --check
 step clippy   cargo clippy --all-targets -- -D warnings
 step cargo    cargo test --no-fail-fast
 step pycheck  "$PY" scripts/check_swd_pot.py
+step pytest   env ENDFACE_BIN="$PWD/target/debug/endface" "$PY" -m pytest -q tests/python
 step pymetric bash -c "\"$PY\" scripts/metrics_reference.py | cmp - tests/fixtures/metrics_reference.json"
 step deb      scripts/test-deb.sh
-step aarch64  scripts/check-aarch64.sh --frames 4
+step aarch64  env X86_BIN="$PWD/target/debug/endface" scripts/check-aarch64.sh --frames 4
+step vm       env ENDFACE_BIN="$PWD/target/debug/endface" scripts/vm-test.sh
 echo "== all test steps passed"

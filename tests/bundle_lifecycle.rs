@@ -371,3 +371,25 @@ fn files_the_daemon_writes_belong_to_the_state_roots_owner() {
         assert_eq!((m.uid(), m.gid()), (54321, 54322), "{p}");
     }
 }
+
+#[test]
+fn long_paths_round_trip_through_gnu_long_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path();
+    let k = keys(base, "lab");
+    let mut opts = sources(base, "long", "1.0.0");
+    let long = format!("{}/{}.png", "d".repeat(90), "f".repeat(120));
+    fs::create_dir_all(opts.golden_dir.join("d".repeat(90))).unwrap();
+    fs::write(opts.golden_dir.join(&long), b"img").unwrap();
+    fs::write(
+        opts.golden_dir.join("expected.jsonl"),
+        format!("{{\"image\": \"{long}\", \"verdict\": \"pass\"}}\n"),
+    )
+    .unwrap();
+    opts.output = base.join("long.bundle");
+    bundle::create_bundle(&opts, &bundle::SigningKeyFile::load(&k.secret).unwrap()).unwrap();
+    bundle::verify_bundle(&opts.output, &trust(&k)).unwrap();
+    let root = base.join("root");
+    install_with(&root, &trust(&k), &Echo, &opts.output, false).unwrap();
+    assert!(root.join("slots/a/golden").join(&long).is_file());
+}

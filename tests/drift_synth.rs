@@ -316,8 +316,9 @@ fn sensitivity_table_synth() {
 
 /// Long untouched runs through the `DriftMonitor`: 3000 frames of the production stream (20 %
 /// defective) and 3000 good-only frames, each pushed through the daemon defaults (window 100,
-/// a test every 25 frames, enter/exit after 3) and a fast setting (window 30, every 10, enter/exit
-/// after 2). Prints tests, significant tests and DRIFT episodes per combination.
+/// a test every 25 frames, enter/exit after 3), a fast setting (window 30, every 10, enter/exit
+/// after 2), non-overlapping windows and the defaults at α = 0.001. Prints tests, significant
+/// tests and DRIFT episodes per combination.
 ///
 /// `cargo test --release --test drift_synth -- --ignored --nocapture long_untouched_runs_synth`
 #[test]
@@ -336,6 +337,23 @@ fn long_untouched_runs_synth() {
                 test_every: 10,
                 enter_after: 2,
                 exit_after: 2,
+                ..Default::default()
+            },
+        ),
+        (
+            "non-overlapping (w=100, every 100, enter/exit 2)",
+            DriftConfig {
+                test_every: 100,
+                enter_after: 2,
+                exit_after: 2,
+                ..Default::default()
+            },
+        ),
+        (
+            "defaults at alpha 0.001 (1999 permutations)",
+            DriftConfig {
+                alpha: 0.001,
+                permutations: 1999,
                 ..Default::default()
             },
         ),
@@ -368,4 +386,60 @@ fn long_untouched_runs_synth() {
             );
         }
     }
+}
+
+/// `endface drift` locates the fiber in each frame (synthetic frames with the fiber off
+/// centre), and falls back to the frame centre, counted, where it cannot.
+#[test]
+fn drift_command_locates_fibers_and_counts_fallbacks() {
+    let st = small_station();
+    let tmp = tempfile::tempdir().unwrap();
+    let write = |dir: &str, seed0: u64, n: u64, s: Shift| {
+        let d = tmp.path().join(dir);
+        std::fs::create_dir_all(&d).unwrap();
+        for i in 0..n {
+            st.frame(seed0 + i, s, false)
+                .0
+                .save(d.join(format!("{i:03}.png")))
+                .unwrap();
+        }
+        d
+    };
+    let reference = write("ref", 1, 30, NONE);
+    let same = write("same", 500, 15, NONE);
+    let dim = write("dim", 900, 15, SHIFTS[1]);
+    // Two frames without a fiber in the candidate folder: measured around the centre.
+    for i in 0..2 {
+        image::GrayImage::from_pixel(256, 192, image::Luma([128 + i]))
+            .save(same.join(format!("blank{i}.png")))
+            .unwrap();
+    }
+    let exe = env!("CARGO_BIN_EXE_endface");
+    let run = |a: &std::path::Path, b: &std::path::Path| {
+        let out = std::process::Command::new(exe)
+            .args([
+                "-q",
+                "drift",
+                "--json",
+                "--permutations",
+                "199",
+                "--um-per-px",
+                "0.9",
+            ])
+            .arg(a)
+            .arg(b)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code(), v)
+    };
+    let (code, v) = run(&reference, &dim);
+    assert_eq!(code, Some(20), "{v}");
+    assert_eq!(v["located"], true);
+    assert_eq!(v["fallback_frames"]["reference"], 0, "{v}");
+    assert_eq!(v["fallback_frames"]["candidate"], 0, "{v}");
+    let (_, v) = run(&reference, &same);
+    assert_eq!(v["candidate_frames"], 17);
+    assert_eq!(v["fallback_frames"]["candidate"], 2, "{v}");
 }

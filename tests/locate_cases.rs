@@ -133,6 +133,17 @@ fn dust_and_a_smudge_over_a_quarter_of_the_edge() {
 }
 
 #[test]
+fn a_round_smudge_on_the_edge_is_not_taken_for_the_fiber() {
+    // Without calibration any circle of 8-45 % of the frame could be the cladding. In this
+    // frame a fully outlined round smudge (20 µm radius) sits on the edge of a bright fiber
+    // with chips and rims: it must lose to the larger, partly hidden fiber edge (it used to
+    // win with confidence 0.99).
+    let s = Scene::random(20164);
+    assert!(s.blobs.iter().any(|b| b.r_um > 20.0));
+    check(&s, 0.3, 0.006);
+}
+
+#[test]
 fn trench_ring_and_big_core_are_not_the_cladding() {
     for look in [Look::DarkFiber, Look::BrightFiber] {
         let mut s = Scene::simple(look, Fiber::Mm50);

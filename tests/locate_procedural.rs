@@ -98,12 +98,12 @@ fn check(stats: &Stats, max_failures: usize) {
 
 #[test]
 fn accuracy_procedural_with_calibration() {
-    check(&run(1000..1030, true), 0);
+    check(&run(1000..1024, true), 0);
 }
 
 #[test]
 fn accuracy_procedural_without_calibration() {
-    check(&run(2000..2030, false), 0);
+    check(&run(2000..2024, false), 0);
 }
 
 #[test]
@@ -115,6 +115,16 @@ fn accuracy_procedural_500() {
     let b = run(20_000..20_500, false);
     check(&a, 0);
     check(&b, 2);
+}
+
+/// CPU seconds used by this process so far (Linux `/proc/self/stat`; `None` elsewhere). The
+/// machine running the tests is shared, so wall-clock time would mostly measure the others.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0) // USER_HZ is 100 on Linux
 }
 
 /// Per-frame time of `Locator::locate` (not a pass/fail check: run in release and read it).
@@ -129,29 +139,46 @@ fn locate_speed() {
             scene.height = 480;
             scene.aspect = 1.0;
             scene.center_in_frame = [319.5 + (s as f64 - 10.0) * 3.0, 239.5];
-            (scene.render(), scene)
+            let img = scene.render();
+            let scale = PixelScale::square(scene.um_per_px_x);
+            (img, scale)
         })
         .collect();
-    let mut loc = Locator::new(LocateConfig::default()).unwrap();
-    let mut calibrated = Locator::new(LocateConfig::with_scale(PixelScale::square(
-        frames[0].1.um_per_px_x,
-    )))
-    .unwrap();
+    let mut plain = Locator::new(LocateConfig::default()).unwrap();
     for (img, _) in &frames {
-        let _ = loc.locate(img);
+        let _ = plain.locate(img);
     }
-    let reps = 10;
-    let t0 = std::time::Instant::now();
+    let reps = 20;
+    let n = (reps * frames.len()) as f64;
+    let (w0, c0) = (std::time::Instant::now(), cpu_seconds());
     for _ in 0..reps {
         for (img, _) in &frames {
+            let _ = plain.locate(img);
+        }
+    }
+    let (wall_plain, cpu_plain) = (w0.elapsed().as_secs_f64(), cpu_seconds());
+    let mut cal: Vec<Locator> = frames
+        .iter()
+        .map(|(_, s)| Locator::new(LocateConfig::with_scale(*s)).unwrap())
+        .collect();
+    let (w1, c1) = (std::time::Instant::now(), cpu_seconds());
+    for _ in 0..reps {
+        for ((img, _), loc) in frames.iter().zip(cal.iter_mut()) {
             let _ = loc.locate(img);
         }
     }
-    let per_uncal = t0.elapsed().as_secs_f64() * 1e3 / (reps * frames.len()) as f64;
-    let t0 = std::time::Instant::now();
-    for _ in 0..reps {
-        let _ = calibrated.locate(&frames[0].0);
-    }
-    let per_cal = t0.elapsed().as_secs_f64() * 1e3 / reps as f64;
-    eprintln!("640x480: {per_uncal:.2} ms/frame without calibration, {per_cal:.2} ms/frame with");
+    let (wall_cal, cpu_cal) = (w1.elapsed().as_secs_f64(), cpu_seconds());
+    let ms = |s: f64| s * 1e3 / n;
+    let cpu = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => format!("{:.2} ms CPU", ms(b - a)),
+        _ => "CPU time unavailable".into(),
+    };
+    eprintln!(
+        "640x480 per frame: without calibration {:.2} ms wall, {}; with calibration {:.2} ms \
+         wall, {}",
+        ms(wall_plain),
+        cpu(c0, cpu_plain),
+        ms(wall_cal),
+        cpu(c1, cpu_cal)
+    );
 }

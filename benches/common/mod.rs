@@ -194,3 +194,46 @@ pub fn synth_um_per_px(height: u32) -> f64 {
 pub fn flat(width: u32, height: u32, v: u8) -> GrayImage {
     GrayImage::from_pixel(width, height, Luma([v]))
 }
+
+/// The model the benchmarks run: `$ENDFACE_BENCH_MANIFEST`, else the shipped model, else the
+/// untrained stand-in from scripts/make_bench_model.py, else the recon256 test fixture.
+pub fn bench_manifest() -> std::path::PathBuf {
+    let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    if let Some(p) = std::env::var_os("ENDFACE_BENCH_MANIFEST").filter(|p| !p.is_empty()) {
+        return p.into();
+    }
+    [
+        "models/endface-student.manifest.json",
+        "target/bench-model/bench-student.manifest.json",
+        "tests/fixtures/recon256.manifest.json",
+    ]
+    .iter()
+    .map(|p| repo.join(p))
+    .find(|p| p.is_file())
+    .unwrap_or_else(|| repo.join("tests/fixtures/recon256.manifest.json"))
+}
+
+/// CPU runtime with the repository's ONNX Runtime (`$ENDFACE_ORT_LIB`, else
+/// .ort/<arch>/libonnxruntime.so from scripts/setup-ort.sh), `$ENDFACE_BENCH_THREADS`
+/// intra-op threads (default 1).
+pub fn bench_runtime() -> endface::config::RuntimeSection {
+    let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let lib = std::env::var_os("ENDFACE_ORT_LIB")
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            repo.join(".ort")
+                .join(std::env::consts::ARCH)
+                .join("libonnxruntime.so")
+        });
+    let threads = std::env::var("ENDFACE_BENCH_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    endface::config::RuntimeSection {
+        onnxruntime_library: Some(lib),
+        providers: vec![endface::config::ProviderKind::Cpu],
+        intra_threads: threads,
+        ..Default::default()
+    }
+}

@@ -5,13 +5,18 @@
 //! p-value, verdict and the features that moved most, as text or one JSON object. Exit code
 //! 0 when no drift is detected, `exit::DRIFT_DETECTED` (20) when it is.
 //!
-//! Fiber geometry: until the `locate` module lands on main, every frame is measured around
-//! the frame centre with the cladding radius from `--cladding-radius-px` (default 0.3 ×
-//! the shorter side). Both folders are measured the same way, so the comparison stays fair.
+//! Fiber geometry: every frame's cladding centre and radii come from [`endface::locate`]
+//! (with the camera scale from `--um-per-px` when given, which tightens the radius search).
+//! When the fiber cannot be located in a frame, that frame is measured around the frame centre
+//! with the radius from `--cladding-radius-px` (default 0.3 × the shorter side) and a warning
+//! is logged; the JSON output counts such frames per folder (`fallback_frames`).
+//! `--no-locate` measures every frame that way (the behaviour before `locate` existed).
 
 use anyhow::Context;
-use endface::drift::{compare, frame_features, DriftConfig, FrameFeatures};
+use endface::drift::{compare, frame_features_ellipse, DriftConfig, FrameFeatures};
 use endface::error::{coded, exit};
+use endface::geometry::PixelScale;
+use endface::locate::{LocateConfig, Locator};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
@@ -35,9 +40,27 @@ pub struct Args {
     /// Seed for projections and permutations.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Cladding radius in pixels (default: 0.3 × the image's shorter side).
+    /// Cladding radius in pixels for frames where the fiber is not located (default: 0.3 ×
+    /// the image's shorter side); with --no-locate, for every frame.
     #[arg(long)]
     pub cladding_radius_px: Option<f64>,
+    /// Camera scale in µm per pixel (x; also y unless --um-per-px-y): helps the localizer.
+    #[arg(long, value_name = "X")]
+    pub um_per_px: Option<f64>,
+    /// Camera scale along y in µm per pixel (non-square pixels).
+    #[arg(long, value_name = "Y", requires = "um_per_px")]
+    pub um_per_px_y: Option<f64>,
+    /// Do not locate the fiber: measure every frame around the frame centre.
+    #[arg(long)]
+    pub no_locate: bool,
+}
+
+/// Features of one folder, and how they were measured.
+struct FolderFeatures {
+    features: Vec<FrameFeatures>,
+    skipped: Vec<String>,
+    /// Frames measured around the frame centre because locate failed.
+    fallback: usize,
 }
 
 fn list_images(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
@@ -71,13 +94,16 @@ fn list_images(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// Features of every readable image in `dir`; unreadable images are skipped with a warning.
+/// `locator` finds each frame's fiber; `None` (or a failure) measures around the frame centre.
 fn folder_features(
     dir: &Path,
     radius_override: Option<f64>,
-) -> anyhow::Result<(Vec<FrameFeatures>, Vec<String>)> {
+    mut locator: Option<&mut Locator>,
+) -> anyhow::Result<FolderFeatures> {
     let paths = list_images(dir)?;
     let mut feats = Vec::with_capacity(paths.len());
     let mut skipped = Vec::new();
+    let mut fallback = 0;
     for path in &paths {
         let img = match image::open(path) {
             Ok(img) => img.to_luma8(),
@@ -93,14 +119,35 @@ fn folder_features(
             skipped.push(format!("{}: too small", path.display()));
             continue;
         }
-        let center_in_frame = [(w - 1.0) / 2.0, (h - 1.0) / 2.0];
-        let radius_px = radius_override.unwrap_or(0.3 * w.min(h));
+        let located = match locator.as_deref_mut().map(|l| l.locate(&img)) {
+            Some(Ok(loc)) => Some(loc),
+            Some(Err(e)) => {
+                tracing::warn!(
+                    "{}: {e}; measuring around the frame centre instead",
+                    path.display()
+                );
+                fallback += 1;
+                None
+            }
+            None => None,
+        };
+        let (center_in_frame, radius_px) = match located {
+            Some(loc) => (
+                loc.center_in_frame,
+                [loc.cladding_radius_px, loc.radius_y_px],
+            ),
+            None => {
+                let r = radius_override.unwrap_or(0.3 * w.min(h));
+                ([(w - 1.0) / 2.0, (h - 1.0) / 2.0], [r, r])
+            }
+        };
         tracing::debug!(
-            "{}: features around {:?} r={radius_px}",
+            "{}: features around {:?} r={:?}",
             path.display(),
-            center_in_frame
+            center_in_frame,
+            radius_px
         );
-        feats.push(frame_features(&img, center_in_frame, radius_px));
+        feats.push(frame_features_ellipse(&img, center_in_frame, radius_px));
     }
     if feats.len() < 2 {
         return Err(coded(
@@ -112,7 +159,28 @@ fn folder_features(
             ),
         ));
     }
-    Ok((feats, skipped))
+    Ok(FolderFeatures {
+        features: feats,
+        skipped,
+        fallback,
+    })
+}
+
+/// The localizer for `args` (`None` with --no-locate).
+fn locator(args: &Args) -> anyhow::Result<Option<Locator>> {
+    if args.no_locate {
+        return Ok(None);
+    }
+    let cfg = match args.um_per_px {
+        Some(x) => LocateConfig::with_scale(PixelScale {
+            um_per_px_x: x,
+            um_per_px_y: args.um_per_px_y.unwrap_or(x),
+        }),
+        None => LocateConfig::default(),
+    };
+    Locator::new(cfg)
+        .map(Some)
+        .map_err(|e| coded(exit::USAGE, anyhow::anyhow!("--um-per-px: {e}")))
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
@@ -132,12 +200,22 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         ..DriftConfig::default()
     };
     cfg.validate().map_err(|e| coded(exit::USAGE, e))?;
-    let (reference, skipped_ref) = folder_features(&args.reference_dir, args.cladding_radius_px)
-        .with_context(|| format!("reference folder {}", args.reference_dir.display()))?;
-    let (candidate, skipped_cand) =
-        folder_features(&args.candidate_dir, args.cladding_radius_px)
-            .with_context(|| format!("candidate folder {}", args.candidate_dir.display()))?;
-    let cmp = compare(&reference, &candidate, &cfg).map_err(|e| coded(exit::FAILURE, e))?;
+    let mut locator = locator(&args)?;
+    let reference = folder_features(
+        &args.reference_dir,
+        args.cladding_radius_px,
+        locator.as_mut(),
+    )
+    .with_context(|| format!("reference folder {}", args.reference_dir.display()))?;
+    let candidate = folder_features(
+        &args.candidate_dir,
+        args.cladding_radius_px,
+        locator.as_mut(),
+    )
+    .with_context(|| format!("candidate folder {}", args.candidate_dir.display()))?;
+    let cmp = compare(&reference.features, &candidate.features, &cfg)
+        .map_err(|e| coded(exit::FAILURE, e))?;
+    let (skipped_ref, skipped_cand) = (reference.skipped, candidate.skipped);
     if args.json {
         let mut v = serde_json::to_value(&cmp)?;
         if let Some(obj) = v.as_object_mut() {
@@ -151,6 +229,14 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             );
             let skipped: Vec<String> = skipped_ref.into_iter().chain(skipped_cand).collect();
             obj.insert("skipped".into(), skipped.into());
+            obj.insert("located".into(), (!args.no_locate).into());
+            obj.insert(
+                "fallback_frames".into(),
+                serde_json::json!({
+                    "reference": reference.fallback,
+                    "candidate": candidate.fallback,
+                }),
+            );
         }
         println!("{v}");
     } else {
@@ -186,6 +272,12 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         }
         for s in skipped_ref.iter().chain(&skipped_cand) {
             println!("skipped {s}");
+        }
+        if reference.fallback + candidate.fallback > 0 {
+            println!(
+                "fiber not located in {} reference and {} candidate frame(s): measured around the frame centre",
+                reference.fallback, candidate.fallback
+            );
         }
     }
     Ok(if cmp.drift { exit::DRIFT_DETECTED } else { 0 })

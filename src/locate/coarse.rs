@@ -102,7 +102,11 @@ impl Coarse {
             let Some(ring) = self.rings_at(px, py, rmin, rmax, edge_thr) else {
                 continue;
             };
-            let score = ring.support + 1e-3 * ring.strength.min(100.0) / 100.0;
+            // Evidence grows with the supported share of the circumference and (mildly) with
+            // its length: a round dust particle or oil drop fully outlined must not beat a
+            // fiber whose edge is partly hidden by it.
+            let score =
+                ring.support * ring.r.sqrt() * (1.0 + 1e-3 * ring.strength.min(100.0) / 100.0);
             if best.as_ref().is_none_or(|(s, _)| score > *s) {
                 let (cx, cy) = coarse_to_circle(px, py, factor, aspect);
                 best = Some((
@@ -211,7 +215,7 @@ impl Coarse {
         self.hist.clear();
         self.hist.resize(BINS, 0);
         for (gx, gy) in self.gx.iter().zip(&self.gy) {
-            let m = gx.hypot(*gy);
+            let m = (gx * gx + gy * gy).sqrt();
             let b = ((m * 4.0) as usize).min(BINS - 1);
             self.hist[b] += 1;
         }
@@ -241,7 +245,7 @@ impl Coarse {
             for x in 1..w - 1 {
                 let i = y * w + x;
                 let (gx, gy) = (self.gx[i], self.gy[i]);
-                let m = gx.hypot(gy);
+                let m = (gx * gx + gy * gy).sqrt();
                 if m < thr {
                     continue;
                 }
@@ -334,8 +338,8 @@ impl Coarse {
         if x < 0.0 || y < 0.0 || x > (w - 1) as f64 || y > (h - 1) as f64 {
             return None;
         }
-        let x0 = (x.floor() as usize).min(w - 2);
-        let y0 = (y.floor() as usize).min(h - 2);
+        let x0 = (x as usize).min(w - 2);
+        let y0 = (y as usize).min(h - 2);
         let (tx, ty) = ((x - x0 as f64) as f32, (y - y0 as f64) as f32);
         let i = y0 * w + x0;
         let top = buf[i] * (1.0 - tx) + buf[i + 1] * tx;

@@ -16,7 +16,8 @@ pub(crate) struct Circle {
 impl Circle {
     /// Signed radial residual of a point (positive outside).
     pub fn residual(&self, p: [f64; 2]) -> f64 {
-        (p[0] - self.cx).hypot(p[1] - self.cy) - self.r
+        let (dx, dy) = (p[0] - self.cx, p[1] - self.cy);
+        (dx * dx + dy * dy).sqrt() - self.r
     }
 }
 
@@ -158,7 +159,7 @@ pub(crate) fn tukey_fit(
             }
             let dx = p[0] - c.cx;
             let dy = p[1] - c.cy;
-            let d = dx.hypot(dy);
+            let d = (dx * dx + dy * dy).sqrt();
             if d < 1e-9 {
                 continue;
             }

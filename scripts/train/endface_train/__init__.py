@@ -1,0 +1,1 @@
+"""endface training pipeline (teacher diffusion → labels → student UNet → ONNX + manifest)."""

@@ -1,0 +1,397 @@
+"""The whole training pipeline: data → teacher → labelling → student → ONNX + manifest →
+calibration → evaluation. Entry point of `scripts/train.sh` / `python -m endface_train`.
+
+In: `--data DIR` (dataset-format layout; only train/good is required), optional
+`--unlabelled DIR` (production images, may contain defects), optional `--test DIR`.
+Out: `--out DIR` (default models/): endface-student.onnx, endface-student.manifest.json,
+endface-student.report.json (figures for the model card); work files (checkpoints, the
+teacher, a log) under `--work` (default out/train/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import augment as A
+from . import data as D
+from . import diffusion as DF
+from . import evaluate as E
+from . import export as X
+from .nets import StudentUNet, TeacherUNet, conv_gflops, count_params
+from .student import load_student, train_student
+
+log = logging.getLogger("endface_train")
+REPO = Path(__file__).resolve().parents[3]
+
+PROFILES = {
+    "quick": dict(
+        patch=96, teacher_widths=(16, 32, 48, 64), teacher_seconds=60, teacher_steps=300, teacher_batch=8,
+        teacher_lr=1e-3, label_steps=4, label_t_start=0.6, label_max=4,
+        student_widths=(16, 32, 64, 128, 160), student_seconds=240, student_steps=1200, student_batch=12,
+        student_lr=2e-3, ema_decay=0.99, eval_teacher_max=6, holdout_frac=0.2, holdout_max=40,
+    ),
+    "full": dict(
+        patch=96, teacher_widths=(32, 64, 96, 128), teacher_seconds=360, teacher_steps=30000, teacher_batch=8,
+        teacher_lr=5e-4, label_steps=6, label_t_start=0.6, label_max=40,
+        student_widths=(16, 32, 64, 128, 160), student_seconds=2700, student_steps=200000, student_batch=12,
+        student_lr=2e-3, ema_decay=0.998, eval_teacher_max=24, holdout_frac=0.15, holdout_max=60,
+    ),
+}
+COMMON = dict(data_workers=0, crop_size=384, crop_um_per_px=0.66, seed=0, amp=True, seg_weight=1.0, labelled_fraction=0.15,
+              checkpoint_seconds=120, target_frr=0.01, name="endface-student", version="1.0.0")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        prog="scripts/train.sh",
+        description="Train the endface student model (teacher diffusion → labels → student UNet → ONNX + manifest).",
+    )
+    p.add_argument("--data", required=True, type=Path, help="dataset dir (needs train/good/; test/ used for metrics)")
+    p.add_argument("--unlabelled", type=Path, help="folder of unlabelled production images (teacher labels them)")
+    p.add_argument("--test", type=Path, help="dataset dir whose test/ is scored (default: --data's test/)")
+    p.add_argument("--out", type=Path, default=REPO / "models", help="where the .onnx + manifest go (default models/)")
+    p.add_argument("--work", type=Path, default=REPO / "out" / "train", help="checkpoints and logs (default out/train/)")
+    p.add_argument("--quick", action="store_true", help="tiny CPU smoke profile (< 10 min on 2 cores)")
+    p.add_argument("--minutes", type=float, help="total training time budget (teacher ~30%%, student ~70%%)")
+    p.add_argument("--um-per-px", help="camera scale X[,Y] µm/px for images whose labels.jsonl / dataset.toml "
+                                       "give none (the station's calibration)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--threads", type=int, default=0,
+                   help="CPU threads for torch; 0 = auto: 2, or 1 when the machine is already busy "
+                        "(load average ≥ cores: 2 OpenMP threads on a contended CPU measured 8x slower)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--name", default=COMMON["name"])
+    p.add_argument("--version", default=COMMON["version"])
+    p.add_argument("--target-frr", type=float, default=COMMON["target_frr"], help="false-reject rate for thresholds")
+    p.add_argument("--teacher-ckpt", type=Path, help="reuse a trained teacher instead of training one")
+    p.add_argument("--resume-student", type=Path, help="continue student training from a checkpoint")
+    p.add_argument("--export-only", type=Path, help="skip training: export/calibrate/evaluate this student checkpoint")
+    p.add_argument("--no-labelled", action="store_true", help="ignore --unlabelled for the student (ablation)")
+    p.add_argument("--no-teacher", action="store_true", help="skip the teacher (student on pseudo-defects only; ablation)")
+    p.add_argument("--test-max", type=int, help="score at most this many test images (even share per kind)")
+    p.add_argument("--teacher-minutes", type=float, help="teacher training budget (overrides the profile)")
+    p.add_argument("--student-minutes", type=float, help="student training budget (overrides the profile)")
+    return p.parse_args(argv)
+
+
+def setup_logging(work: Path):
+    work.mkdir(parents=True, exist_ok=True)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+    log.setLevel(logging.INFO)
+    log.handlers.clear()
+    for h in (logging.StreamHandler(sys.stderr), logging.FileHandler(work / "train.log")):
+        h.setFormatter(fmt)
+        log.addHandler(h)
+
+
+def split_holdout(frames, frac, cap, seed):
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(frames))
+    n = int(min(cap, max(3, round(frac * len(frames)))))
+    if len(frames) - n < 3:
+        raise ValueError(f"need at least 6 images in train/good (have {len(frames)}): 3 to train, 3 to calibrate")
+    hold = [frames[i] for i in sorted(idx[:n])]
+    train = [frames[i] for i in sorted(idx[n:])]
+    return train, hold
+
+
+def crops_of(frames, cfg, with_masks=False):
+    s, size = cfg["crop_um_per_px"], cfg["crop_size"]
+    crops, masks = [], []
+    for fr in frames:
+        px = fr.load()
+        crops.append(D.contract_crop(px, fr, s, size).astype(np.float32))
+        if with_masks:
+            m = fr.load_mask(px.shape[:2])
+            masks.append(D.crop_mask(m, fr, s, size))
+    return (np.stack(crops), np.stack(masks)) if with_masks else np.stack(crops)
+
+
+def teacher_maps(teacher, crops, cfg, device, sigma=1.0):
+    recs, maps, times = [], [], []
+    for c in crops:
+        t = time.time()
+        rec = DF.reconstruct(teacher, torch.from_numpy(c)[None, None].to(device), cfg["label_steps"],
+                             cfg["label_t_start"], seed=cfg["seed"])[0, 0].cpu().numpy()
+        times.append(time.time() - t)
+        recs.append(rec)
+        maps.append(E.abs_diff_map(c, rec, sigma))
+    return np.stack(recs), np.stack(maps), times
+
+
+def student_maps(onnx_student, crops):
+    recs, maps, times = [], [], []
+    for c in crops:
+        t = time.time()
+        r, a = onnx_student(c)
+        times.append(time.time() - t)
+        recs.append(r)
+        maps.append(a)
+    return np.stack(recs), np.stack(maps), times
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    setup_logging(args.work)
+    t_start = time.time()
+    if args.threads <= 0:
+        ncpu = os.cpu_count() or 1
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        args.threads = 1 if load >= ncpu - 0.5 else min(2, ncpu)
+    torch.set_num_threads(args.threads)
+    if args.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(args.device)
+    cfg = dict(COMMON)
+    cfg.update(PROFILES["quick" if args.quick else "full"])
+    cfg["seed"] = args.seed
+    cfg["target_frr"] = args.target_frr
+    if device.type == "cpu" and not torch.backends.mkldnn.is_available():
+        cfg["amp"] = False
+    if device.type == "cuda":  # the GPU trains; painting pseudo-defects moves to worker processes
+        cfg["data_workers"] = min(4, os.cpu_count() or 1)
+    if args.minutes:
+        total = args.minutes * 60
+        cfg["teacher_seconds"] = 0.3 * total
+        cfg["student_seconds"] = 0.7 * total
+    if args.teacher_minutes is not None:
+        cfg["teacher_seconds"] = 60 * args.teacher_minutes
+    if args.student_minutes is not None:
+        cfg["student_seconds"] = 60 * args.student_minutes
+    log.info("profile %s on %s (%d threads); crop %dx%d at %.2f µm/px", "quick" if args.quick else "full", device,
+             args.threads, cfg["crop_size"], cfg["crop_size"], cfg["crop_um_per_px"])
+    scale = None
+    if args.um_per_px:
+        v = [float(t) for t in args.um_per_px.split(",")]
+        scale = (v[0], v[-1])
+
+    # ------------------------------------------------------------------ data
+    ds = D.read_dataset(args.data)
+    good = ds["train"]
+    train_frames, hold_frames = split_holdout(good, cfg["holdout_frac"], cfg["holdout_max"], cfg["seed"])
+    test_frames = D.read_dataset(args.test, require_train=False)["test"] if args.test else ds["test"]
+    unl = D.read_unlabelled(args.unlabelled) if args.unlabelled else []
+    geo_cache = args.work / "geometry-cache.json"
+    # frames that know no scale (e.g. a bare folder of production images) take the station's
+    default_scale = scale
+    if default_scale is None:
+        cfg_toml = D._read_toml(args.data)
+        if "um_per_px" in cfg_toml:
+            default_scale = (float(cfg_toml["um_per_px"]),) * 2
+    D.resolve_geometry(train_frames + hold_frames + test_frames + unl, REPO, geo_cache, default_scale)
+    log.info("data: %d train good, %d held-out good (calibration), %d test, %d unlabelled", len(train_frames),
+             len(hold_frames), len(test_frames), len(unl))
+    sampler = A.PairSampler(train_frames, cfg["crop_um_per_px"], cfg["crop_size"], cfg["patch"], seed=cfg["seed"])
+    hold_crops = crops_of(hold_frames, cfg)
+    disk = D.contact_disk(cfg["crop_size"], cfg["crop_um_per_px"])
+    report = {"profile": "quick" if args.quick else "full", "device": str(device), "threads": args.threads,
+              "platform": platform.platform(), "torch": torch.__version__, "data": {
+                  "train": str(args.data), "train_good": len(train_frames), "holdout_good": len(hold_frames),
+                  "test": str(args.test or args.data), "test_images": len(test_frames),
+                  "unlabelled": str(args.unlabelled) if args.unlabelled else None, "unlabelled_images": len(unl)}}
+
+    # ------------------------------------------------------------------ teacher
+    teacher = None
+    tinfo = {}
+    labelled = None
+    if args.export_only is None:
+        if args.no_teacher:
+            pass
+        elif args.teacher_ckpt:
+            ck = torch.load(args.teacher_ckpt, map_location=device)
+            teacher = TeacherUNet(ck["widths"]).to(device)
+            teacher.load_state_dict(ck["model"])
+            teacher.eval()
+            tinfo = ck.get("info", {})
+            log.info("teacher loaded from %s", args.teacher_ckpt)
+        else:
+            teacher, tinfo = DF.train_teacher(sampler, cfg, device, args.work / "teacher.pt")
+    if teacher is not None:
+        tinfo["gflops_384_per_step"] = round(conv_gflops(teacher.cpu(), *(torch.zeros(1, 1, 384, 384),) * 2,
+                                                         torch.zeros(1)), 2)
+        teacher.to(device)
+        tinfo["params"] = count_params(teacher)
+        tinfo["ddim_steps"] = cfg["label_steps"]
+        tinfo["t_start"] = cfg["label_t_start"]
+        # teacher threshold from held-out good images (same rule as the student's)
+        n_cal = min(len(hold_crops), 12)
+        _, hold_tmaps, ttimes = teacher_maps(teacher, hold_crops[:n_cal], cfg, device)
+        tcal = E.calibrate(hold_tmaps, disk, cfg["target_frr"])
+        tinfo["threshold"] = tcal["pixel"]
+        tinfo["calibrated_on_good"] = n_cal
+        log.info("teacher: %.2f s/image (%d DDIM steps), threshold %.4f", float(np.median(ttimes)),
+                 cfg["label_steps"], tcal["pixel"])
+
+        # -------------------------------------------------------------- labelling
+        if unl and not args.no_labelled:
+            order = np.random.default_rng(cfg["seed"] + 5).permutation(len(unl))
+            unl_use = [unl[i] for i in order[: cfg["label_max"]]]
+            ucrops = crops_of(unl_use, cfg)
+            urecs, umaps, utimes = teacher_maps(teacher, ucrops, cfg, device)
+            from scipy import ndimage
+
+            thr = tcal["pixel"]
+            triples = []
+            n_flag = 0
+            for y, r, d in zip(ucrops, urecs, umaps):
+                m = (d > thr) & disk
+                if not m.any():
+                    continue  # nothing found: the teacher's silence is no proof of a clean image
+                n_flag += 1
+                # trust the teacher where it found something: the flagged pixels (positives, and
+                # the reconstruction target there) plus a thin ring of negatives around them.
+                # Elsewhere the weight is 0: a faint defect the teacher missed must not be
+                # taught as "clean".
+                near = ndimage.binary_dilation(m, iterations=3)
+                w = near.astype(np.float32)
+                target = np.where(near, r, y).astype(np.float32)
+                triples.append((y, target, m.astype(np.float32), w))
+            labelled = A.LabelledPatches(triples, cfg["patch"], seed=cfg["seed"] + 7) if triples else None
+            tinfo["labelled_images"] = len(ucrops)
+            tinfo["labelled_with_defects"] = n_flag
+            tinfo["label_seconds_per_image"] = round(float(np.median(utimes)), 3)
+            log.info("labelling: %d images, %d with a defect (used), %.2f s/image", len(ucrops), n_flag,
+                     float(np.median(utimes)))
+        report["teacher"] = tinfo
+
+    # ------------------------------------------------------------------ student
+    if args.export_only is None:
+        student, sinfo = train_student(sampler, labelled, cfg, device, args.work / "student.pt",
+                                       resume=args.resume_student)
+    else:
+        student, sinfo = load_student(args.export_only)
+        log.info("student loaded from %s", args.export_only)
+    student = student.cpu().float().eval()
+    sinfo["params"] = count_params(student)
+    sinfo["gflops_384"] = round(conv_gflops(student, torch.zeros(1, 1, cfg["crop_size"], cfg["crop_size"])), 2)
+    sinfo["widths"] = list(student.widths)
+    report["student"] = sinfo
+    log.info("student: %d parameters, %.2f GFLOPs at %d²", sinfo["params"], sinfo["gflops_384"], cfg["crop_size"])
+
+    # ------------------------------------------------------------------ export + calibration
+    args.out.mkdir(parents=True, exist_ok=True)
+    onnx_path = args.out / f"{args.name}.onnx"
+    exp = X.export_onnx(student, onnx_path, cfg["crop_size"])
+    report["export"] = exp
+    ost = X.OnnxStudent(onnx_path, threads=args.threads)
+    _, hold_smaps, _ = student_maps(ost, hold_crops)
+    cal = E.calibrate(hold_smaps, disk, cfg["target_frr"])
+    thresholds = {"pixel": round(cal["pixel"], 6), "image": round(cal["image"], 6),
+                  "target_false_reject_rate": cfg["target_frr"],
+                  "calibrated_on": f"{cal['n']} held-out good images of {args.data.name} (train/good, not trained on)"}
+    log.info("calibration: image/pixel threshold %.4f on %d held-out good images", cal["image"], cal["n"])
+
+    # ------------------------------------------------------------------ evaluation
+    metrics = {}
+    if test_frames:
+        ok = [f for f in test_frames if f.kind == "good" or f.mask_path is not None]
+        if len(ok) < len(test_frames):
+            log.warning("%d defect test images have no mask; left out of the metrics", len(test_frames) - len(ok))
+        if args.test_max and len(ok) > args.test_max:
+            ks = sorted({f.kind for f in ok})
+            per = max(1, args.test_max // len(ks))
+            ok = [f for k in ks for f in [g for g in ok if g.kind == k][:per]]
+        tcrops, tmasks = crops_of(ok, cfg, with_masks=True)
+        kinds = [f.kind for f in ok]
+        srecs, smaps, stimes = student_maps(ost, tcrops)
+        sm, sscores = E.all_metrics(smaps, tmasks, kinds, disk, cal["pixel"], cal["image"])
+        sm["seconds_per_image"] = round(float(np.median(stimes)), 4)
+        sm["runtime"] = f"onnxruntime CPU, {args.threads} threads, 1x1x{cfg['crop_size']}² input"
+        # reconstruction quality: smoothed |input − reconstruction| image score, good vs defective
+        sd = E.abs_diff_map(tcrops, srecs, 1.0)
+        sdscore = E.image_scores(sd, disk)
+        isg = np.array([k == "good" for k in kinds])
+        sm["recon_error_score"] = {"good_mean": float(sdscore[isg].mean()) if isg.any() else None,
+                                   "defect_mean": float(sdscore[~isg].mean()) if (~isg).any() else None}
+        metrics["student"] = sm
+        metrics["test_set"] = {"dataset": str(args.test or args.data), "images": len(ok),
+                               "kinds": {k: kinds.count(k) for k in sorted(set(kinds))},
+                               "space": "crop (384x384 at 0.66 µm/px), pixels inside the 250 µm contact zone",
+                               "centre": "labels.jsonl center when present, else endface locate / Python locator"}
+        if teacher is not None and cfg["eval_teacher_max"] > 0:
+            # the teacher is slow: score it on an even subset of good + every kind
+            rng = np.random.default_rng(1)
+            sel = []
+            for k in sorted(set(kinds)):
+                idx = [i for i, kk in enumerate(kinds) if kk == k]
+                per = max(1, cfg["eval_teacher_max"] // len(set(kinds)))
+                sel += list(rng.choice(idx, min(per, len(idx)), replace=False))
+            sel = sorted(sel)
+            _, tmaps, ttimes = teacher_maps(teacher, tcrops[sel], cfg, device)
+            tm, _ = E.all_metrics(tmaps, tmasks[sel], [kinds[i] for i in sel], disk, tcal["pixel"], tcal["image"])
+            tm["seconds_per_image"] = round(float(np.median(ttimes)), 3)
+            tm["runtime"] = f"torch {device}, {args.threads} threads, {cfg['label_steps']} DDIM steps"
+            # the student on the very same subset, for a like-for-like row
+            sm_sub, _ = E.all_metrics(smaps[sel], tmasks[sel], [kinds[i] for i in sel], disk, cal["pixel"], cal["image"])
+            metrics["teacher_subset"] = {"images": len(sel), "teacher": tm, "student": sm_sub}
+        log.info("student test: image AUROC %.4f pixel AUROC %.4f AUPRO %.4f IoU %.3f (%.3f s/image)",
+                 sm["all"].get("image_auroc", float("nan")), sm["all"]["pixel_auroc"], sm["all"]["aupro_0.3"],
+                 sm["all"]["iou"]["pooled"], sm["seconds_per_image"])
+    training = {
+        "method": "teacher: conditional diffusion UNet (v-pred, DDIM) trained on pseudo-defect pairs labels "
+                  "unlabelled images; student: UNet with reconstruction + segmentation heads trained on "
+                  "pseudo-defect pairs + teacher-labelled pairs",
+        "data": report["data"],
+        "profile": report["profile"],
+        "pseudo_defects": "Perlin-mask texture blends (DRAEM-style, procedural textures), curved/broken/faint "
+                          "scratches, spots/clusters, films, edge chips",
+        "student": {k: sinfo[k] for k in ("params", "gflops_384", "steps", "seconds", "batch", "patch") if k in sinfo},
+        "teacher": {k: tinfo[k] for k in ("params", "steps", "seconds", "ddim_steps") if k in tinfo},
+        "device": str(device),
+        "seed": cfg["seed"],
+        "command": " ".join(["scripts/train.sh"] + (argv if argv is not None else sys.argv[1:])),
+    }
+    short = {}
+    if "student" in metrics:
+        a = metrics["student"]["all"]
+        short = {"test_dataset": metrics["test_set"]["dataset"], "space": metrics["test_set"]["space"],
+                 "image_auroc": a.get("image_auroc"), "pixel_auroc": a["pixel_auroc"], "aupro_0.3": a["aupro_0.3"],
+                 "iou_pooled": a["iou"]["pooled"], "false_reject_rate_test_good": a["false_reject_rate_test_good"],
+                 "per_kind": {k: {"image_auroc": v.get("image_auroc"), "pixel_auroc": v["pixel_auroc"],
+                                  "aupro_0.3": v["aupro_0.3"], "iou_pooled": v["iou"]["pooled"]}
+                              for k, v in metrics["student"].items() if isinstance(v, dict) and k not in ("all", "recon_error_score")}}
+    man = X.write_manifest(onnx_path, name=args.name, version=args.version, size=cfg["crop_size"],
+                           crop_um_per_px=cfg["crop_um_per_px"], thresholds=thresholds,
+                           training=_clean(training), metrics=_clean(short))
+    report["metrics"] = metrics
+    report["thresholds"] = thresholds
+    report["calibration_good_scores"] = cal["good_scores"]
+    report["wall_seconds"] = round(time.time() - t_start, 1)
+    rp = args.out / f"{args.name}.report.json"
+    rp.write_text(json.dumps(_clean(report), indent=2) + "\n")
+    log.info("wrote %s, %s, %s (%.0f s total)", onnx_path, man, rp, time.time() - t_start)
+    return 0
+
+
+def _clean(o):
+    """JSON-safe: NaN → None, numpy scalars → Python."""
+    if isinstance(o, dict):
+        return {str(k): _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    if isinstance(o, (np.floating, float)):
+        v = float(o)
+        return None if not np.isfinite(v) else v
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, Path):
+        return str(o)
+    return o
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""The student: supervised training of the small UNet on pseudo-defect pairs plus
+teacher-labelled pairs.
+
+In: a `PairSampler` (pseudo-defects on good crops), optional `LabelledPatches` (teacher
+reconstructions of unlabelled images: target + mask + per-pixel loss weight).
+Out: the trained `StudentUNet` (EMA weights), checkpoints written periodically so an
+interrupted run still yields a model.
+
+Losses: reconstruction L1, weighted ×4 inside defects (defects must be removed, not
+half-reconstructed: long faint scratches are the hard case); anomaly head: binary
+cross-entropy + soft dice against the defect mask (a focal loss, γ=2, was tried first: it
+leaves the background at p ≈ 0.2 for too long on a CPU budget, and the image score is the
+max over ~10^5 background pixels, so every one of them must be pushed down).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .augment import batch_stream
+from .diffusion import cosine_lr, norm
+from .nets import StudentUNet
+
+log = logging.getLogger("endface_train")
+
+
+def focal_loss(logits, target, weight, gamma=2.0, alpha=0.75):
+    p = torch.sigmoid(logits)
+    ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    pt = p * target + (1 - p) * (1 - target)
+    a = alpha * target + (1 - alpha) * (1 - target)
+    return (weight * a * (1 - pt) ** gamma * ce).sum() / weight.sum().clamp_min(1.0)
+
+
+def bce_loss(logits, target, weight):
+    ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    return (weight * ce).sum() / weight.sum().clamp_min(1.0)
+
+
+def dice_loss(logits, target, weight):
+    p = torch.sigmoid(logits) * weight
+    t = target * weight
+    inter = (p * t).sum()
+    return 1 - (2 * inter + 1.0) / (p.sum() + t.sum() + 1.0)
+
+
+class EMA:
+    def __init__(self, model, decay):
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model, decay=None):
+        d = self.decay if decay is None else decay
+        for e, p in zip(self.model.parameters(), model.parameters()):
+            e.mul_(d).add_(p.detach(), alpha=1 - d)
+        for e, b in zip(self.model.buffers(), model.buffers()):
+            if e.dtype.is_floating_point:  # BN running stats: averaged like the weights
+                e.mul_(d).add_(b.detach(), alpha=1 - d)
+            else:
+                e.copy_(b)
+
+
+def save_ckpt(path, net, ema, opt, step, info, cfg):
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": net.state_dict(), "ema": ema.model.state_dict(), "opt": opt.state_dict(), "step": step,
+                "info": info, "widths": cfg["student_widths"], "radius_channel": net.radius_channel}, tmp)
+    tmp.replace(path)
+
+
+def train_student(sampler, labelled, cfg, device, ckpt_path, log_every=50, resume=None):
+    torch.manual_seed(cfg["seed"] + 2)
+    net = StudentUNet(cfg["student_widths"]).to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg["student_lr"], weight_decay=1e-4)
+    ema = EMA(net, cfg["ema_decay"])
+    step = 0
+    if resume is not None:
+        ck = torch.load(resume, map_location=device)
+        net.load_state_dict(ck["model"])
+        ema.model.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["opt"])
+        step = ck["step"]
+        log.info("student: resumed from %s at step %d", resume, step)
+    cl = torch.channels_last
+    net = net.to(memory_format=cl)
+    use_amp = cfg["amp"]
+    amp_dev = "cuda" if device.type == "cuda" else "cpu"
+    bs = cfg["student_batch"]
+    frac_lab = cfg["labelled_fraction"] if labelled is not None and len(labelled) else 0.0
+    n_lab = int(round(bs * frac_lab))
+    rng = np.random.default_rng(cfg["seed"] + 3)
+    budget_s = cfg["student_seconds"]
+    total = cfg["student_steps"]
+    t0 = time.time()
+    last_ck = t0
+    start_step = step
+    sums = {"rec": 0.0, "bce": 0.0, "dice": 0.0, "n": 0}
+    stream = batch_stream(sampler, bs - n_lab, cfg["seed"] + 3 + step, cfg["data_workers"])
+    net.train()
+    while step < total:
+        y, x, m, r = next(stream)
+        w = torch.ones_like(m)
+        if n_lab:
+            yl, xl, ml, wl, rl = (torch.from_numpy(a) for a in labelled.batch(n_lab, rng))
+            y, x, m, w, r = (torch.cat(p) for p in ((y, yl), (x, xl), (m, ml), (w, wl), (r, rl)))
+        y, x, m, w, r = (a.to(device).contiguous(memory_format=cl) for a in (y, x, m, w, r))
+        r = r / net.clad_radius_px
+        yn, xn = norm(y), norm(x)
+        for g in opt.param_groups:
+            g["lr"] = cosine_lr(step, total, cfg["student_lr"], warmup=100)
+        with torch.autocast(amp_dev, dtype=torch.bfloat16, enabled=use_amp):
+            rec, logits = net.forward_logits(yn, r)
+        rec, logits = rec.float(), logits.float()
+        # w: per-pixel trust (1 for pseudo-defect pairs; teacher-labelled pairs only near what the
+        # teacher flagged)
+        l_rec = (w * (1 + 3 * m) * (rec - xn).abs()).sum() / w.sum().clamp_min(1.0)
+        # teacher-labelled pixels carry a confidence weight (0 = ignore) for the anomaly head
+        l_focal = bce_loss(logits, m, w)
+        l_dice = dice_loss(logits, m, w)
+        loss = l_rec + cfg["seg_weight"] * (l_focal * 5 + l_dice)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        step += 1
+        ema.update(net, decay=min(cfg["ema_decay"], (1 + step) / (10 + step)))
+        sums["rec"] += l_rec.item()
+        sums["bce"] += l_focal.item()
+        sums["dice"] += l_dice.item()
+        sums["n"] += 1
+        el = time.time() - t0
+        if step - start_step == 30 or (step - start_step) % 200 == 0:
+            # (re)fit the schedule to the time budget: a shared CPU's speed drifts a lot
+            rate = el / (step - start_step)
+            est = step + int(max(0.0, budget_s - el) / rate)
+            new_total = max(step + 1, min(cfg["student_steps"], est))
+            if step - start_step == 30:
+                log.info("student: %.3f s/step → %d steps in the %.0f s budget", rate, new_total, budget_s)
+            total = new_total
+        if step % log_every == 0:
+            n = max(1, sums["n"])
+            log.info("student step %d/%d rec %.4f bce %.4f dice %.3f (%.0f s)", step, total,
+                     sums["rec"] / n, sums["bce"] / n, sums["dice"] / n, el)
+            sums = {"rec": 0.0, "bce": 0.0, "dice": 0.0, "n": 0}
+        if time.time() - last_ck > cfg["checkpoint_seconds"]:
+            save_ckpt(ckpt_path, net, ema, opt, step, {"steps": step}, cfg)
+            last_ck = time.time()
+        if el > budget_s * 1.1:
+            log.info("student: time budget reached at step %d", step)
+            break
+    info = {"steps": step, "seconds": round(time.time() - t0, 1), "batch": bs, "patch": sampler.patch,
+            "labelled_per_batch": n_lab, "params": sum(p.numel() for p in net.parameters())}
+    save_ckpt(ckpt_path, net, ema, opt, step, info, cfg)
+    model = ema.model.to(memory_format=torch.contiguous_format).float().eval()
+    return model, info
+
+
+def load_student(path, device="cpu"):
+    ck = torch.load(path, map_location=device)
+    net = StudentUNet(ck["widths"], radius_channel=ck.get("radius_channel", False))
+    net.load_state_dict(ck["ema"])
+    return net.eval(), ck.get("info", {})

@@ -1,0 +1,130 @@
+"""Smoke test of the training pipeline's --quick profile (CI; a few minutes on 2 cores).
+
+Runs the whole pipeline (teacher, labelling, student, export, calibration) on a tiny dataset:
+`endface synth` output when the binary is built (target/release or target/debug, or
+$ENDFACE_BIN), else the crude Python stand-in of endface_train.fake. Then checks that the
+exported model is one self-contained ONNX file that onnxruntime loads with the manifest's
+names and shapes, that the manifest's sha256 matches, and that it reconstructs good images
+measurably better than defective ones.
+
+    .venv/bin/python -m pytest tests/python -q          # or, without pytest:
+    .venv/bin/python tests/python/test_quick_profile.py
+Unit checks of the crop contract and the pseudo-defect generator are in test_units.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts" / "train"))
+
+from endface_train import data as D  # noqa: E402
+from endface_train import evaluate as E  # noqa: E402
+from endface_train import export as X  # noqa: E402
+from endface_train import fake  # noqa: E402
+from endface_train import pipeline  # noqa: E402
+
+
+def make_dataset(root: Path) -> tuple[Path, Path, str]:
+    """(train dataset, unlabelled folder, source description)."""
+    binary = D.find_endface_bin(REPO)
+    if binary:
+        train, unl = root / "synth", root / "unl"
+        # train/good images carry no labels: render them at one known scale (the pipeline gets
+        # it with --um-per-px, as a station passes its calibration)
+        cam = ["--um-per-px", "0.5", "--aspect", "1.0"]
+        r1 = subprocess.run([binary, "synth", "--out", str(train), "--seed", "11", "--train-good", "14",
+                             "--test-good", "4", "--per-kind", "2"] + cam, capture_output=True, text=True)
+        r2 = subprocess.run([binary, "synth", "--out", str(unl), "--seed", "12", "--train-good", "0",
+                             "--test-good", "1", "--per-kind", "1"] + cam, capture_output=True, text=True)
+        if r1.returncode == 0 and r2.returncode == 0:
+            return train, unl / "test", f"endface synth ({binary})"
+    train = fake.make_fake_dataset(root / "fake", seed=3, train_good=14, test_good=4, per_kind=2)
+    unl = fake.make_fake_dataset(root / "fake-unl", seed=4, train_good=0, test_good=1, per_kind=1)
+    return train, unl / "test", "endface_train.fake (no endface synth binary)"
+
+
+def run_quick(tmp: Path):
+    train, unl, src = make_dataset(tmp)
+    out, work = tmp / "models", tmp / "work"
+    rc = pipeline.main(["--data", str(train), "--unlabelled", str(unl), "--quick", "--out", str(out),
+                        "--work", str(work), "--um-per-px", "0.5"])
+    assert rc == 0
+    return train, out, src
+
+
+def check_outputs(train: Path, out: Path):
+    import onnx
+    import onnxruntime as ort
+
+    man_path = out / "endface-student.manifest.json"
+    man = json.loads(man_path.read_text())
+    assert man["schema"] == "endface.model-manifest/1"
+    onnx_path = man_path.parent / man["onnx_file"]
+    assert hashlib.sha256(onnx_path.read_bytes()).hexdigest() == man["sha256"]
+    model = onnx.load(str(onnx_path))
+    assert model.opset_import[0].version >= 17
+    assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
+    assert not [p for p in out.iterdir() if p.suffix == ".data"], "no external-data side files"
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    ins = sess.get_inputs()
+    assert [i.name for i in ins] == [man["input"]["name"]] == ["image"]
+    assert list(ins[0].shape) == man["input"]["shape"] == [1, 1, 384, 384]
+    assert ins[0].type == "tensor(float)"
+    assert [o.name for o in sess.get_outputs()] == [o["name"] for o in man["outputs"]] == ["reconstruction", "anomaly"]
+    th = man["thresholds"]
+    assert 0 < th["pixel"] <= 1 and 0 < th["image"] <= 1 and th["target_false_reject_rate"] > 0
+
+    # reconstruction: good images reconstruct measurably better than defective ones
+    ds = D.read_dataset(train)
+    test = [f for f in ds["test"] if f.kind == "good" or f.mask_path is not None]
+    D.resolve_geometry(test, REPO, um_per_px_default=(0.5, 0.5))
+    s, size = man["um_per_px"], man["input"]["shape"][-1]
+    disk = D.contact_disk(size, s)
+    student = X.OnnxStudent(onnx_path)
+    good_err, defect_px_err, good_score, defect_score = [], [], [], []
+    for fr in test:
+        px = fr.load()
+        crop = D.contract_crop(px, fr, s, size)
+        rec, anomaly = student(crop)
+        assert rec.shape == anomaly.shape == (size, size)
+        assert np.isfinite(rec).all() and (anomaly >= 0).all() and (anomaly <= 1).all()
+        err = np.abs(crop - rec)
+        score = float(E.abs_diff_map(crop, rec, 1.0)[disk].max())
+        if fr.kind == "good":
+            good_err.append(float(err[disk].mean()))
+            good_score.append(score)
+        else:
+            m = D.crop_mask(fr.load_mask(px.shape[:2]), fr, s, size) & disk
+            if m.any():
+                defect_px_err.append(float(err[m].mean()))
+                defect_score.append(score)
+    assert good_err and defect_px_err
+    # per pixel: the reconstruction departs from defect pixels far more than from good pixels
+    assert np.mean(defect_px_err) > 2.0 * np.mean(good_err), (np.mean(defect_px_err), np.mean(good_err))
+    # per image: defective images have the larger reconstruction-error score on average
+    assert np.mean(defect_score) > np.mean(good_score), (np.mean(defect_score), np.mean(good_score))
+    return {"good_pixel_err": np.mean(good_err), "defect_pixel_err": np.mean(defect_px_err),
+            "good_score": np.mean(good_score), "defect_score": np.mean(defect_score)}
+
+
+def test_quick_profile():
+    with tempfile.TemporaryDirectory(prefix="endface-train-quick-") as d:
+        train, out, src = run_quick(Path(d))
+        figures = check_outputs(train, out)
+        print(f"data: {src}; {figures}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    test_quick_profile()
+    print("quick profile smoke test: OK")

@@ -1,0 +1,126 @@
+"""Fast unit checks: the CONTRACTS.md crop, the pseudo-defect generator, the metrics.
+
+    .venv/bin/python -m pytest tests/python/test_units.py -q
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts" / "train"))
+
+from endface_train import augment as A  # noqa: E402
+from endface_train import data as D  # noqa: E402
+from endface_train import evaluate as E  # noqa: E402
+from endface_train import pseudo  # noqa: E402
+
+
+class _Fr:
+    def __init__(self, c, ux, uy):
+        self.center_in_frame, self.um_per_px_x, self.um_per_px_y = c, ux, uy
+
+
+def test_crop_follows_the_contract_formula():
+    # a frame whose pixel (row i, col j) holds the value 2*j + 3*i (linear: bilinear is exact)
+    h, w = 480, 640
+    ii, jj = np.mgrid[0:h, 0:w]
+    frame = (2.0 * jj + 3.0 * ii).astype(np.float32)
+    cx, cy, umx, umy, s, W = 321.25, 238.5, 0.5, 0.545, 0.66, 384
+    x, y = D.crop_coords((cx, cy), umx, umy, s, W, W)
+    crop = D.bilinear_clamp(frame, x, y)
+    for u, v in [(0, 0), (383, 0), (191, 200), (383, 383), (17, 301)]:
+        xs = cx + (u - (W - 1) / 2) * s / umx
+        ys = cy + (v - (W - 1) / 2) * s / umy
+        xs, ys = min(max(xs, 0), w - 1), min(max(ys, 0), h - 1)  # clamp to the edge
+        assert abs(crop[v, u] - (2 * xs + 3 * ys)) < 1e-3
+    # the crop centre (191.5, 191.5) maps to the fiber centre
+    x, y = D.crop_coords((cx, cy), umx, umy, s, 4, 4)
+    assert abs(x[:, 1:3].mean() - cx) < 1e-9 and abs(y[1:3].mean() - cy) < 1e-9
+
+
+def test_crop_clamps_outside_the_frame():
+    frame = np.arange(12, dtype=np.float32).reshape(3, 4)
+    v = D.bilinear_clamp(frame, np.array([-5.0, 10.0, 1.5]), np.array([-1.0, 7.0, 0.0]))
+    assert np.allclose(v, [frame[0, 0], frame[2, 3], 1.5])
+
+
+def test_augmented_sampling_with_identity_is_the_contract_crop():
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (120, 160)).astype(np.uint8)
+    fr = _Fr((80.3, 59.1), 0.5, 0.55)
+    full = D.contract_crop(frame, fr, 0.66, 64)
+    x, y = D.crop_coords(fr.center_in_frame, 0.5, 0.55, 0.66, 64, 64, affine=np.eye(2), shift_px=(0, 0),
+                         window=(10, 20, 32, 16))
+    patch = D.bilinear_clamp(frame, x, y) / 255.0
+    assert np.allclose(patch, full[20:36, 10:42], atol=1e-6)
+
+
+def test_rgb_to_gray_matches_the_rust_image_crate():
+    px = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255], [10, 200, 30]]], np.uint8)
+    assert D.to_gray_u8(px).tolist() == [[(2126 * 255) // 10000, (7152 * 255) // 10000, (722 * 255) // 10000,
+                                          (2126 * 10 + 7152 * 200 + 722 * 30) // 10000]]
+
+
+def test_pseudo_defects_change_pixels_inside_their_mask():
+    rng = np.random.default_rng(1)
+    img = np.full((96, 96), 0.4, np.float32) + 0.02 * rng.standard_normal((96, 96)).astype(np.float32)
+    for fam in ("scratch", "spot", "draem", "film", "cluster"):
+        for _ in range(5):
+            fn = getattr(pseudo, fam if fam != "draem" else "draem_blend")
+            out, m = fn(img, rng)
+            if m.any():
+                assert np.abs(out - img)[m].mean() > 0.003, fam
+                assert np.abs(out - img)[~m].mean() < np.abs(out - img)[m].mean(), fam
+    out, m = pseudo.chip(img, rng, (48.0, 150.0), 0.66)  # cladding edge crosses the patch
+    assert m.any()
+
+
+def test_scratches_include_thin_faint_ones():
+    rng = np.random.default_rng(2)
+    img = np.full((128, 128), 0.5, np.float32)
+    contrasts, widths = [], []
+    for _ in range(80):
+        out, m = pseudo.scratch(img, rng)
+        if m.sum() > 20:
+            contrasts.append(np.abs(out - img)[m].max())
+            widths.append(m.sum() / max(1, np.count_nonzero(m.any(0)) + np.count_nonzero(m.any(1))) * 2)
+    assert min(contrasts) < 0.03  # faint
+    assert np.median(widths) < 4  # mostly thin
+
+
+def test_sampler_patch_knows_the_fiber_centre():
+    # a frame with a single bright pixel at the fiber centre: it must land where the sampler says
+    frame = np.zeros((200, 200), np.uint8)
+    frame[100, 120] = 255
+    fr = _Fr((120.0, 100.0), 0.66, 0.66)
+    fr.load = lambda: frame
+    s = A.PairSampler([fr], 0.66, 64, 64, seed=0)
+    a = A.random_affine(np.random.default_rng(3), scale=(1, 1))
+    patch, c = s.clean_patch(fi=0, window=(0, 0, 64, 64), affine=a, shift=(3.0, -2.0))
+    iy, ix = np.unravel_index(np.argmax(patch), patch.shape)
+    assert abs(ix - c[0]) <= 1 and abs(iy - c[1]) <= 1
+
+
+def test_metrics_on_a_perfect_and_a_random_map():
+    rng = np.random.default_rng(0)
+    disk = D.contact_disk(64, 0.66 * 384 / 64)
+    masks = np.zeros((6, 64, 64), bool)
+    masks[3:, 20:26, 30:40] = True
+    kinds = ["good"] * 3 + ["pit"] * 3
+    perfect = masks.astype(np.float32) * 0.9 + 0.05
+    res, _ = E.all_metrics(perfect, masks, kinds, disk, 0.5, 0.5)
+    assert res["all"]["image_auroc"] == 1.0 and res["all"]["pixel_auroc"] == 1.0
+    assert res["all"]["aupro_0.3"] > 0.99 and res["all"]["iou"]["pooled"] == 1.0
+    noise = rng.random((6, 64, 64)).astype(np.float32)
+    res, _ = E.all_metrics(noise, masks, kinds, disk, 0.5, 0.5)
+    assert 0.4 < res["all"]["pixel_auroc"] < 0.6 and res["all"]["aupro_0.3"] < 0.3
+
+
+def test_calibration_rejects_no_calibration_image():
+    disk = D.contact_disk(32, 8.0)
+    maps = np.random.default_rng(0).random((20, 32, 32)).astype(np.float32)
+    cal = E.calibrate(maps, disk, 0.01)
+    assert (E.image_scores(maps, disk) <= cal["image"]).all()
