@@ -283,6 +283,8 @@ struct MeasureScratch {
     heap: std::collections::BinaryHeap<(std::cmp::Reverse<u64>, usize)>,
     hull_pts: Vec<(i64, i64)>,
     hull: Vec<(i64, i64)>,
+    row_lo: Vec<u32>,
+    row_hi: Vec<u32>,
 }
 
 /// Connected components (8-connectivity) of `map > pixel_threshold` inside the zone (the map
@@ -365,7 +367,7 @@ fn measure(
         r_min = r_min.min(zone.radius_um(u as f64, v as f64));
     }
     let area_px = pixels.len();
-    let feret_px = max_feret_px(pixels, v0, v1, &mut ms.hull_pts, &mut ms.hull);
+    let feret_px = max_feret_px(pixels, v0, v1, ms);
     let length_px = geodesic_length_px(pixels, [u0, v0, u1, v1], ms);
     let a = area_px as f64;
     // A band of this length with the component's area.
@@ -395,22 +397,26 @@ fn measure(
 
 /// Max Feret diameter in pixels: the largest distance between pixel centres, plus one pixel
 /// (the extent of the end pixels); 1 for a single pixel.
-fn max_feret_px(
-    pixels: &[(u32, u32)],
-    v0: u32,
-    v1: u32,
-    pts: &mut Vec<(i64, i64)>,
-    hull: &mut Vec<(i64, i64)>,
-) -> f64 {
+fn max_feret_px(pixels: &[(u32, u32)], v0: u32, v1: u32, ms: &mut MeasureScratch) -> f64 {
     // Only each row's leftmost and rightmost pixels can be on the convex hull.
     let rows = (v1 - v0 + 1) as usize;
-    let mut lo = vec![u32::MAX; rows];
-    let mut hi = vec![0u32; rows];
+    let (lo, hi) = (&mut ms.row_lo, &mut ms.row_hi);
+    lo.clear();
+    lo.resize(rows, u32::MAX);
+    hi.clear();
+    hi.resize(rows, 0);
     for &(u, v) in pixels {
         let r = (v - v0) as usize;
         lo[r] = lo[r].min(u);
         hi[r] = hi[r].max(u);
     }
+    let MeasureScratch {
+        hull_pts: pts,
+        hull,
+        row_lo: lo,
+        row_hi: hi,
+        ..
+    } = ms;
     pts.clear();
     for r in 0..rows {
         if lo[r] != u32::MAX {

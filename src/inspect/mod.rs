@@ -159,6 +159,7 @@ pub struct Inspector {
     smooth_scratch: SmoothScratch,
     defect_scratch: DefectScratch,
     defects: Vec<Defect>,
+    features: Vec<grade::Feature>,
 }
 
 impl Inspector {
@@ -204,6 +205,7 @@ impl Inspector {
             smooth_scratch: SmoothScratch::default(),
             defect_scratch: DefectScratch::default(),
             defects: Vec::new(),
+            features: Vec::new(),
         })
     }
 
@@ -354,8 +356,10 @@ impl Inspector {
         t.anomaly = ms_since(t0);
 
         let t0 = Instant::now();
-        let features: Vec<grade::Feature> = self.defects.iter().map(Defect::feature).collect();
-        let g = grade::grade(&self.profile, &features);
+        self.features.clear();
+        self.features
+            .extend(self.defects.iter().map(Defect::feature));
+        let g = grade::grade(&self.profile, &self.features);
         let (fw, fh) = frame.dimensions();
         let defects = self
             .defects
