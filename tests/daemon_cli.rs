@@ -172,3 +172,48 @@ fn start_up_errors_name_the_problem_with_distinct_codes() {
     assert_eq!(code, exit::DEVICE as i32, "{err}");
     assert!(err.contains("NO_SUCH_LINE_X"), "{err}");
 }
+
+#[path = "common/mod.rs"]
+mod common;
+
+/// The README's main command, shortened: the demo station (synthetic camera, simulated lines,
+/// the shipped model on ONNX Runtime's CPU provider).
+#[test]
+fn demo_station_runs_with_the_shipped_model() {
+    let repo = common::repo();
+    let out = endface()
+        .current_dir(&repo)
+        .env("ENDFACE_ORT_LIB", common::ort_lib())
+        .args([
+            "run",
+            "--config",
+            "firmware-config/demo.toml",
+            "--frames",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: Vec<&str> = text.lines().filter(|l| l.starts_with('#')).collect();
+    assert_eq!(results.len(), 3, "{text}");
+    assert!(results.iter().all(|l| l.contains("synthetic #")
+        && (l.contains("PASS") || l.contains("FAIL") || l.contains("UNABLE"))));
+    assert!(text.contains("summary: 3 inspected"), "{text}");
+    let j = endface::journal::Journal::open_existing(&repo.join("target/endface-demo/journal.db"))
+        .unwrap();
+    let rows = j.entries(None).unwrap();
+    let last = rows.last().unwrap();
+    assert_eq!(
+        last.model_sha256.len(),
+        64,
+        "the model's sha256 is journalled"
+    );
+    assert_eq!(last.provider, "cpu");
+    assert!(last.timings_ms.contains_key("infer"));
+}
