@@ -6,7 +6,7 @@
 //! ```text
 //!  trigger threads ──(bounded: max_pending)──┐
 //!  (gpio / stdin / socket / TriggerHandle)   ▼
-//!  capture ──(bounded: queue; live free-run: 1, newest only)──► inspect ──(bounded)──► output
+//!  capture ──(bounded: queue; free-run: 1, live: newest only)──► inspect ──(bounded)──► output
 //!  (open, reconnect, match frame to trigger)                    (inspector)   (journal, then lines)
 //!                                                                                  │ (bounded, try)
 //!                                                                                  ├──► image saver
@@ -544,7 +544,6 @@ impl Daemon {
         } else {
             Notifier::disabled()
         };
-        let live = source.is_live();
         let mode = cfg.trigger.mode;
         let free_run = mode == TriggerMode::FreeRun;
         info!(
@@ -556,11 +555,8 @@ impl Daemon {
             journal = %journal.path().display(),
             "station daemon starting"
         );
-        let queue = if free_run && live {
-            1
-        } else {
-            cfg.daemon.queue
-        };
+        // Free-run inspects the newest frame: nothing is gained by frames waiting in line.
+        let queue = if free_run { 1 } else { cfg.daemon.queue };
         let (job_tx, job_rx) = bounded::<Job>(queue);
         let (done_tx, done_rx) = bounded::<Done>(cfg.daemon.queue);
         let (image_tx, image_rx) = bounded::<(i64, String, image::GrayImage)>(4);
