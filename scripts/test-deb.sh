@@ -5,13 +5,16 @@
 # station.toml edits kept across an upgrade (also when the packaged default changed), bundle
 # state kept across upgrade and remove, conffiles kept on remove and gone on purge.
 #
-#   scripts/test-deb.sh [--binary PATH] [--arch amd64]
+#   scripts/test-deb.sh [--binary PATH] [--arch amd64|arm64]
+#
+# arm64: pass the cross-built binary (e.g. --binary target/aarch64-unknown-linux-gnu/debug/endface);
+# dpkg gets --force-architecture and the installed binary runs under scripts/qemu-aarch64-run.sh.
 #
 # Needs root (dpkg writes files owned by root) and dpkg-deb; takes a few seconds. By default it
 # packages target/debug/endface and a stand-in libonnxruntime.so so it needs no release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-binary="target/debug/endface" arch="amd64"
+binary="" arch="amd64"
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --binary) binary="$2"; shift 2 ;;
@@ -20,6 +23,12 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 [[ "$(id -u)" == 0 ]] || { echo "test-deb: needs root (or run under fakeroot)" >&2; exit 2; }
+case "$arch" in
+    amd64) [[ -n "$binary" ]] || binary="target/debug/endface"; run=(); force_arch=() ;;
+    arm64) [[ -n "$binary" ]] || binary="target/aarch64-unknown-linux-gnu/debug/endface"
+           run=(scripts/qemu-aarch64-run.sh); force_arch=(--force-architecture) ;;
+    *) echo "test-deb: --arch amd64|arm64" >&2; exit 2 ;;
+esac
 [[ -x "$binary" ]] || { echo "test-deb: build $binary first (cargo build)" >&2; exit 2; }
 
 work="$(mktemp -d)"
@@ -48,7 +57,8 @@ printf 'root:x:0:\nvideo:x:44:\n' > "$R/etc/group"
 echo 'root:*:19000:0:99999:7:::' > "$R/etc/shadow"
 printf 'root:*::\nvideo:*::\n' > "$R/etc/gshadow"
 # --force-depends: the folder has no libc6/passwd packages registered (the files come from the host).
-dpkg_r() { dpkg --root="$R" --force-script-chrootless --force-not-root --force-depends --log=/dev/null "$@"; }
+dpkg_r() { dpkg --root="$R" --force-script-chrootless --force-not-root --force-depends "${force_arch[@]}" --log=/dev/null "$@"; }
+endface_r() { "${run[@]}" "$R/usr/bin/endface" "$@"; }
 
 # 1. Install.
 dpkg_r -i "$deb1" > "$work/install.log" 2>&1 || { cat "$work/install.log"; fail "install"; }
@@ -67,12 +77,12 @@ grep -qx /etc/endface/station.toml "$R/var/lib/dpkg/info/endface.conffiles" || f
 if [[ -f firmware-config/endface.service ]]; then
     [[ -f "$R/lib/systemd/system/endface.service" ]] || fail "systemd unit missing"
 fi
-"$R/usr/bin/endface" --version > /dev/null || fail "installed binary does not run"
+endface_r --version > /dev/null || fail "installed binary does not run"
 ok "install ($(basename "$deb1"))"
 
 # Technician edits the config and installs a signed bundle into the A/B slots.
 echo '# technician edit: calibrated 2025-01-01' >> "$R/etc/endface/station.toml"
-E="$R/usr/bin/endface"
+E=endface_r
 "$E" -q bundle keygen --out "$work/ws" --name lab > /dev/null
 cp "$work/ws/lab.pub" "$R/etc/endface/keys/"
 mkdir -p "$work/src/golden"
@@ -86,7 +96,7 @@ if [[ "$binary" == */debug/* ]]; then
     # Debug builds honour the fake self-test (release builds run the real model).
     ENDFACE_SELFTEST_FAKE=expected "$E" -q bundle install "$work/b.bundle" --keys "$R/etc/endface/keys" \
         --root "$R/var/lib/endface" > /dev/null || fail "bundle install into the packaged state root"
-    "$E" -q bundle status --root "$R/var/lib/endface" | grep -q 'active: *a (version 1.0.0' || fail "bundle status after install"
+    "$E" -q bundle status --root "$R/var/lib/endface" | grep 'active: *a (version 1.0.0' > /dev/null || fail "bundle status after install"
     has_bundle=1
 else
     echo '{"marker": true}' > "$R/var/lib/endface/journal/bundle.jsonl"
@@ -98,7 +108,7 @@ dpkg_r -i "$deb2" > "$work/upgrade.log" 2>&1 || { cat "$work/upgrade.log"; fail 
 grep -q 'technician edit' "$R/etc/endface/station.toml" || fail "config edit lost on upgrade"
 [[ -f "$R/etc/endface/keys/lab.pub" && -f "$R/var/lib/endface/journal/bundle.jsonl" ]] || fail "keys or state lost on upgrade"
 if [[ "$has_bundle" == 1 ]]; then
-    "$R/usr/bin/endface" -q bundle status --root "$R/var/lib/endface" | grep -q 'active: *a (version 1.0.0' \
+    endface_r -q bundle status --root "$R/var/lib/endface" | grep 'active: *a (version 1.0.0' > /dev/null \
         || fail "installed bundle lost on upgrade"
 fi
 dpkg-query --admindir="$R/var/lib/dpkg" -W -f='${Version}' endface | grep -qx 0.0.2 || fail "version after upgrade"
