@@ -24,7 +24,7 @@ Rust side is pointed at the wheel's own library.
 Usage (scripts/bench-compare.sh wraps it):
   /work/main/.venv/bin/python scripts/bench_compare.py \\
       [--frames 60] [--sizes 640x480,1152x864] [--manifest models/endface-student.manifest.json] \\
-      [--profile sm-upc] [--threads 1] [--endface target/release/endface] [--json OUT.json]
+      [--profile sm-upc] [--threads 1] [--rounds 3] [--endface target/release/endface] [--json OUT.json]
 """
 
 from __future__ import annotations
@@ -325,6 +325,22 @@ def summarize(name, lines, wall, rss, skip=3):
     }
 
 
+def merge_rounds(rounds):
+    """Median over rounds of every figure (peak RSS: the largest); verdicts of the first round."""
+    if len(rounds) == 1:
+        return rounds[0]
+    out = dict(rounds[0])
+    for k, v in rounds[0].items():
+        if isinstance(v, (int, float)) and k != "frames":
+            vals = [r[k] for r in rounds]
+            out[k] = max(vals) if k == "peak_rss_mib" else pct(vals, 0.5)
+    out["stages_p50_ms"] = {k: pct([r["stages_p50_ms"][k] for r in rounds], 0.5) for k in rounds[0]["stages_p50_ms"]}
+    out["rounds"] = len(rounds)
+    changed = sum(1 for r in rounds[1:] for k, v in r["verdicts"].items() if rounds[0]["verdicts"].get(k) != v)
+    out["verdict_changes_between_rounds"] = changed
+    return out
+
+
 def compare_size(args, size, frames_dir, work, lib_rust):
     w, h = size
     umpp = args.um_per_px or round(250.0 / (0.8 * h), 4)
@@ -351,18 +367,33 @@ def compare_size(args, size, frames_dir, work, lib_rust):
         "[model]\nmanifest = \"%s\"\n" % (args.profile, umpp, umpp, lib_rust, args.threads, Path(args.manifest).resolve())
     )
     env = dict(os.environ, RUST_LOG="warn")
-    out, wall, rss, rc, err = run_child([args.endface, "inspect", "--json", "--config", str(station), *images], env)
-    rust_lines = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
-    if not rust_lines:
-        raise SystemExit(f"endface inspect produced no results (exit {rc}): {err.strip()[-2000:]}")
-    rust = summarize("rust", rust_lines, wall, rss)
-    out, wall, rss, rc, err = run_child(
-        [sys.executable, __file__, "baseline", "--manifest", args.manifest, "--profile", args.profile,
-         "--um-per-px", str(umpp), "--threads", str(args.threads), *images], env)
-    py_lines = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
-    if not any("verdict" in l for l in py_lines):
-        raise SystemExit(f"python baseline produced no results (exit {rc}): {err.strip()[-2000:]}")
-    py = summarize("python", py_lines, wall, rss)
+
+    def run_rust():
+        out, wall, rss, rc, err = run_child([args.endface, "inspect", "--json", "--config", str(station), *images], env)
+        lines = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+        if not lines:
+            raise SystemExit(f"endface inspect produced no results (exit {rc}): {err.strip()[-2000:]}")
+        return summarize("rust", lines, wall, rss)
+
+    def run_python():
+        out, wall, rss, rc, err = run_child(
+            [sys.executable, __file__, "baseline", "--manifest", args.manifest, "--profile", args.profile,
+             "--um-per-px", str(umpp), "--threads", str(args.threads), *images], env)
+        lines = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+        if not any("verdict" in l for l in lines):
+            raise SystemExit(f"python baseline produced no results (exit {rc}): {err.strip()[-2000:]}")
+        return summarize("python", lines, wall, rss)
+
+    # Alternate the order round by round: on a shared machine, load drifts during a run.
+    rounds_rust, rounds_py = [], []
+    for r in range(args.rounds):
+        if r % 2 == 0:
+            rounds_rust.append(run_rust())
+            rounds_py.append(run_python())
+        else:
+            rounds_py.append(run_python())
+            rounds_rust.append(run_rust())
+    rust, py = merge_rounds(rounds_rust), merge_rounds(rounds_py)
     agree = sum(1 for k, v in rust["verdicts"].items() if py["verdicts"].get(k) == v)
     vs_truth = {
         n: sum(1 for k, v in r["verdicts"].items() if truth.get(k) == v)
@@ -375,7 +406,8 @@ def compare_size(args, size, frames_dir, work, lib_rust):
 
 def print_table(res):
     r, p = res["rust"], res["python"]
-    print(f"\n== {res['size']} ({res['frames']} frames, {res['um_per_px']} µm/px)")
+    print(f"\n== {res['size']} ({res['frames']} frames, {res['um_per_px']} µm/px; "
+          f"median of {r.get('rounds', 1)} alternating rounds per tool, peak RSS the largest)")
     rows = [
         ("process wall time (s)", "wall_s", "{:.2f}", False),
         ("frames/s, whole process", "fps_wall", "{:.1f}", True),
@@ -420,6 +452,7 @@ def main():
     ap.add_argument("--profile", default="sm-upc")
     ap.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads, both sides")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=3, help="runs of each tool, alternating; medians reported")
     ap.add_argument("--endface", default=str(ROOT / "target" / "release" / "endface"))
     ap.add_argument("--json", help="also write all results to this file")
     ap.add_argument("--keep", help="work folder to keep (frames, station configs)")
