@@ -57,7 +57,7 @@ def run_quick(tmp: Path):
     train, unl, src = make_dataset(tmp)
     out, work = tmp / "models", tmp / "work"
     rc = pipeline.main(["--data", str(train), "--unlabelled", str(unl), "--quick", "--out", str(out),
-                        "--work", str(work), "--um-per-px", "0.5"])
+                        "--work", str(work), "--um-per-px", "0.5"] + (["--threads", os.environ["QT"]] if os.environ.get("QT") else []))
     assert rc == 0
     return train, out, src
 
@@ -91,7 +91,7 @@ def check_outputs(train: Path, out: Path):
     s, size = man["um_per_px"], man["input"]["shape"][-1]
     disk = D.contact_disk(size, s)
     student = X.OnnxStudent(onnx_path)
-    good_err, defect_px_err, good_score, defect_score = [], [], [], []
+    good_err, defect_px_err, an_scores, an_labels = [], [], [], []
     for fr in test:
         px = fr.load()
         crop = D.contract_crop(px, fr, s, size)
@@ -99,22 +99,31 @@ def check_outputs(train: Path, out: Path):
         assert rec.shape == anomaly.shape == (size, size)
         assert np.isfinite(rec).all() and (anomaly >= 0).all() and (anomaly <= 1).all()
         err = np.abs(crop - rec)
-        score = float(E.abs_diff_map(crop, rec, 1.0)[disk].max())
         if fr.kind == "good":
             good_err.append(float(err[disk].mean()))
-            good_score.append(score)
+            an_scores.append(anomaly[disk])
+            an_labels.append(np.zeros(int(disk.sum()), bool))
         else:
             m = D.crop_mask(fr.load_mask(px.shape[:2]), fr, s, size) & disk
             if m.any():
                 defect_px_err.append(float(err[m].mean()))
-                defect_score.append(score)
+                an_scores.append(anomaly[disk])
+                an_labels.append(m[disk])
     assert good_err and defect_px_err
+    # A four-minute CPU model is weak and its image-level ranking on 4 good images is noise, so
+    # this smoke test checks what any working model shows (image-level quality is the full
+    # profile's job, reported in models/MODEL_CARD.md):
+    # the reconstruction stays close to good images (a broken BatchNorm once gave |err| up to 7)
+    assert max(good_err) < 0.03, good_err
     # per pixel: the reconstruction departs from defect pixels far more than from good pixels
     assert np.mean(defect_px_err) > 2.0 * np.mean(good_err), (np.mean(defect_px_err), np.mean(good_err))
-    # per image: defective images have the larger reconstruction-error score on average
-    assert np.mean(defect_score) > np.mean(good_score), (np.mean(defect_score), np.mean(good_score))
+    # the anomaly head ranks defect pixels above good ones well beyond chance (0.5)
+    from sklearn.metrics import roc_auc_score
+
+    pix_auroc = float(roc_auc_score(np.concatenate(an_labels), np.concatenate(an_scores)))
+    assert pix_auroc > 0.75, pix_auroc
     return {"good_pixel_err": np.mean(good_err), "defect_pixel_err": np.mean(defect_px_err),
-            "good_score": np.mean(good_score), "defect_score": np.mean(defect_score)}
+            "anomaly_pixel_auroc": pix_auroc}
 
 
 def test_quick_profile():

@@ -31,7 +31,7 @@ from . import diffusion as DF
 from . import evaluate as E
 from . import export as X
 from .nets import StudentUNet, TeacherUNet, conv_gflops, count_params
-from .student import load_student, train_student
+from .student import load_student, recalibrate_bn, train_student
 
 log = logging.getLogger("endface_train")
 REPO = Path(__file__).resolve().parents[3]
@@ -276,6 +276,11 @@ def main(argv=None):
         student, sinfo = load_student(args.export_only)
         log.info("student loaded from %s", args.export_only)
     student = student.cpu().float().eval()
+    if train_frames:
+        n_bn = recalibrate_bn(student, crops_of(train_frames, cfg), seed=cfg["seed"] + 11)
+        student.eval()
+        sinfo["bn_recalibrated_on"] = n_bn
+        log.info("student: BatchNorm statistics recomputed on %d full good crops", n_bn)
     sinfo["params"] = count_params(student)
     sinfo["gflops_384"] = round(conv_gflops(student, torch.zeros(1, 1, cfg["crop_size"], cfg["crop_size"])), 2)
     sinfo["widths"] = list(student.widths)
