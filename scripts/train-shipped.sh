@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Rebuild the shipped model (models/endface-student.*) from scratch: render the synthetic
+# datasets with the release binary, then run scripts/train.sh (full profile) on them.
+#   scripts/train-shipped.sh [--minutes M] [--out DIR]      (default: 50 minutes, models/)
+# On a 2-core CPU this takes ~M + 5 minutes; on a GPU the same budget trains far more steps.
+# The datasets land in data/ (ignored); the test set (seed 9001) is never trained on.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+minutes=50
+out="$repo/models"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --minutes) minutes="$2"; shift 2 ;;
+        --out) out="$2"; shift 2 ;;
+        *) echo "train-shipped.sh: unknown argument $1 (use --minutes M, --out DIR)" >&2; exit 2 ;;
+    esac
+done
+cargo build --release --quiet --bin endface
+bin="$repo/target/release/endface"
+render() { # dir seed args...
+    local dir="$1" seed="$2"; shift 2
+    if [ ! -f "$dir/.complete-$seed" ]; then
+        rm -rf "$dir"
+        "$bin" synth --out "$dir" --seed "$seed" "$@"
+        touch "$dir/.complete-$seed"
+    fi
+}
+render data/synth-train 1001 --train-good 300 --test-good 0 --per-kind 0
+render data/synth-unlabelled 2002 --train-good 0 --test-good 40 --per-kind 8
+render data/synth-test 9001 --train-good 0 --test-good 50 --per-kind 30
+ENDFACE_BIN="$bin" exec scripts/train.sh --data data/synth-train --unlabelled data/synth-unlabelled \
+    --test data/synth-test --out "$out" --work out/train --minutes "$minutes"
