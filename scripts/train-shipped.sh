@@ -16,8 +16,12 @@ while [ $# -gt 0 ]; do
         *) echo "train-shipped.sh: unknown argument $1 (use --minutes M, --out DIR)" >&2; exit 2 ;;
     esac
 done
-cargo build --release --quiet --bin endface
-bin="$repo/target/release/endface"
+if [ -n "${ENDFACE_BIN:-}" ]; then
+    bin="$ENDFACE_BIN"   # an endface binary built from this tree (debug is slower, same output)
+else
+    cargo build --release --quiet --bin endface
+    bin="$repo/target/release/endface"
+fi
 render() { # dir seed args...
     local dir="$1" seed="$2"; shift 2
     if [ ! -f "$dir/.complete-$seed" ]; then
