@@ -401,8 +401,13 @@ def locate_python(gray_u8: np.ndarray, um_per_px_x: float, um_per_px_y: float) -
     return (sx * f + (f - 1) / 2.0, sy * f + (f - 1) / 2.0)
 
 
-def resolve_geometry(frames: list[Frame], repo_root: Path | None, cache_path: Path | None = None, um_per_px_default=None):
-    """Fill `center_in_frame` and the scale of every frame (labels → endface locate → Python)."""
+def resolve_geometry(frames: list[Frame], repo_root: Path | None, cache_path: Path | None = None, um_per_px_default=None,
+                     strict=True):
+    """Fill `center_in_frame` and the scale of every frame (labels → endface locate → Python).
+
+    A frame whose scale nobody knows (no label, no dataset.toml, the localizer refused it) raises
+    ValueError when `strict`; otherwise it is left unresolved (`um_per_px_x is None`) and counted,
+    and the caller drops it (a station would refuse that frame too)."""
     cache = {}
     if cache_path is not None and cache_path.exists():
         cache = json.loads(cache_path.read_text())
@@ -436,6 +441,11 @@ def resolve_geometry(frames: list[Frame], repo_root: Path | None, cache_path: Pa
                 s = CLADDING_RADIUS_UM / res["radius_px"]
                 fr.um_per_px_x = fr.um_per_px_y = s
             used["endface locate"] += 1
+        if fr.um_per_px_x is None and not strict:
+            used["unresolved (dropped)"] = used.get("unresolved (dropped)", 0) + 1
+            log.warning("%s: no scale (no label, no dataset.toml um_per_px, `endface locate` refused it): dropped",
+                        fr.path)
+            continue
         if fr.um_per_px_x is None:
             raise ValueError(
                 f"{fr.path}: no µm/px scale (no labels.jsonl um_per_px, no dataset.toml um_per_px, "

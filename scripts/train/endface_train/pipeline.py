@@ -192,7 +192,12 @@ def main(argv=None):
         cfg_toml = D._read_toml(args.data)
         if "um_per_px" in cfg_toml:
             default_scale = (float(cfg_toml["um_per_px"]),) * 2
-    D.resolve_geometry(train_frames + hold_frames + test_frames + unl, REPO, geo_cache, default_scale)
+    # labelled test frames must resolve (their labels give the truth); unlabelled training and
+    # production frames the localizer refuses are dropped, as a station would refuse them
+    D.resolve_geometry(test_frames, REPO, geo_cache, default_scale)
+    D.resolve_geometry(train_frames + hold_frames + unl, REPO, geo_cache, default_scale, strict=False)
+    ok = lambda fr: fr.um_per_px_x is not None and fr.center_in_frame is not None  # noqa: E731
+    train_frames, hold_frames, unl = ([f for f in fs if ok(f)] for fs in (train_frames, hold_frames, unl))
     log.info("data: %d train good, %d held-out good (calibration), %d test, %d unlabelled", len(train_frames),
              len(hold_frames), len(test_frames), len(unl))
     sampler = A.PairSampler(train_frames, cfg["crop_um_per_px"], cfg["crop_size"], cfg["patch"], seed=cfg["seed"])
