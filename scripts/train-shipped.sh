@@ -33,5 +33,13 @@ render() { # dir seed args...
 render data/synth-train 1001 --train-good 300 --test-good 0 --per-kind 0
 render data/synth-unlabelled 2002 --train-good 0 --test-good 40 --per-kind 8
 render data/synth-test 9001 --train-good 0 --test-good 50 --per-kind 30
-ENDFACE_BIN="$bin" exec scripts/train.sh --data data/synth-train --unlabelled data/synth-unlabelled \
+ENDFACE_BIN="$bin" scripts/train.sh --data data/synth-train --unlabelled data/synth-unlabelled \
     --test data/synth-test --out "$out" --work out/train --minutes "$minutes"
+# The drift monitor's reference for the demo station (sm-upc at 0.5 µm/px, the synthetic
+# camera's defaults): good frames through the new model (docs/drift.md).
+render data/synth-reference 3003 --train-good 0 --test-good 200 --per-kind 0 --fiber sm-upc \
+    --um-per-px 0.5 --aspect 1.0
+cfg="$(mktemp --suffix=.toml)"
+trap 'rm -f "$cfg"' EXIT
+sed "s#^manifest = .*#manifest = \"$out/endface-student.manifest.json\"#" firmware-config/demo.toml > "$cfg"
+"$bin" drift-reference --config "$cfg" data/synth-reference/test/good --out "$out/endface-student.drift.json"

@@ -525,6 +525,12 @@ pub fn frame_features_ellipse(
 /// a small floor. Features with fewer than half finite reference values (e.g. model slots that
 /// were never filled) are inactive and left out of the test. A NaN in a candidate frame is
 /// replaced by the reference median (no information, no drift).
+/// Standardized features are clipped to ±this many robust σ. A defective part's anomaly
+/// score and reconstruction error sit far out by design (tens to hundreds of σ); unclipped,
+/// two such frames in a window dominate the squared distances and the test reads a normal
+/// reject rate as input drift. A real shift moves most frames, which clipping keeps.
+pub const Z_CLIP: f64 = 8.0;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Standardizer {
     pub center: Vec<f64>,
@@ -585,12 +591,12 @@ impl Standardizer {
         self.active.len()
     }
 
-    /// Append the standardized active features of `f` to `out`.
+    /// Append the standardized active features of `f` to `out`, clipped to ±[`Z_CLIP`].
     pub fn push_into(&self, f: &FrameFeatures, out: &mut Vec<f64>) {
         for (j, &k) in self.active.iter().enumerate() {
             let v = f[k] as f64;
             out.push(if v.is_finite() {
-                (v - self.center[j]) / self.scale[j]
+                ((v - self.center[j]) / self.scale[j]).clamp(-Z_CLIP, Z_CLIP)
             } else {
                 0.0
             });
@@ -729,14 +735,17 @@ pub struct DriftConfig {
 impl Default for DriftConfig {
     fn default() -> Self {
         Self {
-            window: 100,
-            test_every: 25,
+            // Disjoint windows (test_every = window): consecutive tests are independent, so
+            // `enter_after` significant tests in a row are independent evidence. Overlapping
+            // windows (100 every 25) alarmed once per 3000 untouched frames (docs/drift.md).
+            window: 60,
+            test_every: 60,
             projections: 32,
             permutations: 199,
             p: 2.0,
             alpha: 0.01,
             enter_after: 3,
-            exit_after: 3,
+            exit_after: 2,
             seed: 0x5eed_d21f,
         }
     }

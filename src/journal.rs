@@ -174,7 +174,44 @@ CREATE TABLE IF NOT EXISTS inspections (
 );
 CREATE INDEX IF NOT EXISTS inspections_recorded ON inspections (recorded_unix_ns);
 CREATE UNIQUE INDEX IF NOT EXISTS inspections_run ON inspections (run_id, inspection);
+CREATE TABLE IF NOT EXISTS drift_tests (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id           TEXT    NOT NULL,
+    inspection       INTEGER NOT NULL,
+    recorded_unix_ns INTEGER NOT NULL,
+    frames           INTEGER NOT NULL,
+    window           INTEGER NOT NULL,
+    distance         REAL    NOT NULL,
+    p_value          REAL    NOT NULL,
+    significant      INTEGER NOT NULL,
+    state            TEXT    NOT NULL CHECK (state IN ('ok', 'drift')),
+    changed          INTEGER NOT NULL,
+    top_shifts       TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS drift_tests_recorded ON drift_tests (recorded_unix_ns);
 ";
+
+/// One drift test as journalled (table `drift_tests`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DriftRow {
+    pub id: i64,
+    pub run_id: String,
+    /// The inspection after which the test ran.
+    pub inspection: u64,
+    pub recorded_unix_ns: i64,
+    /// Frames the monitor had seen in this run.
+    pub frames: u64,
+    pub window: u64,
+    pub distance: f64,
+    pub p_value: f64,
+    pub significant: bool,
+    /// `ok` or `drift` after this test.
+    pub state: String,
+    /// This test changed the state.
+    pub changed: bool,
+    /// The features that moved most (JSON array).
+    pub top_shifts: serde_json::Value,
+}
 
 /// The journal database.
 pub struct Journal {
@@ -270,6 +307,74 @@ impl Journal {
             .execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION};"))
             .map_err(|e| self.sql(e))?;
         Ok(())
+    }
+
+    /// Record one drift test (committed before it returns).
+    pub fn record_drift(
+        &mut self,
+        run_id: &str,
+        inspection: u64,
+        recorded_unix_ns: i64,
+        report: &crate::drift::DriftReport,
+    ) -> Result<i64, JournalError> {
+        let shifts = serde_json::to_string(&report.top_shifts).unwrap_or_else(|_| "[]".into());
+        let state = match report.state {
+            crate::drift::DriftState::Ok => "ok",
+            crate::drift::DriftState::Drift => "drift",
+        };
+        self.conn
+            .execute(
+                "INSERT INTO drift_tests (run_id, inspection, recorded_unix_ns, frames, window, \
+                 distance, p_value, significant, state, changed, top_shifts) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                rusqlite::params![
+                    run_id,
+                    inspection as i64,
+                    recorded_unix_ns,
+                    report.frame_count as i64,
+                    report.window as i64,
+                    report.distance,
+                    report.p_value,
+                    report.significant,
+                    state,
+                    report.changed,
+                    shifts,
+                ],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Drift tests, oldest first (optionally only those recorded at or after a time).
+    pub fn drift_tests(&self, since_unix_ns: Option<i64>) -> Result<Vec<DriftRow>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, run_id, inspection, recorded_unix_ns, frames, window, distance, \
+                 p_value, significant, state, changed, top_shifts FROM drift_tests \
+                 WHERE recorded_unix_ns >= ?1 ORDER BY id",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map([since_unix_ns.unwrap_or(i64::MIN)], |r| {
+                let shifts: String = r.get(11)?;
+                Ok(DriftRow {
+                    id: r.get(0)?,
+                    run_id: r.get(1)?,
+                    inspection: r.get::<_, i64>(2)? as u64,
+                    recorded_unix_ns: r.get(3)?,
+                    frames: r.get::<_, i64>(4)? as u64,
+                    window: r.get::<_, i64>(5)? as u64,
+                    distance: r.get(6)?,
+                    p_value: r.get(7)?,
+                    significant: r.get(8)?,
+                    state: r.get(9)?,
+                    changed: r.get(10)?,
+                    top_shifts: serde_json::from_str(&shifts).unwrap_or(serde_json::Value::Null),
+                })
+            })
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
     }
 
     /// The database file.

@@ -46,6 +46,8 @@ enum Command {
     Bundle(cli::bundle::Args),
     /// Compare two folders of images for distribution drift (sliced Wasserstein + permutation test).
     Drift(cli::drift::Args),
+    /// Record the drift monitor's reference from good frames (at calibration).
+    DriftReference(cli::drift_reference::Args),
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -86,6 +88,7 @@ fn main() -> ExitCode {
         Command::Journal(a) => cli::journal::run(a),
         Command::Bundle(a) => cli::bundle::run(a),
         Command::Drift(a) => cli::drift::run(a),
+        Command::DriftReference(a) => cli::drift_reference::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

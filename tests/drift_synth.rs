@@ -327,8 +327,18 @@ fn long_untouched_runs_synth() {
     let n = 3000u64;
     let configs = [
         (
-            "defaults (w=100, every 25, enter/exit 3)",
+            "defaults (w=60, every 60, enter 3, exit 2)",
             DriftConfig::default(),
+        ),
+        (
+            "old defaults (w=100, every 25, enter/exit 3)",
+            DriftConfig {
+                window: 100,
+                test_every: 25,
+                enter_after: 3,
+                exit_after: 3,
+                ..Default::default()
+            },
         ),
         (
             "fast (w=30, every 10, enter/exit 2)",
@@ -341,19 +351,10 @@ fn long_untouched_runs_synth() {
             },
         ),
         (
-            "non-overlapping (w=100, every 100, enter/exit 2)",
+            "disjoint fast (w=30, every 30, enter 3, exit 2)",
             DriftConfig {
-                test_every: 100,
-                enter_after: 2,
-                exit_after: 2,
-                ..Default::default()
-            },
-        ),
-        (
-            "defaults at alpha 0.001 (1999 permutations)",
-            DriftConfig {
-                alpha: 0.001,
-                permutations: 1999,
+                window: 30,
+                test_every: 30,
                 ..Default::default()
             },
         ),

@@ -18,7 +18,7 @@ pub const CONSUMER: &str = "endface";
 pub struct ChardevBackend {
     requests: Vec<Request>,
     /// Per role: (index into `requests`, offset, description).
-    map: [Option<(usize, Offset, String)>; 6],
+    map: [Option<(usize, Offset, String)>; Role::COUNT],
 }
 
 /// A chip given as a path, a `/dev` name (`gpiochip0`) or a chip label (`gpio-sim.0-node0`).
@@ -95,7 +95,7 @@ impl ChardevBackend {
         chips.sort();
         chips.dedup();
         let mut requests = Vec::new();
-        let mut map: [Option<(usize, Offset, String)>; 6] = Default::default();
+        let mut map: [Option<(usize, Offset, String)>; Role::COUNT] = Default::default();
         for chip in chips {
             let mut b = Request::builder();
             b.on_chip(&chip).with_consumer(CONSUMER);

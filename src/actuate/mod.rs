@@ -50,18 +50,24 @@ pub enum Role {
     Reject,
     /// Pulse: the result lines are valid now.
     Strobe,
+    /// Level: the drift monitor finds recent frames unlike the calibration reference
+    /// (maintenance signal; never part of a result).
+    Drift,
 }
 
 impl Role {
     /// Every role, in a fixed order (index of [`Role::index`]).
-    pub const ALL: [Role; 6] = [
+    pub const ALL: [Role; Role::COUNT] = [
         Role::Ready,
         Role::Busy,
         Role::Pass,
         Role::Fail,
         Role::Reject,
         Role::Strobe,
+        Role::Drift,
     ];
+    /// Number of roles.
+    pub const COUNT: usize = 7;
 
     /// Position in [`Role::ALL`].
     pub fn index(self) -> usize {
@@ -77,6 +83,7 @@ impl Role {
             Role::Fail => "FAIL",
             Role::Reject => "REJECT",
             Role::Strobe => "STROBE",
+            Role::Drift => "DRIFT",
         }
     }
 }
@@ -161,6 +168,7 @@ pub enum Backend {
 /// fail   = { line = "FAIL" }
 /// reject = { line = 12, chip = "gpiochip1", active_low = true }
 /// strobe = { line = "STROBE" }
+/// drift  = { line = "DRIFT" }   # optional: high while input drift is reported
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -179,6 +187,8 @@ pub struct GpioConfig {
     pub fail: Option<LineConfig>,
     pub reject: Option<LineConfig>,
     pub strobe: Option<LineConfig>,
+    /// Optional maintenance line: high while the drift monitor reports DRIFT.
+    pub drift: Option<LineConfig>,
 }
 
 impl Default for GpioConfig {
@@ -198,6 +208,7 @@ impl Default for GpioConfig {
             fail: None,
             reject: None,
             strobe: None,
+            drift: None,
         }
     }
 }
@@ -212,6 +223,7 @@ impl GpioConfig {
             Role::Fail => self.fail.as_ref(),
             Role::Reject => self.reject.as_ref(),
             Role::Strobe => self.strobe.as_ref(),
+            Role::Drift => self.drift.as_ref(),
         }
     }
 
@@ -399,22 +411,22 @@ pub fn result_plan(signal: Signal, t: Timings, busy_after: bool) -> Vec<Step> {
 /// is only written when it changes, and the fail-safe transitions in one place.
 pub struct Outputs {
     backend: Box<dyn OutputBackend>,
-    configured: [bool; 6],
-    state: [bool; 6],
+    configured: [bool; Role::COUNT],
+    state: [bool; Role::COUNT],
     timings: Timings,
 }
 
 impl Outputs {
     /// Lines as configured; the backend must already hold every line inactive.
     pub fn new(backend: Box<dyn OutputBackend>, cfg: &GpioConfig) -> Outputs {
-        let mut configured = [false; 6];
+        let mut configured = [false; Role::COUNT];
         for role in Role::ALL {
             configured[role.index()] = cfg.line(role).is_some();
         }
         Outputs {
             backend,
             configured,
-            state: [false; 6],
+            state: [false; Role::COUNT],
             timings: Timings::from(cfg),
         }
     }
@@ -455,6 +467,7 @@ impl Outputs {
             Role::Reject,
             Role::Strobe,
             Role::Busy,
+            Role::Drift,
         ] {
             if let Err(e) = self.set(role, false, None) {
                 first_err.get_or_insert(e);

@@ -55,7 +55,7 @@ impl SimRecorder {
 
 /// Simulated lines.
 pub struct SimBackend {
-    active_low: [bool; 6],
+    active_low: [bool; Role::COUNT],
     recorder: SimRecorder,
     log: Option<(PathBuf, File)>,
 }
@@ -88,7 +88,7 @@ impl SimBackend {
         let recorder = SimRecorder::default();
         Ok((
             SimBackend {
-                active_low: [false; 6],
+                active_low: [false; Role::COUNT],
                 recorder: recorder.clone(),
                 log,
             },

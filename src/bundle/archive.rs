@@ -119,6 +119,15 @@ pub fn create_bundle(
     let model_manifest = format!("model/{mm_name}");
     sources.push((format!("model/{onnx_file}"), opts.model.clone()));
     sources.push((model_manifest.clone(), opts.model_manifest.clone()));
+    // The drift monitor's calibration reference travels with its model (signed like the
+    // rest); the daemon finds it beside the slot's manifest.
+    let drift_reference = crate::daemon::default_drift_reference(&opts.model_manifest);
+    if drift_reference.is_file() {
+        sources.push((
+            format!("model/{}", file_name_of(&drift_reference)?),
+            drift_reference,
+        ));
+    }
 
     let version = match &opts.version {
         Some(v) => v.clone(),

@@ -4,6 +4,7 @@
 
 pub mod bundle;
 pub mod drift;
+pub mod drift_reference;
 pub mod eval;
 pub mod inspect;
 pub mod journal;

@@ -67,6 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         .map_err(|e| coded(exit::BAD_CONFIG, e))?;
 
     let inspector = build_inspector(&cfg, &station, base, slot.as_ref())?;
+    let drift = build_drift_monitor(&cfg, &station)?;
     let backend: Box<dyn OutputBackend> = match cfg.gpio.backend {
         Backend::Sim => Box::new(
             SimBackend::from_config(&cfg.gpio)
@@ -81,13 +82,14 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         .context("cannot set up the camera")?;
     let stdin_triggers = cfg.trigger.mode == endface::actuate::trigger::TriggerMode::Software
         && cfg.trigger.socket.is_none();
-    let daemon = Daemon::new(cfg, source, inspector, outputs).map_err(|e| {
+    let mut daemon = Daemon::new(cfg, source, inspector, outputs).map_err(|e| {
         let code = match &e {
             endface::daemon::pipeline::DaemonError::Journal(_) => exit::JOURNAL,
             _ => exit::DEVICE,
         };
         coded(code, e)
     })?;
+    daemon.set_drift_monitor(drift);
     let stop = daemon.stop_flag();
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         // A second signal while stopping ends the process at once.
@@ -128,6 +130,76 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 anyhow::anyhow!("station daemon stopped: {message}"),
             ))
         }
+    }
+}
+
+/// The drift monitor `[drift]` asks for, from the reference beside the model (or named).
+/// `auto`: a missing reference leaves it off (info), an unusable one too (warn); `on`: either
+/// is a config error; `off` and the marker inspector: none.
+fn build_drift_monitor(
+    cfg: &DaemonConfig,
+    station: &StationConfig,
+) -> anyhow::Result<Option<endface::drift::DriftMonitor>> {
+    use endface::daemon::{default_drift_reference, DriftEnabled};
+    use endface::drift::{DriftMonitor, ReferenceFile};
+    if cfg.drift.enabled == DriftEnabled::Off || cfg.daemon.inspector == InspectorKind::Marker {
+        return Ok(None);
+    }
+    let path = cfg
+        .drift
+        .reference
+        .clone()
+        .unwrap_or_else(|| default_drift_reference(&station.model.manifest));
+    let hint = "record one with `endface drift-reference --config STATION.toml GOOD_FRAMES_DIR`";
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && cfg.drift.enabled == DriftEnabled::Auto =>
+        {
+            info!(
+                "drift monitor off: no reference at {} ({hint})",
+                path.display()
+            );
+            return Ok(None);
+        }
+        Err(e) => {
+            return Err(coded(
+                exit::BAD_CONFIG,
+                anyhow::anyhow!(
+                    "drift reference {}: {e} ({hint}, or set [drift] enabled = \"off\")",
+                    path.display()
+                ),
+            ))
+        }
+    };
+    let built = serde_json::from_str::<ReferenceFile>(&text)
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.to_features().map_err(|e| e.to_string()))
+        .and_then(|f| DriftMonitor::new(&f, cfg.drift.monitor_config()).map_err(|e| e.to_string()));
+    match built {
+        Ok(m) => {
+            info!(
+                reference = %path.display(),
+                window = cfg.drift.window,
+                test_every = cfg.drift.test_every,
+                alpha = cfg.drift.alpha,
+                features = m.active_features().len(),
+                "drift monitor on"
+            );
+            Ok(Some(m))
+        }
+        Err(e) if cfg.drift.enabled == DriftEnabled::Auto => {
+            warn!(
+                "drift monitor off: reference {} is unusable: {e} ({hint})",
+                path.display()
+            );
+            Ok(None)
+        }
+        Err(e) => Err(coded(
+            exit::BAD_CONFIG,
+            anyhow::anyhow!("drift reference {}: {e} ({hint})", path.display()),
+        )),
     }
 }
 
@@ -245,6 +317,19 @@ fn print_summary(s: &Summary, json: bool) {
         s.camera_losses,
         s.model_errors
     );
+    if let Some(state) = s.drift_state {
+        let _ = writeln!(
+            out,
+            "drift: {} tests, {} significant, {} DRIFT episode(s), now {}",
+            s.drift_tests,
+            s.drift_significant,
+            s.drift_episodes,
+            match state {
+                endface::drift::DriftState::Ok => "OK",
+                endface::drift::DriftState::Drift => "DRIFT",
+            }
+        );
+    }
     let stages: Vec<String> = [
         "queue",
         "locate",

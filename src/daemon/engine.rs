@@ -25,6 +25,7 @@ impl FrameInspector for Inspector {
     fn inspect(&mut self, frame: &Frame) -> Result<InspectionRecord, InspectorError> {
         let insp =
             Inspector::inspect(self, &frame.image).map_err(|e| InspectorError(e.to_string()))?;
+        let drift_features = self.drift_features(&frame.image, &insp);
         let t = insp.timings_ms;
         let timings_ms: BTreeMap<String, f64> = [
             ("locate", t.locate),
@@ -44,6 +45,7 @@ impl FrameInspector for Inspector {
             timings_ms,
             model_sha256: insp.model_sha256,
             provider: insp.execution_provider,
+            drift_features,
         })
     }
 

@@ -64,6 +64,7 @@ impl FrameInspector for MarkerInspector {
             timings_ms,
             model_sha256: String::new(),
             provider: "marker".into(),
+            drift_features: None,
         })
     }
 

@@ -74,6 +74,10 @@ pub struct InspectionRecord {
     pub model_sha256: String,
     /// Execution provider that ran the model.
     pub provider: String,
+    /// Drift features of the frame ([`crate::drift`]); `None` when the fiber was not located
+    /// or the inspector does not measure them (marker).
+    #[serde(skip)]
+    pub drift_features: Option<crate::drift::FrameFeatures>,
 }
 
 /// The inspector could not produce a verdict (model or runtime failure). The daemon records
@@ -139,6 +143,122 @@ impl Default for DaemonSection {
     }
 }
 
+/// Whether the drift monitor runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftEnabled {
+    /// On when the reference file exists (a missing one is logged once, at start).
+    Auto,
+    /// On; a missing or unreadable reference stops the daemon at start with a config error.
+    On,
+    Off,
+}
+
+/// `[drift]`: the input-drift monitor (docs/drift.md). Every frame the inspector located
+/// adds its features to a rolling window; every `test_every` frames the window is tested
+/// against the calibration reference (sliced Wasserstein distance, permutation test). The
+/// DRIFT state (with hysteresis) goes to the log, the journal's `drift_tests` table, the run
+/// summary and the optional `[gpio] drift` line. It never changes a verdict.
+///
+/// ```toml
+/// [drift]
+/// enabled = "auto"     # "auto" (on when the reference exists) | "on" | "off"
+/// reference = "../models/endface-student.drift.json"  # default: beside the model manifest
+/// window = 60          # frames per test
+/// test_every = 60      # = window: tests see disjoint windows (independent evidence)
+/// alpha = 0.01         # a test is significant when p < alpha
+/// enter_after = 3      # significant tests in a row to enter DRIFT
+/// exit_after = 2       # non-significant tests in a row to leave it
+/// projections = 32
+/// permutations = 199
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DriftSection {
+    pub enabled: DriftEnabled,
+    /// Reference features (`endface drift-reference` writes them); `None`: beside the model
+    /// manifest, `<name>.drift.json` for `<name>.manifest.json`.
+    pub reference: Option<PathBuf>,
+    pub window: usize,
+    pub test_every: usize,
+    pub projections: usize,
+    pub permutations: usize,
+    pub p: f64,
+    pub alpha: f64,
+    pub enter_after: usize,
+    pub exit_after: usize,
+    pub seed: u64,
+}
+
+impl Default for DriftSection {
+    fn default() -> Self {
+        let d = crate::drift::DriftConfig::default();
+        DriftSection {
+            enabled: DriftEnabled::Auto,
+            reference: None,
+            window: d.window,
+            test_every: d.test_every,
+            projections: d.projections,
+            permutations: d.permutations,
+            p: d.p,
+            alpha: d.alpha,
+            enter_after: d.enter_after,
+            exit_after: d.exit_after,
+            seed: d.seed,
+        }
+    }
+}
+
+impl DriftSection {
+    /// The monitor's settings.
+    pub fn monitor_config(&self) -> crate::drift::DriftConfig {
+        crate::drift::DriftConfig {
+            window: self.window,
+            test_every: self.test_every,
+            projections: self.projections,
+            permutations: self.permutations,
+            p: self.p,
+            alpha: self.alpha,
+            enter_after: self.enter_after,
+            exit_after: self.exit_after,
+            seed: self.seed,
+        }
+    }
+
+    fn validate(&self) -> Result<(), InvalidKey> {
+        match self.monitor_config().validate() {
+            Ok(()) => Ok(()),
+            Err(crate::drift::DriftError::Config { key, problem }) => Err(InvalidKey::new(
+                &format!("drift.{key}"),
+                match key {
+                    "window" => self.window.to_string(),
+                    "test_every" => self.test_every.to_string(),
+                    "projections" => self.projections.to_string(),
+                    "permutations" => self.permutations.to_string(),
+                    "p" => self.p.to_string(),
+                    "alpha" => self.alpha.to_string(),
+                    _ => format!("{}/{}", self.enter_after, self.exit_after),
+                },
+                problem,
+            )),
+            Err(e) => Err(InvalidKey::new("drift", "", e.to_string())),
+        }
+    }
+}
+
+/// The drift reference beside a model manifest: `X.manifest.json` → `X.drift.json`.
+pub fn default_drift_reference(manifest: &Path) -> PathBuf {
+    let name = manifest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name
+        .strip_suffix(".manifest.json")
+        .or_else(|| name.strip_suffix(".json"))
+        .unwrap_or(&name);
+    manifest.with_file_name(format!("{stem}.drift.json"))
+}
+
 /// Everything the daemon reads from a station config.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DaemonConfig {
@@ -154,6 +274,7 @@ pub struct DaemonConfig {
     pub journal: JournalConfig,
     pub display: DisplayConfig,
     pub daemon: DaemonSection,
+    pub drift: DriftSection,
 }
 
 /// A station config the daemon cannot use; names the file, the key and the problem.
@@ -234,7 +355,14 @@ impl DaemonConfig {
             journal: section(&station.journal, "journal", origin)?,
             display: section(&station.display, "display", origin)?,
             daemon: section(&station.daemon, "daemon", origin)?,
+            drift: section(&station.drift, "drift", origin)?,
         };
+        cfg.drift.validate().map_err(invalid)?;
+        if let Some(r) = cfg.drift.reference.as_mut() {
+            if r.is_relative() {
+                *r = base.join(&*r);
+            }
+        }
         cfg.camera.validate().map_err(invalid)?;
         cfg.trigger.validate().map_err(invalid)?;
         cfg.gpio.validate().map_err(invalid)?;

@@ -183,6 +183,14 @@ pub struct Summary {
     pub camera_losses: u64,
     pub images_saved: u64,
     pub images_evicted: u64,
+    /// Drift tests run (0 when the monitor is off).
+    pub drift_tests: u64,
+    /// Drift tests with p < alpha.
+    pub drift_significant: u64,
+    /// Times the monitor entered DRIFT.
+    pub drift_episodes: u64,
+    /// Monitor state at the end (`None`: monitor off).
+    pub drift_state: Option<crate::drift::DriftState>,
     pub stage_ms: BTreeMap<String, StageStat>,
     pub stop_reason: StopReason,
     pub fatal: Option<(FatalKind, String)>,
@@ -207,6 +215,11 @@ struct Counters {
     camera_losses: AtomicU64,
     images_saved: AtomicU64,
     images_evicted: AtomicU64,
+    drift_tests: AtomicU64,
+    drift_significant: AtomicU64,
+    drift_episodes: AtomicU64,
+    /// 0 = monitor off, 1 = ok, 2 = drift.
+    drift_state: AtomicU64,
 }
 
 fn inc(c: &AtomicU64) {
@@ -422,6 +435,7 @@ pub struct Daemon {
     trig_rx: Receiver<Trigger>,
     stop_flag: Arc<AtomicBool>,
     run_id: String,
+    drift: Option<crate::drift::DriftMonitor>,
     #[cfg(feature = "gpio")]
     gpio_trigger: Option<crate::actuate::trigger::GpioTrigger>,
 }
@@ -501,9 +515,16 @@ impl Daemon {
             trig_rx,
             stop_flag: Arc::new(AtomicBool::new(false)),
             run_id,
+            drift: None,
             #[cfg(feature = "gpio")]
             gpio_trigger,
         })
+    }
+
+    /// Watch the input for drift with this monitor (built from the calibration reference,
+    /// `[drift]`); `None` leaves it off.
+    pub fn set_drift_monitor(&mut self, monitor: Option<crate::drift::DriftMonitor>) {
+        self.drift = monitor;
     }
 
     /// Software triggers for this daemon.
@@ -536,9 +557,13 @@ impl Daemon {
             trig_rx,
             stop_flag,
             run_id,
+            drift,
             #[cfg(feature = "gpio")]
             gpio_trigger,
         } = self;
+        if drift.is_some() {
+            sh.counters.drift_state.store(1, Ordering::Relaxed);
+        }
         let notifier = if opts.notify {
             Notifier::from_env()
         } else {
@@ -618,6 +643,7 @@ impl Daemon {
                 images_enabled: images.is_some(),
                 display_enabled: cfg.display.framebuffer.is_some(),
                 stats: stage_stats.clone(),
+                drift,
             };
             let on_result = opts.on_result.take();
             let f = Box::new(move || {
@@ -792,6 +818,14 @@ impl Daemon {
             camera_losses: get(&c.camera_losses),
             images_saved: get(&c.images_saved),
             images_evicted: get(&c.images_evicted),
+            drift_tests: get(&c.drift_tests),
+            drift_significant: get(&c.drift_significant),
+            drift_episodes: get(&c.drift_episodes),
+            drift_state: match get(&c.drift_state) {
+                1 => Some(crate::drift::DriftState::Ok),
+                2 => Some(crate::drift::DriftState::Drift),
+                _ => None,
+            },
             stage_ms: stage_stats
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -1165,6 +1199,50 @@ fn unable(reason: String, model_sha256: &str, provider: &str) -> InspectionRecor
         timings_ms: BTreeMap::new(),
         model_sha256: model_sha256.to_string(),
         provider: provider.to_string(),
+        drift_features: None,
+    }
+}
+
+/// Expose one drift test: counters, the journal's `drift_tests` table, the DRIFT line. The
+/// monitor itself logs state changes. A journal failure here loses only this maintenance
+/// record (the inspection was journalled and signalled already): warn and go on.
+fn drift_report(
+    sh: &Shared,
+    journal: &mut Journal,
+    run_id: &str,
+    inspection: u64,
+    report: &crate::drift::DriftReport,
+) {
+    use crate::drift::DriftState;
+    let c = &sh.counters;
+    inc(&c.drift_tests);
+    inc_by(&c.drift_significant, u64::from(report.significant));
+    let drifting = report.state == DriftState::Drift;
+    if report.changed && drifting {
+        inc(&c.drift_episodes);
+    }
+    c.drift_state
+        .store(if drifting { 2 } else { 1 }, Ordering::Relaxed);
+    debug!(
+        inspection,
+        distance = report.distance,
+        p_value = report.p_value,
+        significant = report.significant,
+        state = ?report.state,
+        "drift test"
+    );
+    if let Err(e) = journal.record_drift(run_id, inspection, unix_ns(), report) {
+        warn!("drift test after inspection {inspection} not journalled: {e}");
+    }
+    if report.changed {
+        let r = sh.outputs.lock().unwrap_or_else(|e| e.into_inner()).set(
+            Role::Drift,
+            drifting,
+            Some(inspection),
+        );
+        if let Err(e) = r {
+            warn!("DRIFT line not set: {e}");
+        }
     }
 }
 
@@ -1176,6 +1254,7 @@ struct OutputContext {
     images_enabled: bool,
     display_enabled: bool,
     stats: Arc<Mutex<BTreeMap<String, StageStat>>>,
+    drift: Option<crate::drift::DriftMonitor>,
 }
 
 fn add_stat(stats: &mut BTreeMap<String, StageStat>, name: &str, ms: f64) {
@@ -1188,7 +1267,7 @@ fn add_stat(stats: &mut BTreeMap<String, StageStat>, name: &str, ms: f64) {
 fn output_loop(
     sh: &Shared,
     mut journal: Journal,
-    ctx: OutputContext,
+    mut ctx: OutputContext,
     done_rx: Receiver<Done>,
     image_tx: Sender<(i64, String, image::GrayImage)>,
     status_tx: Sender<Status>,
@@ -1287,6 +1366,12 @@ fn output_loop(
         inc_by(&sh.counters.fail, fail);
         inc_by(&sh.counters.unable, unable_n);
         debug!(inspection, %verdict, journal_id, "result signalled");
+        // Drift: after the lines show the result, so a test never delays a verdict.
+        if let (Some(mon), Some(features)) = (ctx.drift.as_mut(), record.drift_features.as_ref()) {
+            if let Some(report) = mon.push(features) {
+                drift_report(sh, &mut journal, &ctx.run_id, inspection, &report);
+            }
+        }
         let event = ResultEvent {
             inspection,
             journal_id,
@@ -1335,7 +1420,7 @@ fn output_loop(
 /// Play a result timeline starting at `t_signal`. A pulse's end is timed from when its start
 /// really happened, so a late start never shortens a pulse. Returns whether PASS was withheld.
 fn play_plan(sh: &Shared, plan: &[crate::actuate::Step], t_signal: u64, inspection: u64) -> bool {
-    let mut started: [Option<(u64, u64)>; 6] = [None; 6];
+    let mut started: [Option<(u64, u64)>; Role::COUNT] = [None; Role::COUNT];
     let mut withheld = false;
     for step in plan {
         let mut deadline = t_signal + step.at_ms * 1_000_000;

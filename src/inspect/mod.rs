@@ -160,6 +160,8 @@ pub struct Inspector {
     defect_scratch: DefectScratch,
     defects: Vec<Defect>,
     features: Vec<grade::Feature>,
+    /// Reconstruction errors inside the contact zone (drift features), reused.
+    drift_scratch: Vec<f32>,
 }
 
 impl Inspector {
@@ -206,6 +208,7 @@ impl Inspector {
             defect_scratch: DefectScratch::default(),
             defects: Vec::new(),
             features: Vec::new(),
+            drift_scratch: Vec::with_capacity(w * h),
         })
     }
 
@@ -276,6 +279,57 @@ impl Inspector {
     /// The last frame's crop (0..=255, crop space).
     pub fn crop_in_crop(&self) -> &[f32] {
         &self.crop_px
+    }
+
+    /// Drift features ([`crate::drift::FrameFeatures`]) of the frame just inspected: robust
+    /// image statistics per zone around the located cladding, the image anomaly score, and the
+    /// 50/90/99 % quantiles of |input − reconstruction| inside the contact zone (in the
+    /// model's normalized units). `None` when the fiber was not located (nothing to measure
+    /// around). Call it right after [`Inspector::inspect`] with that inspection; the model
+    /// slots stay NaN (no information) when the model did not run or has no reconstruction
+    /// output.
+    pub fn drift_features(
+        &mut self,
+        frame: &GrayImage,
+        insp: &Inspection,
+    ) -> Option<crate::drift::FrameFeatures> {
+        let center = insp.center?;
+        let rx = insp.cladding_radius_px?;
+        let ry = insp.radius_y_px.unwrap_or(rx);
+        let mut f = crate::drift::frame_features_ellipse(frame, center, [rx, ry]);
+        let Some(score) = insp.image_score else {
+            return Some(f);
+        };
+        let mut q = [f32::NAN; 3];
+        let model = &self.model;
+        if let Some(rec) = model
+            .manifest()
+            .reconstruction_output()
+            .and_then(|n| model.output(n))
+        {
+            let input = model.input();
+            self.drift_scratch.clear();
+            self.drift_scratch.extend(
+                input
+                    .iter()
+                    .zip(rec)
+                    .zip(&self.zone.mask_in_crop)
+                    .filter(|(_, &inside)| inside)
+                    .map(|((a, b), _)| (a - b).abs())
+                    .filter(|v| v.is_finite()),
+            );
+            let v = &mut self.drift_scratch;
+            if !v.is_empty() {
+                let n = v.len();
+                for (slot, frac) in q.iter_mut().zip([0.5, 0.9, 0.99]) {
+                    let k = ((n - 1) as f64 * frac).round() as usize;
+                    let (_, x, _) = v.select_nth_unstable_by(k, f32::total_cmp);
+                    *slot = *x;
+                }
+            }
+        }
+        crate::drift::set_model_features(&mut f, score, q);
+        Some(f)
     }
 
     /// Inspect a frame: locate the fiber, then [`Inspector::inspect_located`].
