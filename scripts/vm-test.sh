@@ -26,6 +26,12 @@ say() { echo "vm-test: $*" >&2; }
 die() { say "FAIL: $*"; exit 1; }
 t_start=$SECONDS
 SUDO=""; [[ "$(id -u)" -ne 0 ]] && SUDO="sudo"
+# The guest mounts fresh tmpfs on the host root's /tmp and /run (the daemon's SQLite WAL needs
+# shared mmap, which 9p lacks): a checkout there, with the kernel modules and the work folder
+# inside it, would vanish from the guest's view half-way through.
+case "$repo/" in
+    /tmp/* | /run/*) die "the checkout $repo is under /tmp or /run, which the guest covers with tmpfs: clone it elsewhere (e.g. under \$HOME) to run the VM test" ;;
+esac
 
 # 1. Host packages.
 missing=()
