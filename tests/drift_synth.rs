@@ -314,17 +314,21 @@ fn sensitivity_table_synth() {
     }
 }
 
-/// Long untouched runs through the `DriftMonitor`: 3000 frames of the production stream (20 %
-/// defective) and 3000 good-only frames, each pushed through the daemon defaults (window 100,
-/// a test every 25 frames, enter/exit after 3), a fast setting (window 30, every 10, enter/exit
-/// after 2), non-overlapping windows and the defaults at α = 0.001. Prints tests, significant
-/// tests and DRIFT episodes per combination.
+/// Long untouched runs through the `DriftMonitor`: 3000 frames (or $ENDFACE_DRIFT_LONG_FRAMES)
+/// of the production stream (20 % defective) and as many good-only frames, each pushed through
+/// the daemon defaults (disjoint windows of 60, enter after 3, exit after 2), the old overlapping
+/// defaults (window 100 every 25, enter/exit after 3), a fast overlapping setting and a fast
+/// disjoint one. Prints tests, significant tests and DRIFT episodes per combination.
 ///
-/// `cargo test --release --test drift_synth -- --ignored --nocapture long_untouched_runs_synth`
+/// `ENDFACE_DRIFT_LONG_FRAMES=12000 cargo test --release --test drift_synth -- --ignored --nocapture long_untouched_runs_synth`
 #[test]
 #[ignore]
 fn long_untouched_runs_synth() {
-    let n = 3000u64;
+    // ENDFACE_DRIFT_LONG_FRAMES overrides the length (docs/drift.md uses 12000).
+    let n: u64 = std::env::var("ENDFACE_DRIFT_LONG_FRAMES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000);
     let configs = [
         (
             "defaults (w=60, every 60, enter 3, exit 2)",
