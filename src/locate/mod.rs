@@ -60,6 +60,13 @@ pub const MIN_FRAME_SIDE_PX: u32 = 48;
 /// Plateaus on either side of the edge (glass inside, ferrule outside) are measured this far
 /// from it (µm): beyond rim lines and a typical epoxy ring.
 const PLATEAU_UM: (f64, f64) = (5.5, 8.5);
+/// The glass boundary is searched within ± this (µm) of the first circle fit: wide enough for
+/// a fit that took the outer edge of an epoxy ring on some rays and the glass on others.
+const BOUNDARY_ZONE_UM: f64 = 5.5;
+/// Width (µm) of the plateaus beyond that zone whose levels are the glass and the outside.
+const BOUNDARY_PLATEAU_UM: f64 = 2.5;
+/// Bright and dark lines (edge rims, a bore rim) narrower than this (µm) are not steps.
+const RIM_LINE_UM: f64 = 3.0;
 /// The focus measure normalizes the edge slope by the intensity range within ± this (µm).
 const FOCUS_RANGE_UM: f64 = 4.0;
 
@@ -361,13 +368,19 @@ impl Locator {
             });
         }
 
-        // Pass 2: long profiles around the fitted circle; one edge chosen on their median
-        // (consistent across rays when the edge is double), then the per-ray edges in a
-        // narrow window around it.
+        // Pass 2: long profiles around the fitted circle. In each angular sector the glass
+        // boundary is chosen on the median profile — the innermost real step, not a rim
+        // line, not the outer edge of an epoxy ring (see `refine::glass_step`) — then each
+        // ray's edge is searched in a narrow window around its sector's choice.
         let px_per_um = c1.r / CLADDING_RADIUS_UM;
+        let noise = refine::noise_sigma(img, &mut self.hist).max(0.5);
         let window2 = (0.02 * c1.r).max(3.0);
-        let reach2 =
-            (PLATEAU_UM.1.max(FOCUS_RANGE_UM) * px_per_um + 2.0).max(3.0 * window2 + 6.0) + window2;
+        let reach2 = ((BOUNDARY_ZONE_UM + BOUNDARY_PLATEAU_UM)
+            .max(PLATEAU_UM.1.max(FOCUS_RANGE_UM))
+            * px_per_um
+            + 4.0)
+            .max(3.0 * window2 + 6.0)
+            + window2;
         let observed = self.rays.cast(
             img,
             aspect,
@@ -375,17 +388,25 @@ impl Locator {
             (c1.r - reach2, c1.r + reach2),
             n_rays,
         );
-        let (rho, gap) = self
-            .rays
-            .consensus_edge([c1.cx, c1.cy], c1.r, window2, hit.polarity)
-            .unwrap_or((0.0, f64::INFINITY));
-        let r_star = c1.r + rho;
-        let window3 = if gap.is_finite() {
-            (0.45 * gap).clamp(0.75, 2.5)
-        } else {
-            2.5
+        let rule = refine::StepRule {
+            zone_px: BOUNDARY_ZONE_UM * px_per_um,
+            plateau_px: BOUNDARY_PLATEAU_UM * px_per_um,
+            line_px: RIM_LINE_UM * px_per_um,
+            min_rise: 1.0 + 3.0 * noise / (observed.max(1) as f64).sqrt(),
         };
-        self.rays.find_edges(r_star, window3, hit.polarity);
+        let global = self.rays.choose_boundaries(c1.r, &rule, hit.polarity);
+        let r_star = match global {
+            Some(b) => {
+                self.rays.find_boundary_edges(&rule, hit.polarity);
+                self.rays.radius_at(b.pos)
+            }
+            None => {
+                // No clear step on the median profile (a faint edge): the strongest edge
+                // near the circle on each ray.
+                self.rays.find_edges(c1.r, window2, hit.polarity);
+                c1.r
+            }
+        };
         self.collect_points();
         if self.pts.len() < min_pts {
             return Err(LocateError::NotFound {
@@ -409,9 +430,26 @@ impl Locator {
                 reason: "the circle fit diverged".into(),
             });
         }
+        // The half-way crossings give the center (they barely move with the strength of a
+        // rim, which relief makes vary around the circumference); where the step has a clear
+        // steepest point the radius is refined to it: by the median over the rays on the
+        // circle of how far their steepest point lies beyond their crossing.
+        self.scratch.clear();
+        let tol = (0.01 * c2.r).max(1.5);
+        self.scratch.extend(
+            self.rays
+                .points
+                .iter()
+                .filter(|e| e.strength > 0.0 && c2.residual(e.p).abs() <= tol)
+                .filter_map(|e| e.steep_dt),
+        );
+        let radius_shift = if self.scratch.len() >= (n_rays / 8).max(8) {
+            fit::median_in_place(&mut self.scratch)
+        } else {
+            0.0
+        };
 
         // Rays supporting the circle, then the median edge profile over them.
-        let noise = refine::noise_sigma(img, &mut self.hist).max(0.5);
         let support = self.support(c2, n_rays);
         let profile = self.rays.edge_profile(
             [c2.cx, c2.cy],
@@ -424,7 +462,7 @@ impl Locator {
         let (contrast, focus) = profile
             .map(|p| (p.contrast, p.sharpness.clamp(0.0, 1.0)))
             .unwrap_or((0.0, 0.0));
-        let radius_px = c2.r;
+        let radius_px = c2.r + radius_shift;
         // Edge visibility: the step across the edge, or for rim-dominated edges twice the
         // edge slope over one pixel, against the frame's noise.
         let snr = contrast.max(2.0 * support.median_strength) / noise;
@@ -444,7 +482,7 @@ impl Locator {
             coarse_center_in_frame: [hit.cx, hit.cy * aspect],
             coarse_radius_px: hit.r,
             polarity: hit.polarity,
-            radius_px: c2.r,
+            radius_px,
             support: support.fraction,
             rms_px: support.rms,
             contrast,
@@ -472,12 +510,13 @@ impl Locator {
             });
         }
         if confidence < self.cfg.min_confidence {
+            let hint = self.aspect_hint(c2, aspect);
             return Err(LocateError::LowConfidence {
                 confidence,
                 min_confidence: self.cfg.min_confidence,
                 reason: format!(
                     "circle at ({:.1}, {:.1}) radius {:.1} px: edge seen on {:.0} % of rays, \
-                     residual {:.2} px, edge contrast {:.1} x noise",
+                     residual {:.2} px, edge contrast {:.1} x noise{hint}",
                     center_in_frame[0],
                     center_in_frame[1],
                     radius_px,
@@ -488,6 +527,34 @@ impl Locator {
             });
         }
         Ok(located)
+    }
+
+    /// When the refused edge fits an ellipse much better than a circle, a note naming the
+    /// pixel aspect it implies (a frame grabber with non-square pixels and a station without
+    /// that calibration is the usual cause); else an empty string.
+    fn aspect_hint(&mut self, c: fit::Circle, aspect: f64) -> String {
+        let tol = (0.01 * c.r).max(1.5);
+        let circle_within = self
+            .pts
+            .iter()
+            .filter(|p| c.residual(**p).abs() <= tol)
+            .count() as f64
+            / self.pts.len().max(1) as f64;
+        match fit::axis_ellipse(&self.pts, [c.cx, c.cy], tol, &mut self.scratch) {
+            Some((rx, ry, within))
+                if (ry / rx - 1.0).abs() > 0.015 && within >= circle_within + 0.25 =>
+            {
+                format!(
+                    "; the edge fits an ellipse {:.3} times as tall as wide far better: the \
+                     pixel aspect (y/x) looks like {:.3}, not the configured {:.3} — set the \
+                     aspect or the µm/px calibration in y",
+                    ry / rx,
+                    aspect * ry / rx,
+                    aspect
+                )
+            }
+            _ => String::new(),
+        }
     }
 
     /// Edge points of the expected polarity from the last ray cast.
