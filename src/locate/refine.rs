@@ -1,11 +1,13 @@
-//! Sub-pixel cladding edge along rays, the median radial profile, and the focus measure.
+//! Sub-pixel cladding edge along rays: the glass boundary, the median radial profile, and the
+//! focus measure.
 //!
 //! In: the full-resolution frame, the pixel aspect, a circle (circle space) and a search
-//! window. Out: one [`EdgePoint`] per ray that stays inside the frame — the position of the
-//! strongest edge of the expected polarity inside the window (parabola-interpolated maximum
-//! of the smoothed profile derivative) and its strength (intensity change per pixel) — and,
-//! for a fitted circle, the [`EdgeProfile`] of the median radial profile across the cladding
-//! edge: its contrast and its sharpness (the focus measure).
+//! window or a [`StepRule`]. Out: one [`EdgePoint`] per ray that stays inside the frame —
+//! either the strongest edge of the expected polarity inside a window (parabola-interpolated
+//! maximum of the smoothed profile derivative; the first, coarse pass) or the ray's crossing
+//! of the glass boundary chosen for its angular sector by [`glass_step`] (the refining pass)
+//! — and, for a fitted circle, the [`EdgeProfile`] of the median radial profile across the
+//! cladding edge: its contrast and its sharpness (the focus measure).
 
 use image::GrayImage;
 
@@ -443,7 +445,7 @@ impl Rays {
                 continue;
             };
             let steep_dt = b.steepest.and_then(|(peak, half)| {
-                steepest_in(&self.smooth, peak, half).map(|(q, _)| (q - pos) * STEP_PX)
+                steepest(&self.smooth, peak, half, false).map(|(q, _)| (q - pos) * STEP_PX)
             });
             let t_edge = self.t_start + pos * STEP_PX;
             let [c, s] = self.dirs[ray];
@@ -640,23 +642,6 @@ fn half_crossing(c: &[f64], s: &[f64], b: &Boundary) -> Option<(f64, f64)> {
     crossing_near(s, 0.5 * (before + after), lo, hi, p0)
 }
 
-/// The steepest point of `s` within `[centre - half, centre + half]` samples (parabola
-/// interpolated) and its slope, when that slope is positive.
-fn steepest_in(s: &[f64], centre: f64, half: f64) -> Option<(f64, f64)> {
-    let lo = ((centre - half).round().max(2.0)) as usize;
-    let hi = ((centre + half).round() as usize).min(s.len().saturating_sub(3));
-    if lo > hi {
-        return None;
-    }
-    let k = (lo..=hi).max_by(|&i, &j| slope_at(s, i).total_cmp(&slope_at(s, j)))?;
-    let (dm, d0, dp) = (slope_at(s, k - 1), slope_at(s, k), slope_at(s, k + 1));
-    if d0 <= 0.0 {
-        return None;
-    }
-    let delta = parabola_offset(dm, d0, dp);
-    Some((k as f64 + delta, d0 - 0.25 * (dm - dp) * delta))
-}
-
 /// Slope (levels per px) of profile `s` at sample `i` (central difference).
 #[inline]
 fn slope_at(s: &[f64], i: usize) -> f64 {
@@ -664,17 +649,18 @@ fn slope_at(s: &[f64], i: usize) -> f64 {
 }
 
 /// The steepest point of `s` within `[centre - half, centre + half]` samples (parabola
-/// interpolated) and its slope, provided it is a true local maximum of the slope there (not
-/// just the end of a window on a ramp that keeps getting steeper).
-fn steepest_near(s: &[f64], centre: f64, half: f64) -> Option<(f64, f64)> {
-    let lo = ((centre - half).floor().max(2.0)) as usize;
-    let hi = ((centre + half).ceil() as usize).min(s.len().saturating_sub(3));
-    if lo >= hi {
+/// interpolated) and its slope, when that slope is positive. With `strict`, only when it is a
+/// true local maximum of the slope (not the end of the window on a ramp that keeps getting
+/// steeper).
+fn steepest(s: &[f64], centre: f64, half: f64, strict: bool) -> Option<(f64, f64)> {
+    let lo = ((centre - half).round().max(2.0)) as usize;
+    let hi = ((centre + half).round() as usize).min(s.len().saturating_sub(3));
+    if lo > hi {
         return None;
     }
     let k = (lo..=hi).max_by(|&i, &j| slope_at(s, i).total_cmp(&slope_at(s, j)))?;
     let (dm, d0, dp) = (slope_at(s, k - 1), slope_at(s, k), slope_at(s, k + 1));
-    if !(d0 > 0.0 && d0 >= dm && d0 > dp) {
+    if d0 <= 0.0 || (strict && !(d0 >= dm && d0 > dp)) {
         return None;
     }
     let delta = parabola_offset(dm, d0, dp);
@@ -768,7 +754,7 @@ pub(crate) fn glass_step(
     // do not move it); each ray then takes its own steepest point near it, in a window that
     // keeps the nearest other edge out.
     let snap = SNAP_PX / STEP_PX;
-    if let Some((peak, slope)) = steepest_near(s, pos, snap) {
+    if let Some((peak, slope)) = steepest(s, pos, snap, true) {
         if (peak - pos).abs() < snap {
             let gap = (lo.max(2)..=hi.min(len - 3))
                 .filter(|&i| {
