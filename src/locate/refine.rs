@@ -779,3 +779,95 @@ pub(crate) fn glass_step(
     }
     Some(Boundary { pos, ..b })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A radial profile sampled every [`STEP_PX`] from 0 to 60 px: glass `g` up to `r0`
+    /// (soft step of scale `soft` px), then `steps` (position px, new level) and Gaussian
+    /// `lines` (centre px, amplitude, half-width px).
+    fn profile(g: f64, soft: f64, steps: &[(f64, f64)], lines: &[(f64, f64, f64)]) -> Vec<f64> {
+        let n = (60.0 / STEP_PX) as usize + 1;
+        (0..n)
+            .map(|i| {
+                let t = i as f64 * STEP_PX;
+                let mut v = g;
+                let mut prev = g;
+                for &(at, level) in steps {
+                    v += (level - prev) / (1.0 + (-1.7 * (t - at) / soft).exp());
+                    prev = level;
+                }
+                for &(at, amp, w) in lines {
+                    v += amp * (-((t - at) / w).powi(2)).exp();
+                }
+                v
+            })
+            .collect()
+    }
+
+    /// The glass boundary (px) that `glass_step` picks on `p` around a circle at 30 px.
+    fn boundary(p: &[f64], polarity: f64) -> Option<f64> {
+        let rule = StepRule {
+            zone_px: 12.0,
+            plateau_px: 5.0,
+            line_px: 6.0,
+            min_rise: 2.0,
+        };
+        let (mut smooth, mut work, mut clean, mut deriv) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let kernel = gauss_kernel(SMOOTH_SIGMA_SAMPLES, SMOOTH_HALF);
+        clean_profile(
+            p,
+            &kernel,
+            polarity,
+            line_half_samples(rule.line_px),
+            &mut smooth,
+            &mut work,
+            &mut clean,
+        );
+        let b = glass_step(&clean, &smooth, 30.0 / STEP_PX, &rule, &mut deriv)?;
+        Some(b.pos * STEP_PX)
+    }
+
+    #[test]
+    fn a_clean_step_either_way() {
+        let rising = profile(80.0, 1.0, &[(31.3, 200.0)], &[]);
+        let b = boundary(&rising, 1.0).unwrap();
+        assert!((b - 31.3).abs() < 0.05, "{b}");
+        let falling = profile(200.0, 1.0, &[(28.6, 90.0)], &[]);
+        let b = boundary(&falling, -1.0).unwrap();
+        assert!((b - 28.6).abs() < 0.05, "{b}");
+    }
+
+    #[test]
+    fn an_epoxy_ring_with_a_bright_bore_rim_is_not_the_glass() {
+        // Glass 80, epoxy ring at 65 % from 30 px, ferrule from 35 px with a bright rim that
+        // makes the outer edge steeper than the glass edge.
+        let p = profile(
+            80.0,
+            1.0,
+            &[(30.0, 158.0), (35.0, 200.0)],
+            &[(36.5, 60.0, 1.2)],
+        );
+        let b = boundary(&p, 1.0).unwrap();
+        assert!((b - 30.0).abs() < 0.3, "{b}");
+    }
+
+    #[test]
+    fn a_dark_line_inside_the_edge_is_climbed_out_of() {
+        // Dark fiber, dark rim just inside the glass edge at 30 px.
+        let p = profile(90.0, 0.8, &[(30.0, 190.0)], &[(29.2, -45.0, 0.8)]);
+        let b = boundary(&p, 1.0).unwrap();
+        assert!((b - 30.0).abs() < 0.4, "{b}");
+    }
+
+    #[test]
+    fn no_step_no_boundary() {
+        let flat = profile(120.0, 1.0, &[], &[]);
+        assert!(boundary(&flat, 1.0).is_none());
+        // A lone line is not a step either.
+        let line = profile(120.0, 1.0, &[], &[(30.0, 40.0, 1.0)]);
+        assert!(boundary(&line, 1.0).is_none());
+    }
+}
