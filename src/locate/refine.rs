@@ -105,7 +105,7 @@ pub(crate) struct Rays {
     median: Vec<f64>,
     median_smooth: Vec<f64>,
     clean: Vec<f64>,
-    work: Vec<f64>,
+    morph: MorphBufs,
     /// Angular sector of each stored ray.
     sectors: Vec<usize>,
     /// The glass boundary chosen in each sector (see [`Rays::choose_boundaries`]).
@@ -130,7 +130,7 @@ impl Default for Rays {
             median: Vec::new(),
             median_smooth: Vec::new(),
             clean: Vec::new(),
-            work: Vec::new(),
+            morph: MorphBufs::default(),
             sectors: Vec::new(),
             boundaries: Vec::new(),
             points: Vec::new(),
@@ -373,19 +373,17 @@ impl Rays {
         // Each sector.
         self.boundaries.clear();
         for sector in 0..SECTORS {
-            let members = self.sectors.iter().filter(|&&s| s == sector).count();
+            // Rays are stored in angle order, so a sector's rays are contiguous.
+            let first = self.sectors.partition_point(|&s| s < sector);
+            let end = self.sectors.partition_point(|&s| s <= sector);
+            let members = end - first;
             let mut choice = None;
             if members >= 3 {
                 self.median.clear();
                 for i in 0..len {
                     self.tmp.clear();
-                    self.tmp.extend(
-                        self.sectors
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, &s)| s == sector)
-                            .map(|(k, _)| self.profiles[k * len + i]),
-                    );
+                    self.tmp
+                        .extend((first..end).map(|k| self.profiles[k * len + i]));
                     self.median.push(super::fit::median_in_place(&mut self.tmp));
                 }
                 let sector_rule = StepRule {
@@ -413,7 +411,7 @@ impl Rays {
             polarity,
             half_line,
             &mut self.median_smooth,
-            &mut self.work,
+            &mut self.morph,
             &mut self.clean,
         );
         glass_step(&self.clean, &self.median_smooth, m_r, rule, &mut self.deriv)
@@ -438,7 +436,7 @@ impl Rays {
                 polarity,
                 half_line,
                 &mut self.smooth,
-                &mut self.work,
+                &mut self.morph,
                 &mut self.clean,
             );
             let Some((pos, slope)) = half_crossing(&self.clean, &self.smooth, &b) else {
@@ -551,19 +549,52 @@ fn line_half_samples(line_px: f64) -> usize {
     ((0.5 * line_px / STEP_PX).round() as usize).max(1)
 }
 
+/// Scratch buffers of [`morph`].
+#[derive(Default)]
+pub(crate) struct MorphBufs {
+    /// Intermediate result between the passes of [`clean_profile`].
+    work: Vec<f64>,
+    pad: Vec<f64>,
+    fwd: Vec<f64>,
+    bwd: Vec<f64>,
+}
+
 /// Flat 1-D erosion (`max = false`) or dilation over `[i - half, i + half]` clipped to
-/// `src`'s range.
-fn morph(src: &[f64], half: usize, max: bool, dst: &mut Vec<f64>) {
+/// `src`'s range, in O(n) whatever `half` (van Herk / Gil–Werman: running extremes forward
+/// and backward within blocks of the window's length; a window spans at most two blocks).
+fn morph(src: &[f64], half: usize, max: bool, dst: &mut Vec<f64>, m: &mut MorphBufs) {
     let n = src.len();
-    dst.clear();
-    dst.extend((0..n).map(|i| {
-        let w = &src[i.saturating_sub(half)..(i + half + 1).min(n)];
-        if max {
-            w.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+    let w = 2 * half + 1;
+    let len = n + 2 * half;
+    let fill = if max {
+        f64::NEG_INFINITY
+    } else {
+        f64::INFINITY
+    };
+    let pick = |a: f64, b: f64| if max { a.max(b) } else { a.min(b) };
+    m.pad.clear();
+    m.pad.resize(len, fill);
+    m.pad[half..half + n].copy_from_slice(src);
+    m.fwd.clear();
+    m.fwd.resize(len, fill);
+    m.bwd.clear();
+    m.bwd.resize(len, fill);
+    for j in 0..len {
+        m.fwd[j] = if j % w == 0 {
+            m.pad[j]
         } else {
-            w.iter().copied().fold(f64::INFINITY, f64::min)
-        }
-    }));
+            pick(m.fwd[j - 1], m.pad[j])
+        };
+    }
+    for j in (0..len).rev() {
+        m.bwd[j] = if j % w == w - 1 || j == len - 1 {
+            m.pad[j]
+        } else {
+            pick(m.bwd[j + 1], m.pad[j])
+        };
+    }
+    dst.clear();
+    dst.extend((0..n).map(|i| pick(m.bwd[i], m.fwd[i + w - 1])));
 }
 
 /// `dst` = `src` smoothed by `kernel` and signed by `polarity` (so that the glass-to-outside
@@ -578,7 +609,7 @@ fn clean_profile(
     polarity: f64,
     half_line: usize,
     smooth: &mut Vec<f64>,
-    work: &mut Vec<f64>,
+    m: &mut MorphBufs,
     dst: &mut Vec<f64>,
 ) {
     let n = src.len();
@@ -590,10 +621,12 @@ fn clean_profile(
         smooth[n - half_k..].iter_mut().for_each(|v| *v = last);
     }
     smooth.iter_mut().for_each(|v| *v *= polarity);
-    morph(smooth, half_line, false, work);
-    morph(work, half_line, true, dst); // opening: bright lines gone
-    morph(dst, half_line, true, work);
-    morph(work, half_line, false, dst); // closing: dark lines gone
+    let mut work = std::mem::take(&mut m.work);
+    morph(smooth, half_line, false, &mut work, m);
+    morph(&work, half_line, true, dst, m); // opening: bright lines gone
+    morph(dst, half_line, true, &mut work, m);
+    morph(&work, half_line, false, dst, m); // closing: dark lines gone
+    m.work = work;
 }
 
 /// Mean of `c` over the inclusive index range `r` (clipped).
@@ -814,8 +847,8 @@ mod tests {
             line_px: 6.0,
             min_rise: 2.0,
         };
-        let (mut smooth, mut work, mut clean, mut deriv) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut smooth, mut clean, mut deriv) = (Vec::new(), Vec::new(), Vec::new());
+        let mut m = MorphBufs::default();
         let kernel = gauss_kernel(SMOOTH_SIGMA_SAMPLES, SMOOTH_HALF);
         clean_profile(
             p,
@@ -823,11 +856,39 @@ mod tests {
             polarity,
             line_half_samples(rule.line_px),
             &mut smooth,
-            &mut work,
+            &mut m,
             &mut clean,
         );
         let b = glass_step(&clean, &smooth, 30.0 / STEP_PX, &rule, &mut deriv)?;
         Some(b.pos * STEP_PX)
+    }
+
+    #[test]
+    fn morph_matches_the_naive_window() {
+        let mut x = 0x1234_5678_9abc_def0u64;
+        let src: Vec<f64> = (0..57)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % 1000) as f64
+            })
+            .collect();
+        let (mut out, mut m) = (Vec::new(), MorphBufs::default());
+        for half in [1, 2, 5, 8, 30, 60] {
+            for max in [false, true] {
+                morph(&src, half, max, &mut out, &mut m);
+                for (i, v) in out.iter().enumerate() {
+                    let w = &src[i.saturating_sub(half)..(i + half + 1).min(src.len())];
+                    let want = if max {
+                        w.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+                    } else {
+                        w.iter().copied().fold(f64::INFINITY, f64::min)
+                    };
+                    assert_eq!(*v, want, "half {half} max {max} at {i}");
+                }
+            }
+        }
     }
 
     #[test]
