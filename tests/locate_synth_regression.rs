@@ -323,8 +323,9 @@ fn dump_profile() {
 }
 
 /// Double edges, rims and relief: the glass boundary on (nearly) every frame, with the
-/// station's calibration and with only the pixel aspect. Before the fix about a third of
-/// these frames came out 2–4 px too large or with the centre pulled by 1–3 px.
+/// station's calibration and with only the pixel aspect. Before the fix 6 of these 60 frames
+/// missed (radius up to 4.3 px too large: the outer edge of the ring), and the mean radius
+/// error was +0.68 px; now none miss.
 #[test]
 fn double_edges_take_the_glass_boundary() {
     let cfg = SynthConfig::default();
