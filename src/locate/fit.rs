@@ -190,6 +190,76 @@ pub(crate) fn tukey_fit(
     (c, sigma)
 }
 
+/// An axis-aligned ellipse centred on `center` fitted to `pts` (robustly: three rounds of
+/// least squares on 1/ρ² = a·cos²φ + b·sin²φ, dropping points off by more than three robust
+/// sigmas): its semi-axes `(rx, ry)` and the fraction of `pts` within `tol_px` of it.
+/// `scratch` is reused. `None` for fewer than 8 usable points.
+pub(crate) fn axis_ellipse(
+    pts: &[[f64; 2]],
+    center: [f64; 2],
+    tol_px: f64,
+    scratch: &mut Vec<f64>,
+) -> Option<(f64, f64, f64)> {
+    let polar = |p: &[f64; 2]| {
+        let (dx, dy) = (p[0] - center[0], p[1] - center[1]);
+        let rho2 = dx * dx + dy * dy;
+        (
+            dx * dx / rho2.max(1e-12),
+            dy * dy / rho2.max(1e-12),
+            rho2.sqrt(),
+        )
+    };
+    let model = |a: f64, b: f64, c2: f64, s2: f64| 1.0 / (a * c2 + b * s2).max(1e-18).sqrt();
+    let (mut a, mut b) = (f64::NAN, f64::NAN);
+    let mut cut = f64::INFINITY;
+    for _ in 0..3 {
+        let (mut suu, mut suv, mut svv, mut sut, mut svt, mut n) = (0.0, 0.0, 0.0, 0.0, 0.0, 0);
+        for p in pts {
+            let (u, v, rho) = polar(p);
+            if rho < 1.0 {
+                continue;
+            }
+            if a.is_finite() && (rho - model(a, b, u, v)).abs() > cut {
+                continue;
+            }
+            let t = 1.0 / (rho * rho);
+            suu += u * u;
+            suv += u * v;
+            svv += v * v;
+            sut += u * t;
+            svt += v * t;
+            n += 1;
+        }
+        let det = suu * svv - suv * suv;
+        if n < 8 || det.abs() < 1e-12 {
+            return None;
+        }
+        a = (sut * svv - svt * suv) / det;
+        b = (svt * suu - sut * suv) / det;
+        if !(a > 0.0 && b > 0.0) {
+            return None;
+        }
+        scratch.clear();
+        scratch.extend(pts.iter().map(|p| {
+            let (u, v, rho) = polar(p);
+            (rho - model(a, b, u, v)).abs()
+        }));
+        cut = (3.0 * 1.4826 * median_in_place(scratch)).max(0.5);
+    }
+    let within = pts
+        .iter()
+        .filter(|p| {
+            let (u, v, rho) = polar(p);
+            (rho - model(a, b, u, v)).abs() <= tol_px
+        })
+        .count();
+    Some((
+        1.0 / a.sqrt(),
+        1.0 / b.sqrt(),
+        within as f64 / pts.len().max(1) as f64,
+    ))
+}
+
 /// Solve a 3x3 linear system by Cramer's rule; `None` when singular.
 fn solve3(a: [[f64; 3]; 3], b: [f64; 3]) -> Option<[f64; 3]> {
     let det = |m: [[f64; 3]; 3]| {
@@ -241,6 +311,23 @@ mod tests {
         let c = circle_through([0.0, 1.0], [1.0, 0.0], [-1.0, 0.0]).unwrap();
         assert!(c.cx.abs() < 1e-12 && c.cy.abs() < 1e-12 && (c.r - 1.0).abs() < 1e-12);
         assert!(circle_through([0.0, 0.0], [1.0, 1.0], [2.0, 2.0]).is_none());
+    }
+
+    #[test]
+    fn axis_ellipse_measures_the_aspect() {
+        let n = 180;
+        let pts: Vec<[f64; 2]> = (0..n)
+            .map(|i| {
+                let a = i as f64 / n as f64 * std::f64::consts::TAU;
+                [50.0 + 100.0 * a.cos(), 60.0 + 109.0 * a.sin()]
+            })
+            .collect();
+        let (rx, ry, within) = axis_ellipse(&pts, [50.0, 60.0], 0.5, &mut Vec::new()).unwrap();
+        assert!(
+            (rx - 100.0).abs() < 1e-6 && (ry - 109.0).abs() < 1e-6,
+            "{rx} {ry}"
+        );
+        assert!((within - 1.0).abs() < 1e-12);
     }
 
     #[test]

@@ -1,11 +1,13 @@
-//! Sub-pixel cladding edge along rays, the median radial profile, and the focus measure.
+//! Sub-pixel cladding edge along rays: the glass boundary, the median radial profile, and the
+//! focus measure.
 //!
 //! In: the full-resolution frame, the pixel aspect, a circle (circle space) and a search
-//! window. Out: one [`EdgePoint`] per ray that stays inside the frame — the position of the
-//! strongest edge of the expected polarity inside the window (parabola-interpolated maximum
-//! of the smoothed profile derivative) and its strength (intensity change per pixel) — and,
-//! for a fitted circle, the [`EdgeProfile`] of the median radial profile across the cladding
-//! edge: its contrast and its sharpness (the focus measure).
+//! window or a [`StepRule`]. Out: one [`EdgePoint`] per ray that stays inside the frame —
+//! either the strongest edge of the expected polarity inside a window (parabola-interpolated
+//! maximum of the smoothed profile derivative; the first, coarse pass) or the ray's crossing
+//! of the glass boundary chosen for its angular sector by [`glass_step`] (the refining pass)
+//! — and, for a fitted circle, the [`EdgeProfile`] of the median radial profile across the
+//! cladding edge: its contrast and its sharpness (the focus measure).
 
 use image::GrayImage;
 
@@ -18,6 +20,50 @@ const SMOOTH_HALF: usize = 3;
 const SHARP_SIGMA_SAMPLES: f64 = 1.0;
 const SHARP_HALF: usize = 2;
 
+/// Angular sectors in which the glass boundary is chosen separately: rims with relief
+/// (lit from one side) change which of two neighbouring edges is the stronger around the
+/// circumference, and a chip or dust spoils only its own sector.
+pub(crate) const SECTORS: usize = 16;
+/// A step counts as the glass boundary when it carries at least this fraction of the whole
+/// glass-to-outside change (an epoxy ring splits that change in two).
+const MIN_STEP_FRACTION: f64 = 0.3;
+/// A steepest point within this distance (px) of a step's half-way crossing is taken as the
+/// boundary instead of the crossing.
+const SNAP_PX: f64 = 1.0;
+/// Two derivative peaks belong to one step unless the derivative between them falls below
+/// this fraction of the smaller one.
+const VALLEY_FRACTION: f64 = 0.5;
+
+/// How the glass boundary is told apart from rim lines and an epoxy ring on a radial
+/// profile (all lengths in circle-space x-pixels).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StepRule {
+    /// Half-width of the zone around the circle in which the boundary is searched.
+    pub zone_px: f64,
+    /// Width of the plateaus just beyond the zone whose levels are "glass" and "outside".
+    pub plateau_px: f64,
+    /// Bright or dark lines (rims) narrower than this are removed before steps are measured.
+    pub line_px: f64,
+    /// Smallest glass-to-outside change (gray levels) worth a choice, for the all-rays median.
+    pub min_rise: f64,
+}
+
+/// The glass boundary as chosen on a median profile, in sample indices of the stored
+/// profiles (sample `i` lies at distance `t_start + i * STEP_PX` from the cast origin).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Boundary {
+    /// Where the cleaned profile crosses half-way between the levels before and after the
+    /// step.
+    pub pos: f64,
+    /// Samples whose mean is the level before the step (inclusive range)...
+    pub before: (usize, usize),
+    /// ...and after it. Per ray, the crossing is searched between the two.
+    pub after: (usize, usize),
+    /// When the step has a clear steepest point next to its half-way crossing: that point
+    /// (samples) and the half-width (samples) of the window in which each ray finds its own.
+    pub steepest: Option<(f64, f64)>,
+}
+
 /// Edge found on one ray.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct EdgePoint {
@@ -27,6 +73,9 @@ pub(crate) struct EdgePoint {
     pub strength: f64,
     /// Index of the ray's stored profile.
     pub ray: usize,
+    /// Where the ray's steepest point lies beyond `p` along the ray (px), when its sector's
+    /// step has a clear steepest point (see [`Boundary::steepest`]).
+    pub steep_dt: Option<f64>,
 }
 
 /// The cladding edge as seen on the median radial profile.
@@ -55,6 +104,12 @@ pub(crate) struct Rays {
     origin: [f64; 2],
     median: Vec<f64>,
     median_smooth: Vec<f64>,
+    clean: Vec<f64>,
+    morph: MorphBufs,
+    /// Angular sector of each stored ray.
+    sectors: Vec<usize>,
+    /// The glass boundary chosen in each sector (see [`Rays::choose_boundaries`]).
+    boundaries: Vec<Option<Boundary>>,
     pub points: Vec<EdgePoint>,
 }
 
@@ -74,6 +129,10 @@ impl Default for Rays {
             origin: [0.0; 2],
             median: Vec::new(),
             median_smooth: Vec::new(),
+            clean: Vec::new(),
+            morph: MorphBufs::default(),
+            sectors: Vec::new(),
+            boundaries: Vec::new(),
             points: Vec::new(),
         }
     }
@@ -155,6 +214,8 @@ impl Rays {
         self.points.clear();
         self.profiles.clear();
         self.dirs.clear();
+        self.sectors.clear();
+        self.boundaries.clear();
         let t_start = t_from.max(1.0);
         let n = ((t_to - t_start) / STEP_PX).ceil().max(8.0) as usize + 1;
         self.profile_len = n;
@@ -179,6 +240,7 @@ impl Rays {
                     .push(bilinear(raw_img, w, h, cx + t * c, (cy + t * s) * aspect));
             }
             self.dirs.push([c, s]);
+            self.sectors.push(k * SECTORS / n_rays);
         }
         self.dirs.len()
     }
@@ -199,6 +261,7 @@ impl Rays {
                     p: [cx + t_edge * c, cy + t_edge * s],
                     strength,
                     ray,
+                    steep_dt: None,
                 });
             }
         }
@@ -281,49 +344,116 @@ impl Rays {
         Some(m)
     }
 
-    /// The edge of `polarity` that all rays should use: the strongest derivative peak of the
-    /// median profile over all rays within ±`window_px` of circle (`center`, `r`). Returns
-    /// its offset from `r` (px) and the distance to the nearest other peak of at least 35 %
-    /// of its strength within ±3·`window_px` (`f64::INFINITY` when there is none): a double
-    /// edge then gets one consistent choice instead of a per-ray coin toss.
-    pub fn consensus_edge(
+    /// Choose where the glass boundary lies around circle (`origin`, `r`): on the median
+    /// profile of every angular sector (and of all rays, the fallback for a sector with too
+    /// few rays or no clear step) by [`glass_step`]. Fills `self.boundaries` (one per
+    /// sector, read by [`Rays::find_boundary_edges`]) and returns the all-rays choice.
+    pub fn choose_boundaries(
         &mut self,
-        center: [f64; 2],
         r: f64,
-        window_px: f64,
+        rule: &StepRule,
         polarity: f64,
-    ) -> Option<(f64, f64)> {
-        let m = self.median_profile(center, r, None, 3.0 * window_px + 3.0)?;
-        let len = self.median.len();
-        convolve(&self.median, &self.kernel, &mut self.median_smooth);
-        self.deriv.clear();
-        self.deriv.resize(len, f64::NEG_INFINITY);
-        let lo = SMOOTH_HALF + 1;
-        let hi = len.saturating_sub(SMOOTH_HALF + 2);
-        for i in lo..=hi {
-            self.deriv[i] = polarity * (self.median_smooth[i + 1] - self.median_smooth[i - 1])
-                / (2.0 * STEP_PX);
+    ) -> Option<Boundary> {
+        let len = self.profile_len;
+        let n_rays = self.dirs.len();
+        let m_r = (r - self.t_start) / STEP_PX;
+        // All rays.
+        self.median.clear();
+        for i in 0..len {
+            self.tmp.clear();
+            self.tmp
+                .extend((0..n_rays).map(|k| self.profiles[k * len + i]));
+            self.median.push(super::fit::median_in_place(&mut self.tmp));
         }
-        let reach = (window_px / STEP_PX).round() as usize;
-        let (a, b) = (m.saturating_sub(reach).max(lo + 1), (m + reach).min(hi - 1));
-        if a >= b {
-            return None;
-        }
-        let best = (a..=b).max_by(|&i, &j| self.deriv[i].total_cmp(&self.deriv[j]))?;
-        let peak = self.deriv[best];
-        if peak.is_nan() || peak <= 0.0 {
-            return None;
-        }
-        let delta = parabola_offset(self.deriv[best - 1], peak, self.deriv[best + 1]);
-        let rho = (best as f64 + delta - m as f64) * STEP_PX;
-        let mut gap = f64::INFINITY;
-        for i in (lo + 1)..hi {
-            let d = self.deriv[i];
-            if i != best && d >= 0.35 * peak && d >= self.deriv[i - 1] && d > self.deriv[i + 1] {
-                gap = gap.min((i as f64 - best as f64).abs() * STEP_PX);
+        let global = if n_rays >= 8 {
+            self.step_on_median(m_r, rule, polarity)
+        } else {
+            None
+        };
+        // Each sector.
+        self.boundaries.clear();
+        for sector in 0..SECTORS {
+            // Rays are stored in angle order, so a sector's rays are contiguous.
+            let first = self.sectors.partition_point(|&s| s < sector);
+            let end = self.sectors.partition_point(|&s| s <= sector);
+            let members = end - first;
+            let mut choice = None;
+            if members >= 3 {
+                self.median.clear();
+                for i in 0..len {
+                    self.tmp.clear();
+                    self.tmp
+                        .extend((first..end).map(|k| self.profiles[k * len + i]));
+                    self.median.push(super::fit::median_in_place(&mut self.tmp));
+                }
+                let sector_rule = StepRule {
+                    min_rise: rule.min_rise * (n_rays as f64 / members as f64).sqrt(),
+                    ..*rule
+                };
+                choice = self.step_on_median(m_r, &sector_rule, polarity);
             }
+            self.boundaries.push(choice.or(global));
         }
-        Some((rho, gap))
+        global
+    }
+
+    /// Distance from the cast origin (px) of profile sample `pos`.
+    pub fn radius_at(&self, pos: f64) -> f64 {
+        self.t_start + pos * STEP_PX
+    }
+
+    /// [`glass_step`] on the cleaned `self.median` (sample `m_r` is the circle).
+    fn step_on_median(&mut self, m_r: f64, rule: &StepRule, polarity: f64) -> Option<Boundary> {
+        let half_line = line_half_samples(rule.line_px);
+        clean_profile(
+            &self.median,
+            &self.kernel,
+            polarity,
+            half_line,
+            &mut self.median_smooth,
+            &mut self.morph,
+            &mut self.clean,
+        );
+        glass_step(&self.clean, &self.median_smooth, m_r, rule, &mut self.deriv)
+    }
+
+    /// On every stored ray, the glass boundary of its sector's choice: the ray's cleaned
+    /// profile (as for the choice) crossing half-way between its own levels before and
+    /// after the step, the crossing nearest to the sector's (into `self.points`; strength:
+    /// the slope there). Rays of a sector without a choice get none.
+    pub fn find_boundary_edges(&mut self, rule: &StepRule, polarity: f64) {
+        self.points.clear();
+        let [cx, cy] = self.origin;
+        let n = self.profile_len;
+        let half_line = line_half_samples(rule.line_px);
+        for ray in 0..self.dirs.len() {
+            let Some(b) = self.boundaries.get(self.sectors[ray]).copied().flatten() else {
+                continue;
+            };
+            clean_profile(
+                &self.profiles[ray * n..(ray + 1) * n],
+                &self.kernel,
+                polarity,
+                half_line,
+                &mut self.smooth,
+                &mut self.morph,
+                &mut self.clean,
+            );
+            let Some((pos, slope)) = half_crossing(&self.clean, &self.smooth, &b) else {
+                continue;
+            };
+            let steep_dt = b.steepest.and_then(|(peak, half)| {
+                steepest(&self.smooth, peak, half, false).map(|(q, _)| (q - pos) * STEP_PX)
+            });
+            let t_edge = self.t_start + pos * STEP_PX;
+            let [c, s] = self.dirs[ray];
+            self.points.push(EdgePoint {
+                p: [cx + t_edge * c, cy + t_edge * s],
+                strength: slope,
+                steep_dt,
+                ray,
+            });
+        }
     }
 
     /// The step height between the plateaus `plateau_px` inside and outside circle
@@ -412,4 +542,393 @@ pub(crate) fn noise_sigma(img: &GrayImage, hist: &mut Vec<u32>) -> f64 {
         acc = next;
     }
     1.4826 * med / std::f64::consts::SQRT_2
+}
+
+/// Half-length (samples) of the flat element that removes lines narrower than `line_px`.
+fn line_half_samples(line_px: f64) -> usize {
+    ((0.5 * line_px / STEP_PX).round() as usize).max(1)
+}
+
+/// Scratch buffers of [`morph`].
+#[derive(Default)]
+pub(crate) struct MorphBufs {
+    /// Intermediate result between the passes of [`clean_profile`].
+    work: Vec<f64>,
+    pad: Vec<f64>,
+    fwd: Vec<f64>,
+    bwd: Vec<f64>,
+}
+
+/// Flat 1-D erosion (`max = false`) or dilation over `[i - half, i + half]` clipped to
+/// `src`'s range, in O(n) whatever `half` (van Herk / Gil–Werman: running extremes forward
+/// and backward within blocks of the window's length; a window spans at most two blocks).
+fn morph(src: &[f64], half: usize, max: bool, dst: &mut Vec<f64>, m: &mut MorphBufs) {
+    let n = src.len();
+    let w = 2 * half + 1;
+    let len = n + 2 * half;
+    let fill = if max {
+        f64::NEG_INFINITY
+    } else {
+        f64::INFINITY
+    };
+    let pick = |a: f64, b: f64| if max { a.max(b) } else { a.min(b) };
+    m.pad.clear();
+    m.pad.resize(len, fill);
+    m.pad[half..half + n].copy_from_slice(src);
+    m.fwd.clear();
+    m.fwd.resize(len, fill);
+    m.bwd.clear();
+    m.bwd.resize(len, fill);
+    for j in 0..len {
+        m.fwd[j] = if j % w == 0 {
+            m.pad[j]
+        } else {
+            pick(m.fwd[j - 1], m.pad[j])
+        };
+    }
+    for j in (0..len).rev() {
+        m.bwd[j] = if j % w == w - 1 || j == len - 1 {
+            m.pad[j]
+        } else {
+            pick(m.bwd[j + 1], m.pad[j])
+        };
+    }
+    dst.clear();
+    dst.extend((0..n).map(|i| pick(m.bwd[i], m.fwd[i + w - 1])));
+}
+
+/// `dst` = `src` smoothed by `kernel` and signed by `polarity` (so that the glass-to-outside
+/// step rises), then cleared of lines: an opening then a closing with a flat element of
+/// `2 * half_line + 1` samples remove bright and dark lines (rims) narrower than that and
+/// leave every monotone stretch — a step, or a staircase such as glass → epoxy ring →
+/// ferrule — exactly as it was. Same length and indexing as `src`; the ends the kernel does
+/// not cover repeat the nearest covered sample.
+fn clean_profile(
+    src: &[f64],
+    kernel: &[f64],
+    polarity: f64,
+    half_line: usize,
+    smooth: &mut Vec<f64>,
+    m: &mut MorphBufs,
+    dst: &mut Vec<f64>,
+) {
+    let n = src.len();
+    let half_k = kernel.len() / 2;
+    convolve(src, kernel, smooth);
+    if n > 2 * half_k {
+        let (first, last) = (smooth[half_k], smooth[n - half_k - 1]);
+        smooth[..half_k].iter_mut().for_each(|v| *v = first);
+        smooth[n - half_k..].iter_mut().for_each(|v| *v = last);
+    }
+    smooth.iter_mut().for_each(|v| *v *= polarity);
+    let mut work = std::mem::take(&mut m.work);
+    morph(smooth, half_line, false, &mut work, m);
+    morph(&work, half_line, true, dst, m); // opening: bright lines gone
+    morph(dst, half_line, true, &mut work, m);
+    morph(&work, half_line, false, dst, m); // closing: dark lines gone
+    m.work = work;
+}
+
+/// Mean of `c` over the inclusive index range `r` (clipped).
+fn mean_over(c: &[f64], r: (usize, usize)) -> f64 {
+    let hi = r.1.min(c.len() - 1);
+    let lo = r.0.min(hi);
+    let s = &c[lo..=hi];
+    s.iter().sum::<f64>() / s.len() as f64
+}
+
+/// Upward crossing of `thr` by `c` strictly inside samples `(lo, hi)` nearest to `near`
+/// (linearly interpolated, in samples), with the slope there (levels per px).
+fn crossing_near(c: &[f64], thr: f64, lo: usize, hi: usize, near: f64) -> Option<(f64, f64)> {
+    let mut best: Option<(f64, f64)> = None;
+    for i in lo..hi.min(c.len() - 1) {
+        let (u, v) = (c[i], c[i + 1]);
+        if u < thr && v >= thr {
+            let pos = i as f64 + (thr - u) / (v - u);
+            if best.is_none_or(|(p, _)| (pos - near).abs() < (p - near).abs()) {
+                best = Some((pos, (v - u) / STEP_PX));
+            }
+        }
+    }
+    best
+}
+
+/// Where a profile crosses half-way through the step `b` (samples, nearest to `b.pos`) and
+/// its slope there: `c` is the cleaned profile, `s` the same before line removal (smoothed
+/// and signed). The level after the step is that of `c` over `b.after` (a bright bore rim
+/// beyond the glass does not count); the level before it is that of `c` over `b.before`,
+/// or the bottom of a dark line between them and the step when that is lower — such a line
+/// is the rounded glass edge, and the glass ends where the profile climbs out of it. The
+/// crossing is taken on `s`.
+fn half_crossing(c: &[f64], s: &[f64], b: &Boundary) -> Option<(f64, f64)> {
+    let mut before = mean_over(c, b.before);
+    let after = mean_over(c, b.after);
+    if after <= before {
+        return None;
+    }
+    let (lo, hi) = (b.before.1, b.after.0);
+    let (p0, _) = crossing_near(c, 0.5 * (before + after), lo, hi, b.pos)?;
+    let upto = (p0.floor() as usize).min(s.len() - 1);
+    if lo <= upto {
+        before = s[lo..=upto].iter().copied().fold(before, f64::min);
+    }
+    crossing_near(s, 0.5 * (before + after), lo, hi, p0)
+}
+
+/// Slope (levels per px) of profile `s` at sample `i` (central difference).
+#[inline]
+fn slope_at(s: &[f64], i: usize) -> f64 {
+    (s[i + 1] - s[i - 1]) / (2.0 * STEP_PX)
+}
+
+/// The steepest point of `s` within `[centre - half, centre + half]` samples (parabola
+/// interpolated) and its slope, when that slope is positive. With `strict`, only when it is a
+/// true local maximum of the slope (not the end of the window on a ramp that keeps getting
+/// steeper).
+fn steepest(s: &[f64], centre: f64, half: f64, strict: bool) -> Option<(f64, f64)> {
+    let lo = ((centre - half).round().max(2.0)) as usize;
+    let hi = ((centre + half).round() as usize).min(s.len().saturating_sub(3));
+    if lo > hi {
+        return None;
+    }
+    let k = (lo..=hi).max_by(|&i, &j| slope_at(s, i).total_cmp(&slope_at(s, j)))?;
+    let (dm, d0, dp) = (slope_at(s, k - 1), slope_at(s, k), slope_at(s, k + 1));
+    if d0 <= 0.0 || (strict && !(d0 >= dm && d0 > dp)) {
+        return None;
+    }
+    let delta = parabola_offset(dm, d0, dp);
+    Some((k as f64 + delta, d0 - 0.25 * (dm - dp) * delta))
+}
+
+/// The glass boundary on a cleaned radial profile `c` (see [`clean_profile`]; sample `m_r`
+/// is the current circle), or `None` when it shows no clear glass-to-outside step.
+///
+/// Within ±`rule.zone_px` of the circle the profile is cut into steps (derivative lobes
+/// separated by a clear valley); the boundary is the innermost step that carries at least
+/// [`MIN_STEP_FRACTION`] of the rise from the glass plateau to the outside plateau, taken
+/// where it crosses half-way between its own levels before and after. Going outward the
+/// glass ends at its first real step: an epoxy ring or a bright bore rim beyond it can be
+/// steeper, but it is not the glass. Half-way rather than the steepest point because when
+/// the steps of a soft edge merge into one ramp its slope is nearly flat and its steepest
+/// point falls wherever a rim adds to it; the half-way level stays put.
+pub(crate) fn glass_step(
+    c: &[f64],
+    s: &[f64],
+    m_r: f64,
+    rule: &StepRule,
+    deriv: &mut Vec<f64>,
+) -> Option<Boundary> {
+    let len = c.len();
+    if len < 12 {
+        return None;
+    }
+    deriv.clear();
+    deriv.resize(len, 0.0);
+    for i in 1..len - 1 {
+        deriv[i] = (c[i + 1] - c[i - 1]) / (2.0 * STEP_PX);
+    }
+    let d = &deriv[..];
+    let zone = rule.zone_px / STEP_PX;
+    let lo = ((m_r - zone).floor().max(2.0) as usize).min(len - 4);
+    let hi = ((m_r + zone).ceil().max(0.0) as usize).clamp(lo + 2, len - 3);
+    let plateau = (rule.plateau_px / STEP_PX).round().max(1.0) as usize;
+    let inner = (lo.saturating_sub(plateau), lo);
+    let outer = (hi, (hi + plateau).min(len - 1));
+    let total = mean_over(c, outer) - mean_over(c, inner);
+    if !(total >= rule.min_rise && total > 0.0) {
+        return None;
+    }
+    let need = (MIN_STEP_FRACTION * total).max(0.5 * rule.min_rise);
+    let is_peak = |i: usize| d[i] > 0.0 && d[i] >= d[i - 1] && d[i] > d[i + 1];
+    // Walk the derivative peaks outward, grouping them into steps; the first step that
+    // rises enough is the boundary.
+    let mut chosen: Option<(usize, usize, usize)> = None; // (start, best peak, end)
+    let mut step: Option<(usize, usize, usize)> = None; // (start, best peak, last peak)
+    for p in (lo..=hi).filter(|&i| is_peak(i)) {
+        let Some((start, best, last)) = step else {
+            step = Some((lo, p, p));
+            continue;
+        };
+        let valley = (last..=p)
+            .min_by(|&i, &j| d[i].total_cmp(&d[j]))
+            .unwrap_or(p);
+        if d[valley] >= VALLEY_FRACTION * d[best].min(d[p]) {
+            step = Some((start, if d[p] > d[best] { p } else { best }, p));
+        } else if c[valley] - c[start] >= need {
+            chosen = Some((start, best, valley));
+            break;
+        } else {
+            step = Some((valley, p, p));
+        }
+    }
+    if chosen.is_none() {
+        if let Some((start, best, _)) = step {
+            if c[hi] - c[start] >= need {
+                chosen = Some((start, best, hi));
+            }
+        }
+    }
+    let (start, best, end) = chosen?;
+    let before = if start == lo {
+        inner
+    } else {
+        (start - 1, start + 1)
+    };
+    let after = if end == hi { outer } else { (end - 1, end + 1) };
+    let b = Boundary {
+        pos: best as f64,
+        before,
+        after,
+        steepest: None,
+    };
+    let (pos, _) = half_crossing(c, s, &b)?;
+    // A step with a clear steepest point right at its half-way crossing: the steepest
+    // point is the finer estimate (the plateau levels, shaded glass or a faint epoxy ring,
+    // do not move it); each ray then takes its own steepest point near it, in a window that
+    // keeps the nearest other edge out.
+    let snap = SNAP_PX / STEP_PX;
+    if let Some((peak, slope)) = steepest(s, pos, snap, true) {
+        if (peak - pos).abs() < snap {
+            let gap = (lo.max(2)..=hi.min(len - 3))
+                .filter(|&i| {
+                    (i as f64 - peak).abs() > 1.5
+                        && slope_at(s, i) >= 0.35 * slope
+                        && slope_at(s, i) >= slope_at(s, i - 1)
+                        && slope_at(s, i) > slope_at(s, i + 1)
+                })
+                .map(|i| (i as f64 - peak).abs() * STEP_PX)
+                .fold(f64::INFINITY, f64::min);
+            let window_px = if gap.is_finite() {
+                (0.45 * gap).clamp(0.75, 2.5)
+            } else {
+                2.5
+            };
+            return Some(Boundary {
+                pos,
+                steepest: Some((peak, window_px / STEP_PX)),
+                ..b
+            });
+        }
+    }
+    Some(Boundary { pos, ..b })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A radial profile sampled every [`STEP_PX`] from 0 to 60 px: glass `g` up to `r0`
+    /// (soft step of scale `soft` px), then `steps` (position px, new level) and Gaussian
+    /// `lines` (centre px, amplitude, half-width px).
+    fn profile(g: f64, soft: f64, steps: &[(f64, f64)], lines: &[(f64, f64, f64)]) -> Vec<f64> {
+        let n = (60.0 / STEP_PX) as usize + 1;
+        (0..n)
+            .map(|i| {
+                let t = i as f64 * STEP_PX;
+                let mut v = g;
+                let mut prev = g;
+                for &(at, level) in steps {
+                    v += (level - prev) / (1.0 + (-1.7 * (t - at) / soft).exp());
+                    prev = level;
+                }
+                for &(at, amp, w) in lines {
+                    v += amp * (-((t - at) / w).powi(2)).exp();
+                }
+                v
+            })
+            .collect()
+    }
+
+    /// The glass boundary (px) that `glass_step` picks on `p` around a circle at 30 px.
+    fn boundary(p: &[f64], polarity: f64) -> Option<f64> {
+        let rule = StepRule {
+            zone_px: 12.0,
+            plateau_px: 5.0,
+            line_px: 6.0,
+            min_rise: 2.0,
+        };
+        let (mut smooth, mut clean, mut deriv) = (Vec::new(), Vec::new(), Vec::new());
+        let mut m = MorphBufs::default();
+        let kernel = gauss_kernel(SMOOTH_SIGMA_SAMPLES, SMOOTH_HALF);
+        clean_profile(
+            p,
+            &kernel,
+            polarity,
+            line_half_samples(rule.line_px),
+            &mut smooth,
+            &mut m,
+            &mut clean,
+        );
+        let b = glass_step(&clean, &smooth, 30.0 / STEP_PX, &rule, &mut deriv)?;
+        Some(b.pos * STEP_PX)
+    }
+
+    #[test]
+    fn morph_matches_the_naive_window() {
+        let mut x = 0x1234_5678_9abc_def0u64;
+        let src: Vec<f64> = (0..57)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % 1000) as f64
+            })
+            .collect();
+        let (mut out, mut m) = (Vec::new(), MorphBufs::default());
+        for half in [1, 2, 5, 8, 30, 60] {
+            for max in [false, true] {
+                morph(&src, half, max, &mut out, &mut m);
+                for (i, v) in out.iter().enumerate() {
+                    let w = &src[i.saturating_sub(half)..(i + half + 1).min(src.len())];
+                    let want = if max {
+                        w.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+                    } else {
+                        w.iter().copied().fold(f64::INFINITY, f64::min)
+                    };
+                    assert_eq!(*v, want, "half {half} max {max} at {i}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_clean_step_either_way() {
+        let rising = profile(80.0, 1.0, &[(31.3, 200.0)], &[]);
+        let b = boundary(&rising, 1.0).unwrap();
+        assert!((b - 31.3).abs() < 0.05, "{b}");
+        let falling = profile(200.0, 1.0, &[(28.6, 90.0)], &[]);
+        let b = boundary(&falling, -1.0).unwrap();
+        assert!((b - 28.6).abs() < 0.05, "{b}");
+    }
+
+    #[test]
+    fn an_epoxy_ring_with_a_bright_bore_rim_is_not_the_glass() {
+        // Glass 80, epoxy ring at 65 % from 30 px, ferrule from 35 px with a bright rim that
+        // makes the outer edge steeper than the glass edge.
+        let p = profile(
+            80.0,
+            1.0,
+            &[(30.0, 158.0), (35.0, 200.0)],
+            &[(36.5, 60.0, 1.2)],
+        );
+        let b = boundary(&p, 1.0).unwrap();
+        assert!((b - 30.0).abs() < 0.3, "{b}");
+    }
+
+    #[test]
+    fn a_dark_line_inside_the_edge_is_climbed_out_of() {
+        // Dark fiber, dark rim just inside the glass edge at 30 px.
+        let p = profile(90.0, 0.8, &[(30.0, 190.0)], &[(29.2, -45.0, 0.8)]);
+        let b = boundary(&p, 1.0).unwrap();
+        assert!((b - 30.0).abs() < 0.4, "{b}");
+    }
+
+    #[test]
+    fn no_step_no_boundary() {
+        let flat = profile(120.0, 1.0, &[], &[]);
+        assert!(boundary(&flat, 1.0).is_none());
+        // A lone line is not a step either.
+        let line = profile(120.0, 1.0, &[], &[(30.0, 40.0, 1.0)]);
+        assert!(boundary(&line, 1.0).is_none());
+    }
 }
