@@ -66,8 +66,9 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let cfg = DaemonConfig::from_station(&station, &cfg_path.display().to_string(), base)
         .map_err(|e| coded(exit::BAD_CONFIG, e))?;
 
-    let inspector = build_inspector(&cfg, &station, base, slot.as_ref())?;
+    let mut inspector = build_inspector(&cfg, &station, base, slot.as_ref())?;
     let drift = build_drift_monitor(&cfg, &station)?;
+    inspector.measure_drift_features(drift.is_some());
     let backend: Box<dyn OutputBackend> = match cfg.gpio.backend {
         Backend::Sim => Box::new(
             SimBackend::from_config(&cfg.gpio)

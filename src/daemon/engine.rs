@@ -25,7 +25,11 @@ impl FrameInspector for Inspector {
     fn inspect(&mut self, frame: &Frame) -> Result<InspectionRecord, InspectorError> {
         let insp =
             Inspector::inspect(self, &frame.image).map_err(|e| InspectorError(e.to_string()))?;
-        let drift_features = self.drift_features(&frame.image, &insp);
+        let drift_features = if self.measures_drift_features() {
+            self.drift_features(&frame.image, &insp)
+        } else {
+            None
+        };
         let t = insp.timings_ms;
         let timings_ms: BTreeMap<String, f64> = [
             ("locate", t.locate),
@@ -59,6 +63,10 @@ impl FrameInspector for Inspector {
             self.model().provider().primary,
             self.profile().name
         )
+    }
+
+    fn measure_drift_features(&mut self, on: bool) {
+        self.set_measure_drift_features(on);
     }
 
     fn identity(&self) -> (String, String) {

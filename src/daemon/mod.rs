@@ -96,6 +96,9 @@ pub trait FrameInspector: Send {
     fn identity(&self) -> (String, String) {
         (String::new(), String::new())
     }
+    /// Measure [`InspectionRecord::drift_features`] from now on (only when a drift monitor
+    /// runs: the features cost time on every frame). Default: the inspector has none.
+    fn measure_drift_features(&mut self, _on: bool) {}
 }
 
 /// Which inspector `endface run` builds.

@@ -162,6 +162,8 @@ pub struct Inspector {
     features: Vec<grade::Feature>,
     /// Reconstruction errors inside the contact zone (drift features), reused.
     drift_scratch: Vec<f32>,
+    /// The daemon asks for drift features per frame (a drift monitor runs).
+    measure_drift: bool,
 }
 
 impl Inspector {
@@ -209,6 +211,7 @@ impl Inspector {
             defects: Vec::new(),
             features: Vec::new(),
             drift_scratch: Vec::with_capacity(w * h),
+            measure_drift: false,
         })
     }
 
@@ -279,6 +282,15 @@ impl Inspector {
     /// The last frame's crop (0..=255, crop space).
     pub fn crop_in_crop(&self) -> &[f32] {
         &self.crop_px
+    }
+
+    /// Whether the daemon should take [`Inspector::drift_features`] of every frame.
+    pub fn set_measure_drift_features(&mut self, on: bool) {
+        self.measure_drift = on;
+    }
+
+    pub fn measures_drift_features(&self) -> bool {
+        self.measure_drift
     }
 
     /// Drift features ([`crate::drift::FrameFeatures`]) of the frame just inspected: robust
