@@ -272,6 +272,8 @@ pub struct DefectScratch {
     offsets: Vec<usize>,
     cursor: Vec<usize>,
     pixels: Vec<(u32, u32)>,
+    /// Old label -> kept label (hysteresis).
+    keep: Vec<u32>,
     measure: MeasureScratch,
 }
 
@@ -297,18 +299,68 @@ pub fn extract_defects(
     scratch: &mut DefectScratch,
     out: &mut Vec<Defect>,
 ) {
+    extract_defects_hysteresis(
+        map_in_crop,
+        zone,
+        pixel_threshold,
+        pixel_threshold,
+        scratch,
+        out,
+    )
+}
+
+/// Hysteresis version of [`extract_defects`]: a defect is a connected component (8-connectivity)
+/// of `map > grow_threshold` that contains at least one pixel with `map > pixel_threshold`.
+/// The high threshold decides *whether* there is a defect (its false-alarm rate), the low one
+/// *how large* it is: a map thresholded high keeps only a defect's most certain core, so a
+/// 20 µm chip measures 5 µm and a crack breaks into sub-micron pieces (a false PASS). With
+/// `grow_threshold >= pixel_threshold` this is the plain threshold.
+pub fn extract_defects_hysteresis(
+    map_in_crop: &[f32],
+    zone: &ContactZone,
+    pixel_threshold: f32,
+    grow_threshold: f32,
+    scratch: &mut DefectScratch,
+    out: &mut Vec<Defect>,
+) {
     let (w, h) = (zone.width, zone.height);
+    let low = grow_threshold.min(pixel_threshold);
     out.clear();
     scratch.mask.clear();
     scratch.mask.extend(
         map_in_crop
             .iter()
             .zip(&zone.mask_in_crop)
-            .map(|(&m, &inside)| u8::from(inside && m > pixel_threshold)),
+            .map(|(&m, &inside)| u8::from(inside && m > low)),
     );
-    let n = label_components(&scratch.mask, w, h, &mut scratch.labels_in_crop);
+    let mut n = label_components(&scratch.mask, w, h, &mut scratch.labels_in_crop);
     if n == 0 {
         return;
+    }
+    if low < pixel_threshold {
+        // Keep the components with a seed above the high threshold, relabelled 1..=kept.
+        let keep = &mut scratch.keep;
+        keep.clear();
+        keep.resize(n + 1, 0);
+        for (&l, &m) in scratch.labels_in_crop.iter().zip(map_in_crop) {
+            if l != 0 && m > pixel_threshold {
+                keep[l as usize] = 1;
+            }
+        }
+        let mut kept = 0u32;
+        for k in keep.iter_mut().skip(1) {
+            if *k != 0 {
+                kept += 1;
+                *k = kept;
+            }
+        }
+        for l in scratch.labels_in_crop.iter_mut() {
+            *l = keep[*l as usize];
+        }
+        n = kept as usize;
+        if n == 0 {
+            return;
+        }
     }
     // Bucket the pixels by label (counting sort, raster order within a component).
     let offsets = &mut scratch.offsets;

@@ -24,6 +24,7 @@
 //! manifest = "models/endface-student.manifest.json"
 //! # pixel_threshold = 0.5       # override the manifest's thresholds
 //! # image_threshold = 0.5
+//! # grow_threshold = 0.5        # hysteresis: defects measured out to this map value
 //!
 //! [locate]
 //! min_confidence = 0.5
@@ -209,6 +210,9 @@ pub struct ModelSection {
     pub pixel_threshold: Option<f64>,
     /// Overrides the manifest's `thresholds.image`.
     pub image_threshold: Option<f64>,
+    /// Overrides the manifest's `thresholds.grow`: a defect found above `pixel_threshold` is
+    /// measured out to where the map falls to this value (hysteresis; docs/defects.md).
+    pub grow_threshold: Option<f64>,
 }
 
 impl Default for ModelSection {
@@ -217,6 +221,7 @@ impl Default for ModelSection {
             manifest: PathBuf::from(DEFAULT_MANIFEST),
             pixel_threshold: None,
             image_threshold: None,
+            grow_threshold: None,
         }
     }
 }
@@ -365,6 +370,7 @@ impl StationConfig {
         for (key, v) in [
             ("model.pixel_threshold", self.model.pixel_threshold),
             ("model.image_threshold", self.model.image_threshold),
+            ("model.grow_threshold", self.model.grow_threshold),
         ] {
             if let Some(v) = v {
                 if !v.is_finite() {

@@ -220,6 +220,10 @@ pub struct Thresholds {
     pub pixel: f64,
     /// An image is anomalous when its score (max of the map in the contact zone) is above this.
     pub image: f64,
+    /// Hysteresis: a defect (a component with a pixel above `pixel`) extends over its connected
+    /// pixels above this value. Absent: `pixel` (a plain threshold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grow: Option<f64>,
     #[serde(default)]
     pub target_false_reject_rate: Option<f64>,
     #[serde(default)]
@@ -483,6 +487,17 @@ impl Manifest {
         ] {
             if !v.is_finite() {
                 return Err(bad(key, format!("{v} is not a finite number")));
+            }
+        }
+        if let Some(g) = self.thresholds.grow {
+            if !g.is_finite() || g > self.thresholds.pixel {
+                return Err(bad(
+                    "thresholds.grow",
+                    format!(
+                        "{g} must be a finite number no higher than thresholds.pixel ({})",
+                        self.thresholds.pixel
+                    ),
+                ));
             }
         }
         Ok(())

@@ -364,7 +364,15 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         let gt = img
             .load_mask(w, h)
             .map_err(|e| coded(dataset::exit_code(&e), e))?;
-        let (map, pw, ph) = match args.pixel_space {
+        // Defective pixel: inside a defect the extraction found (the pixel threshold, grown
+        // to the hysteresis threshold when one is set).
+        let mut defect_px: Vec<f32> = inspector
+            .labels_in_crop()
+            .iter()
+            .map(|&l| if l != 0 { 1.0 } else { 0.0 })
+            .collect();
+        defect_px.resize(geom.width * geom.height, 0.0);
+        let (map, seg, pw, ph) = match args.pixel_space {
             PixelSpace::Frame => {
                 let zone_center = label.and_then(|l| l.center).unwrap_or(geom.center_in_frame);
                 let r_um = inspector.profile().contact_radius_um();
@@ -383,7 +391,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                         .map(|(&g, &v)| u8::from(g > 0 && v != 0)),
                 );
                 let map = geom.map_to_frame(inspector.anomaly_map_in_crop(), w, h);
-                (map, w as usize, h as usize)
+                let seg = geom.map_to_frame(&defect_px, w, h);
+                (map, seg, w as usize, h as usize)
             }
             PixelSpace::Crop => {
                 // The mask resampled with the model's crop (bilinear of 0/1, then ≥ 0.5), as
@@ -408,6 +417,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 );
                 (
                     inspector.anomaly_map_in_crop().to_vec(),
+                    defect_px.clone(),
                     geom.width,
                     geom.height,
                 )
@@ -417,12 +427,11 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             Curves::Exact(c) => c.push(&map, &gt_mask, Some(&valid), pw, ph)?,
             Curves::Binned(c) => c.push(&map, &gt_mask, Some(&valid), pw, ph)?,
         }
-        // Defective pixel: map above the pixel threshold (as the defect extraction decides).
         pred_mask.clear();
         pred_mask.extend(
-            map.iter()
+            seg.iter()
                 .zip(&valid)
-                .map(|(&m, &v)| u8::from(v != 0 && m > inspector.pixel_threshold())),
+                .map(|(&m, &v)| u8::from(v != 0 && m >= 0.5)),
         );
         let o = metrics::overlap(&pred_mask, &gt_mask)?;
         overlap.add(o);

@@ -152,6 +152,7 @@ pub struct Inspector {
     min_focus: f64,
     pixel_threshold: f32,
     image_threshold: f32,
+    grow_threshold: f32,
     zone: ContactZone,
     crop_px: Vec<f32>,
     crop_scratch: CropScratch,
@@ -183,6 +184,11 @@ impl Inspector {
         let m = model.manifest();
         let pixel_threshold = cfg.model.pixel_threshold.unwrap_or(m.thresholds.pixel) as f32;
         let image_threshold = cfg.model.image_threshold.unwrap_or(m.thresholds.image) as f32;
+        let grow_threshold = cfg
+            .model
+            .grow_threshold
+            .or(m.thresholds.grow)
+            .map_or(pixel_threshold, |g| (g as f32).min(pixel_threshold));
         let (w, h) = model.input_size();
         let zone = ContactZone::new(w, h, m.um_per_px, profile.contact_radius_um());
         let crop_span_um = (w.min(h) as f64) * m.um_per_px;
@@ -202,6 +208,7 @@ impl Inspector {
             min_focus: cfg.locate.min_focus,
             pixel_threshold,
             image_threshold,
+            grow_threshold,
             zone,
             crop_px: Vec::with_capacity(w * h),
             crop_scratch: CropScratch::default(),
@@ -229,6 +236,11 @@ impl Inspector {
     }
     pub fn image_threshold(&self) -> f32 {
         self.image_threshold
+    }
+    /// The hysteresis threshold defects are measured out to (equal to the pixel threshold when
+    /// neither the config nor the manifest sets one).
+    pub fn grow_threshold(&self) -> f32 {
+        self.grow_threshold
     }
 
     /// Use another camera scale from now on (e.g. per image in `eval`).
@@ -412,10 +424,11 @@ impl Inspector {
             &mut self.smooth_scratch,
         )?;
         let image_score = self.zone.mask_and_score(&mut self.map_in_crop);
-        anomaly::extract_defects(
+        anomaly::extract_defects_hysteresis(
             &self.map_in_crop,
             &self.zone,
             self.pixel_threshold,
+            self.grow_threshold,
             &mut self.defect_scratch,
             &mut self.defects,
         );
