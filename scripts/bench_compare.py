@@ -167,6 +167,7 @@ class Baseline:
         self.contact_r_um = self.zones[-1][1]
         self.pix_t = float(m["thresholds"]["pixel"])
         self.img_t = float(m["thresholds"]["image"])
+        self.grow_t = min(float(m["thresholds"].get("grow", self.pix_t)), self.pix_t)
         self.src = m["anomaly_map"]["source"]
         self.sigma = float(m["anomaly_map"].get("smoothing_sigma_px", 0.0))
         self.in_name = m["input"]["name"]
@@ -211,10 +212,15 @@ class Baseline:
             amap = cv2.GaussianBlur(amap, (0, 0), self.sigma, borderType=cv2.BORDER_REFLECT)
         amap = np.where(self.zone_mask, amap, 0.0).astype(np.float32)
         score = float(amap.max())
-        binary = (amap > self.pix_t).astype(np.uint8)
+        # Hysteresis (manifest thresholds.grow): components of map > grow holding a pixel > pixel.
+        binary = (amap > self.grow_t).astype(np.uint8)
         n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+        seeded = np.zeros(n, bool)
+        seeded[np.unique(labels[amap > self.pix_t])] = True
         feats = []
         for k in range(1, n):
+            if not seeded[k]:
+                continue
             ys, xs = np.nonzero(labels == k)
             area = len(xs)
             pts = np.stack([xs, ys], axis=1).astype(np.int32)

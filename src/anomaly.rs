@@ -612,6 +612,48 @@ mod tests {
     }
 
     #[test]
+    fn hysteresis_grows_seeded_regions_and_drops_unseeded_ones() {
+        let n = 64;
+        let z = zone(n, 1.0);
+        let mut map = vec![0.0f32; n * n];
+        // A 3x20 bar whose core (3x4) is above 0.9 and the rest at 0.7.
+        for v in 20..23 {
+            for u in 20..40 {
+                map[v * n + u] = if (28..32).contains(&u) { 0.95 } else { 0.7 };
+            }
+        }
+        // A weak blob (0.7 everywhere) with no seed: not a defect.
+        for v in 40..45 {
+            for u in 40..45 {
+                map[v * n + u] = 0.7;
+            }
+        }
+        let mut scratch = DefectScratch::default();
+        let mut out = Vec::new();
+        // Plain threshold: only the 4x3 core.
+        extract_defects_hysteresis(&map, &z, 0.9, 0.9, &mut scratch, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].area_px, 12);
+        // Grown to 0.5: the whole bar, a scratch 20 long; the unseeded blob stays out.
+        extract_defects_hysteresis(&map, &z, 0.9, 0.5, &mut scratch, &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].area_px, 60);
+        assert_eq!(out[0].kind, FeatureKind::Scratch);
+        assert_eq!(out[0].bbox_in_crop, [20, 20, 39, 22]);
+        assert_eq!(out[0].label, 1);
+        let labelled = scratch.labels_in_crop.iter().filter(|&&l| l != 0).count();
+        assert_eq!(labelled, 60);
+        assert!(scratch.labels_in_crop.iter().all(|&l| l <= 1));
+        // A grow threshold above the pixel threshold is the plain threshold.
+        extract_defects_hysteresis(&map, &z, 0.9, 0.99, &mut scratch, &mut out);
+        assert_eq!(out[0].area_px, 12);
+        // Nothing seeded: nothing at all, labels cleared.
+        extract_defects_hysteresis(&map, &z, 0.99, 0.5, &mut scratch, &mut out);
+        assert!(out.is_empty());
+        assert!(scratch.labels_in_crop.iter().all(|&l| l == 0));
+    }
+
+    #[test]
     fn reflect_matches_scipy_convention() {
         // n = 4: ... 1 0 | 0 1 2 3 | 3 2 ...
         assert_eq!(reflect(-1, 4), 0);

@@ -445,6 +445,7 @@ mod tests {
             ),
             ("[locate]\nmin_confidence = 2.0", "locate.min_confidence"),
             ("[model]\npixel_threshold = nan", "model.pixel_threshold"),
+            ("[model]\ngrow_threshold = inf", "model.grow_threshold"),
         ] {
             let e = StationConfig::from_toml_str(text, "t.toml")
                 .unwrap_err()

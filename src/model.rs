@@ -1245,6 +1245,11 @@ mod tests {
                 "anomaly_map.smoothing_sigma_px",
             ),
             ("\"um_per_px\": 1.0", "\"um_per_px\": 0.0", "um_per_px"),
+            (
+                "\"image\": 0.5,",
+                "\"image\": 0.5, \"grow\": 0.7,",
+                "thresholds.grow",
+            ),
             ("\"sha256\": \"0000", "\"sha256\": \"zz00", "sha256"),
             (
                 "{\"name\": \"reconstruction\", \"shape\": [1,1,8,8]}",
