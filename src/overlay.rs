@@ -250,6 +250,7 @@ mod tests {
                 score: 0.9,
                 fails,
                 area_um2: 30.0,
+                feret_um: 6.0,
                 length_um: 6.0,
                 width_um: 5.0,
                 elongation: 1.2,

@@ -288,6 +288,7 @@ proptest! {
                 score: 0.5,
                 fails: verdict == 1,
                 area_um2: 1.0,
+                feret_um: 1.0,
                 length_um: 1.0,
                 width_um: 1.0,
                 elongation: 1.0,

@@ -84,6 +84,8 @@ pub struct InspectedDefect {
     /// Whether it takes part in a failed rule of the profile.
     pub fails: bool,
     pub area_um2: f64,
+    /// Max Feret diameter (µm).
+    pub feret_um: f64,
     pub length_um: f64,
     pub width_um: f64,
     pub elongation: f64,
@@ -454,6 +456,7 @@ impl Inspector {
                     score: d.score,
                     fails: fg.is_some_and(|f| f.fails),
                     area_um2: d.area_um2,
+                    feret_um: d.feret_um,
                     length_um: d.length_um,
                     width_um: d.width_um,
                     elongation: d.elongation,
