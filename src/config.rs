@@ -177,6 +177,10 @@ pub struct RuntimeSection {
     pub device_id: i32,
     /// Intra-op threads for the CPU provider; 0 = ONNX Runtime's default.
     pub intra_threads: usize,
+    /// `endface run` only (glibc): blocks above this many KiB are mmapped and returned to the
+    /// kernel when freed, which keeps the daemon's memory bounded (src/sysmem.rs). 0 = glibc's
+    /// dynamic threshold (faster model runs on the CPU provider, RSS not bounded).
+    pub malloc_mmap_threshold_kb: u32,
 }
 
 impl Default for RuntimeSection {
@@ -194,6 +198,7 @@ impl Default for RuntimeSection {
             trt_workspace_mb: 1024,
             device_id: 0,
             intra_threads: 0,
+            malloc_mmap_threshold_kb: 4096,
         }
     }
 }
@@ -358,6 +363,16 @@ impl StationConfig {
                 format!("{} is negative", self.runtime.device_id),
             ));
         }
+        if self.runtime.malloc_mmap_threshold_kb > crate::sysmem::MAX_MMAP_THRESHOLD_KB {
+            return Err(bad(
+                "runtime.malloc_mmap_threshold_kb",
+                format!(
+                    "{} is more than glibc's maximum {} (KiB); 0 leaves glibc's default",
+                    self.runtime.malloc_mmap_threshold_kb,
+                    crate::sysmem::MAX_MMAP_THRESHOLD_KB
+                ),
+            ));
+        }
         if self.runtime.intra_threads > 1024 {
             return Err(bad(
                 "runtime.intra_threads",
@@ -446,6 +461,10 @@ mod tests {
             ("[locate]\nmin_confidence = 2.0", "locate.min_confidence"),
             ("[model]\npixel_threshold = nan", "model.pixel_threshold"),
             ("[model]\ngrow_threshold = inf", "model.grow_threshold"),
+            (
+                "[runtime]\nmalloc_mmap_threshold_kb = 100000",
+                "runtime.malloc_mmap_threshold_kb",
+            ),
         ] {
             let e = StationConfig::from_toml_str(text, "t.toml")
                 .unwrap_err()

@@ -29,3 +29,4 @@ pub mod metrics;
 pub mod model;
 pub mod overlay;
 pub mod synth;
+pub mod sysmem;

@@ -22,7 +22,7 @@ use endface::error::{coded, exit};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -66,6 +66,18 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let cfg = DaemonConfig::from_station(&station, &cfg_path.display().to_string(), base)
         .map_err(|e| coded(exit::BAD_CONFIG, e))?;
 
+    match endface::sysmem::set_mmap_threshold(station.runtime.malloc_mmap_threshold_kb) {
+        endface::sysmem::MmapThreshold::Set(b) => {
+            debug!("malloc mmap threshold fixed at {} KiB", b / 1024)
+        }
+        endface::sysmem::MmapThreshold::Default => {
+            debug!("malloc mmap threshold left to the C library")
+        }
+        endface::sysmem::MmapThreshold::Refused(b) => warn!(
+            "the C library refused malloc mmap threshold {} KiB (runtime.malloc_mmap_threshold_kb): memory may grow with fragmentation",
+            b / 1024
+        ),
+    }
     let mut inspector = build_inspector(&cfg, &station, base, slot.as_ref())?;
     let drift = build_drift_monitor(&cfg, &station)?;
     inspector.measure_drift_features(drift.is_some());
