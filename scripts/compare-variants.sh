@@ -44,15 +44,21 @@ intra_threads = 1
 [model]
 manifest = "${manifests[$i]}"
 EOF
-    "$endface" eval "$dataset" --config "$work/station-$i.toml" --json -q > "$work/eval-$i-$r.json"
+    if ! "$endface" eval "$dataset" --config "$work/station-$i.toml" --json -q > "$work/eval-$i-$r.json" 2> "$work/err-$i-$r.txt"; then
+      echo "compare-variants: ${manifests[$i]}: $(tail -1 "$work/err-$i-$r.txt")" >&2
+      rm -f "$work/eval-$i-$r.json"
+    fi
   done
 done
 python3 - "$work" "$rounds" "${manifests[@]}" <<'EOF'
-import json, statistics, sys
+import json, os, statistics, sys
 work, rounds, manifests = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 rows = []
 for i, m in enumerate(manifests):
-    evs = [json.load(open(f"{work}/eval-{i}-{r}.json")) for r in range(1, rounds + 1)]
+    evs = [json.load(open(p)) for p in (f"{work}/eval-{i}-{r}.json" for r in range(1, rounds + 1)) if os.path.exists(p)]
+    if not evs:
+        print(f"| {json.load(open(m))['name']} | did not load or run (see the error above) |")
+        continue
     e = evs[0]
     infer = statistics.median(x["latency_ms"]["infer"]["p50"] for x in evs)
     total = statistics.median(x["latency_ms"]["total"]["p50"] for x in evs)

@@ -9,7 +9,7 @@ outputs, scale, map recipe and thresholds as the float model; new sha256, name a
 `endface eval DATASET --config STATION.toml` with `[model] manifest = OUT/...manifest.json`
 scores it exactly like the float model. Variants:
 
-- `int8-dynamic`: onnxruntime.quantization.quantize_dynamic (weights int8, activations
+- `int8-dynamic`: onnxruntime.quantization.quantize_dynamic (weights uint8, activations
   quantized on the fly; convolutions become ConvInteger);
 - `int8-static`: quantize_static, QDQ format, per-channel weights, activations calibrated
   (MinMax) on model-input crops of the calibration dataset's labelled images (labels.jsonl
@@ -92,8 +92,9 @@ def main() -> int:
     quant_pre_process(str(onnx_path), str(pre), skip_symbolic_shape=True)
 
     dyn = args.out / f"{stem}-int8-dynamic.onnx"
-    quantize_dynamic(str(pre), str(dyn), weight_type=QuantType.QInt8)
-    print(write_variant(manifest, dyn, "int8-dynamic", "onnxruntime quantize_dynamic, QInt8 weights"))
+    # The CPU provider's ConvInteger takes uint8 x uint8 only (QInt8 weights fail to load).
+    quantize_dynamic(str(pre), str(dyn), weight_type=QuantType.QUInt8)
+    print(write_variant(manifest, dyn, "int8-dynamic", "onnxruntime quantize_dynamic, QUInt8 weights"))
 
     inputs = calibration_inputs(manifest, args.calib, args.calib_images)
     name = manifest["input"]["name"]
