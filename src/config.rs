@@ -19,6 +19,7 @@
 //! trt_cache_dir = "/var/lib/endface/trt-cache"
 //! trt_workspace_mb = 1024
 //! intra_threads = 0             # 0 = ONNX Runtime's default
+//! malloc_mmap_threshold_kb = 4096  # `endface run`: bound memory (glibc mmap threshold); 0 = glibc default
 //!
 //! [model]
 //! manifest = "models/endface-student.manifest.json"
