@@ -238,6 +238,7 @@ fn inspect_hot_path_allocations_per_frame() {
     let mut dscratch = DefectScratch::default();
     let mut defects = Vec::new();
     let mut inspector = Inspector::new(&cfg, profile.clone()).unwrap();
+    let mut inspection = endface::inspect::Inspection::default();
     let mut locator =
         endface::locate::Locator::new(endface::locate::LocateConfig::with_scale(scale)).unwrap();
 
@@ -277,8 +278,12 @@ fn inspect_hot_path_allocations_per_frame() {
         (_, c[7]) = counted(|| grade::grade(&profile, &features));
         last_defects = defects.len();
         let loc = located(f);
-        (_, c[8]) = counted(|| inspector.inspect_located(&f.img, &loc).unwrap());
-        (_, c[9]) = counted(|| inspector.inspect(&f.img).unwrap());
+        (_, c[8]) = counted(|| {
+            inspector
+                .inspect_located_into(&f.img, &loc, &mut inspection)
+                .unwrap()
+        });
+        (_, c[9]) = counted(|| inspector.inspect_into(&f.img, &mut inspection).unwrap());
         if i >= warmup {
             for (t, x) in totals.iter_mut().zip(c) {
                 t.allocs += x.allocs;
@@ -315,11 +320,12 @@ fn inspect_hot_path_allocations_per_frame() {
     }
 }
 
-/// A non-live source that hands out copies of pre-rendered frames (one allocation each: the
-/// copy; a V4L2 source also hands out a fresh `GrayImage` per frame, see `capture::decode`).
+/// A non-live source that hands out copies of pre-rendered frames, copied into the pixels the
+/// daemon hands back ([`Source::recycle`]) once it has some.
 struct Canned {
     frames: Vec<GrayImage>,
     sequence: u64,
+    spare: Vec<GrayImage>,
 }
 
 impl endface::capture::Source for Canned {
@@ -333,11 +339,24 @@ impl endface::capture::Source for Canned {
         Ok(())
     }
     fn close(&mut self) {}
+    fn recycle(&mut self, image: GrayImage) {
+        if self.spare.len() < self.spare.capacity() {
+            self.spare.push(image);
+        }
+    }
     fn next_frame(&mut self) -> Result<endface::capture::Frame, endface::capture::CaptureError> {
         let i = self.sequence as usize % self.frames.len();
         self.sequence += 1;
+        let src = &self.frames[i];
+        let image = match self.spare.pop() {
+            Some(mut img) if img.dimensions() == src.dimensions() => {
+                img.copy_from_slice(src);
+                img
+            }
+            _ => src.clone(),
+        };
         Ok(endface::capture::Frame {
-            image: self.frames[i].clone(),
+            image,
             sequence: self.sequence,
             captured_mono_ns: endface::capture::monotonic_ns(),
             captured_unix_ns: endface::capture::unix_ns(),
@@ -383,6 +402,7 @@ fn daemon_allocs_per_frame(
     let source = Canned {
         frames: frames(um).into_iter().map(|f| f.img).collect(),
         sequence: 0,
+        spare: Vec::with_capacity(16),
     };
     let (backend, _rec) = SimBackend::from_config(&cfg.gpio).unwrap();
     let outputs = Outputs::new(Box::new(backend), &cfg.gpio);
@@ -427,7 +447,7 @@ fn daemon_hot_path_allocations_per_frame() {
         );
     }
     // Not zero yet (see BENCHMARKS.md); this only checks the measurement ran.
-    assert!(marker > 0.0 && model >= marker * 0.5);
+    assert!(marker > 0.0 && model > 0.0);
 }
 
 /// Where the steady-state allocations come from: call sites (innermost frame in this crate's
