@@ -477,17 +477,18 @@ fn allocation_sites() {
     cfg.calibration.um_per_px_x = um;
     cfg.calibration.um_per_px_y = um;
     let mut inspector = Inspector::new(&cfg, Profile::builtin("sm-upc").unwrap()).unwrap();
+    let mut inspection = endface::inspect::Inspection::default();
     let fr = frames(um);
     for f in fr.iter().cycle().take(8) {
-        inspector.inspect(&f.img).unwrap();
+        inspector.inspect_into(&f.img, &mut inspection).unwrap();
     }
     SITES_ON.store(true, Ordering::SeqCst);
     for f in fr.iter().cycle().take(12) {
-        inspector.inspect(&f.img).unwrap();
+        inspector.inspect_into(&f.img, &mut inspection).unwrap();
     }
     SITES_ON.store(false, Ordering::SeqCst);
     dump(
-        "Inspector::inspect (locate included), allocations per frame by call site:",
+        "Inspector::inspect_into (locate included), allocations per frame by call site:",
         12.0,
     );
     // Daemon with the marker inspector, results 11..=40 (the run's end, after the last
