@@ -919,13 +919,12 @@ impl Model {
         let input =
             Tensor::<f32>::new(&alloc, manifest.input.shape.clone()).map_err(session_err)?;
         let mut binding = session.create_binding().map_err(session_err)?;
-        let input_name =
-            std::ffi::CString::new(manifest.input.name.as_str()).map_err(|_| {
-                ModelError::Session {
-                    path: onnx_path.clone(),
-                    message: format!("input name {:?} contains a NUL byte", manifest.input.name),
-                }
-            })?;
+        let input_name = std::ffi::CString::new(manifest.input.name.as_str()).map_err(|_| {
+            ModelError::Session {
+                path: onnx_path.clone(),
+                message: format!("input name {:?} contains a NUL byte", manifest.input.name),
+            }
+        })?;
         let mut outputs = Vec::with_capacity(manifest.outputs.len());
         for o in &manifest.outputs {
             let mut t = Tensor::<f32>::new(&alloc, o.shape.clone()).map_err(session_err)?;

@@ -199,9 +199,9 @@ const STAGES: [&str; 10] = [
     "anomaly map (+ smoothing)",
     "contact-zone mask + image score",
     "threshold + components + measure",
-    "grade",
-    "Inspector::inspect_located (whole)",
-    "Inspector::inspect (whole, with locate)",
+    "grade (grade_into)",
+    "Inspector::inspect_located_into (whole)",
+    "Inspector::inspect_into (whole, with locate)",
 ];
 
 /// The two tests count allocations on all threads: one at a time.
@@ -237,6 +237,9 @@ fn inspect_hot_path_allocations_per_frame() {
     let mut smooth = anomaly::SmoothScratch::default();
     let mut dscratch = DefectScratch::default();
     let mut defects = Vec::new();
+    let mut features: Vec<grade::Feature> = Vec::new();
+    let mut graded = grade::grade(&profile, &[]);
+    let mut gscratch = grade::GradeScratch::default();
     let mut inspector = Inspector::new(&cfg, profile.clone()).unwrap();
     let mut inspection = endface::inspect::Inspection::default();
     let mut locator =
@@ -274,8 +277,9 @@ fn inspect_hot_path_allocations_per_frame() {
         ((), c[6]) = counted(|| {
             anomaly::extract_defects(&map, &zone, pixel_threshold, &mut dscratch, &mut defects)
         });
-        let features: Vec<grade::Feature> = defects.iter().map(|d| d.feature()).collect();
-        (_, c[7]) = counted(|| grade::grade(&profile, &features));
+        features.clear();
+        features.extend(defects.iter().map(|d| d.feature()));
+        ((), c[7]) = counted(|| grade::grade_into(&profile, &features, &mut graded, &mut gscratch));
         last_defects = defects.len();
         let loc = located(f);
         (_, c[8]) = counted(|| {

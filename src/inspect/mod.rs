@@ -194,6 +194,9 @@ pub struct Inspector {
     measure_drift: bool,
     /// Reason strings between frames (see [`set_reasons`]).
     reason_spare: Vec<String>,
+    /// The last frame's grade and the grader's buffers, reused.
+    grade: grade::Grade,
+    grade_scratch: grade::GradeScratch,
     /// The daemon's inspection, reused frame after frame ([`crate::daemon::FrameInspector`]).
     pub(crate) daemon_scratch: Inspection,
 }
@@ -251,6 +254,12 @@ impl Inspector {
             drift_scratch: Vec::with_capacity(w * h),
             measure_drift: false,
             reason_spare: Vec::new(),
+            grade: grade::Grade {
+                verdict: Verdict::Pass,
+                reasons: Vec::new(),
+                per_feature: Vec::new(),
+            },
+            grade_scratch: grade::GradeScratch::default(),
             daemon_scratch: Inspection::default(),
         })
     }
@@ -451,10 +460,10 @@ impl Inspector {
     ) -> Result<(), InspectError> {
         let t_start = Instant::now();
         let sane = loc.center_in_frame.iter().all(|v| v.is_finite());
-        if let Some(g) = grade::check_gradable(sane, loc.focus, self.min_focus) {
+        if let Some(why) = grade::ungradable(sane, loc.focus, self.min_focus) {
             self.map_in_crop.clear();
             self.defect_scratch.labels_in_crop.clear();
-            self.unable_into(out, &g.reasons, Some(loc));
+            self.unable_into(out, std::iter::once(why), Some(loc));
             out.timings_ms.total = ms_since(t_start);
             return Ok(());
         }
@@ -501,7 +510,13 @@ impl Inspector {
         self.features.clear();
         self.features
             .extend(self.defects.iter().map(Defect::feature));
-        let g = grade::grade(&self.profile, &self.features);
+        grade::grade_into(
+            &self.profile,
+            &self.features,
+            &mut self.grade,
+            &mut self.grade_scratch,
+        );
+        let g = &self.grade;
         let (fw, fh) = frame.dimensions();
         out.defects.clear();
         out.defects
