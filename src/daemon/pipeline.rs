@@ -590,7 +590,7 @@ impl Daemon {
         // from output to inspect, frames' pixels back to the source. Bounded (a full channel
         // drops the buffer); every frame and record in flight fits.
         let in_flight = queue + cfg.daemon.queue + 8;
-        let (record_tx, record_rx) = bounded::<InspectionRecord>(in_flight);
+        let records = RecordPool::new(in_flight);
         let (pixels_tx, pixels_rx) = bounded::<image::GrayImage>(in_flight);
 
         let mut workers: Vec<(Stage, JoinHandle<()>)> = Vec::new();
@@ -628,9 +628,10 @@ impl Daemon {
             let max = opts.max_inspections;
             let rate = cfg.trigger.rate_hz;
             let max_errors = cfg.daemon.max_model_errors;
+            let records2 = records.clone();
             let f = Box::new(move || {
                 inspect_loop(
-                    &sh2, inspector, job_rx, done_tx, record_rx, free_run, rate, max, max_errors,
+                    &sh2, inspector, job_rx, done_tx, records2, free_run, rate, max, max_errors,
                 );
                 sh2.running[Stage::Inspect as usize].store(false, Ordering::SeqCst);
             });
@@ -655,7 +656,7 @@ impl Daemon {
             };
             let on_result = opts.on_result.take();
             let recycle = Recycle {
-                records: record_tx,
+                records,
                 pixels: pixels_tx.clone(),
             };
             let f = Box::new(move || {
@@ -1098,7 +1099,7 @@ fn inspect_loop(
     mut inspector: Box<dyn FrameInspector>,
     job_rx: Receiver<Job>,
     done_tx: Sender<Done>,
-    records: Receiver<InspectionRecord>,
+    records: Arc<RecordPool>,
     free_run: bool,
     rate_hz: f64,
     max: Option<u64>,
@@ -1156,7 +1157,7 @@ fn inspect_loop(
         let inspection = started;
         let t0 = monotonic_ns();
         // A record that held an earlier result (after the first few frames), overwritten.
-        let mut record = records.try_recv().unwrap_or_default();
+        let mut record = records.take();
         match (&job.frame, job.no_frame_reason) {
             (Some(frame), _) => match inspector.inspect_into(frame, &mut record) {
                 Ok(()) => {
@@ -1284,9 +1285,41 @@ fn add_stat(stats: &mut BTreeMap<String, StageStat>, name: &str, ms: f64) {
     s.max_ms = s.max_ms.max(ms);
 }
 
+/// Inspection records between the output thread (done with one) and the inspect thread
+/// (needs one). Last in, first out: the few records a steady pipeline keeps in flight are
+/// used over and over, so their buffers reach the frames' needs after a few frames (a queue
+/// would cycle through every record, each warming up on its own). Filled at start with as
+/// many records as can ever be in flight.
+struct RecordPool(Mutex<Vec<InspectionRecord>>);
+
+impl RecordPool {
+    fn new(capacity: usize) -> Arc<RecordPool> {
+        let mut v = Vec::with_capacity(capacity);
+        v.resize_with(capacity, InspectionRecord::default);
+        Arc::new(RecordPool(Mutex::new(v)))
+    }
+
+    /// A record that held an earlier result (a fresh one if none is free).
+    fn take(&self) -> InspectionRecord {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_default()
+    }
+
+    /// Back for reuse (dropped if the pool is full).
+    fn give_back(&self, record: InspectionRecord) {
+        let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if v.len() < v.capacity() {
+            v.push(record);
+        }
+    }
+}
+
 /// Where the output thread hands buffers back for reuse.
 struct Recycle {
-    records: Sender<InspectionRecord>,
+    records: Arc<RecordPool>,
     pixels: Sender<image::GrayImage>,
 }
 
@@ -1457,7 +1490,7 @@ fn output_loop(
                 frame: frame.as_ref().map(|f| f.image.clone()),
             });
         }
-        let _ = recycle.records.try_send(record);
+        recycle.records.give_back(record);
         let keep = match ctx.save {
             SaveImages::All => true,
             SaveImages::Failing => verdict != Verdict::Pass,
