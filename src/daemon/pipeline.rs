@@ -590,7 +590,7 @@ impl Daemon {
         // from output to inspect, frames' pixels back to the source. Bounded (a full channel
         // drops the buffer); every frame and record in flight fits.
         let in_flight = queue + cfg.daemon.queue + 8;
-        let records = RecordPool::new(in_flight);
+        let records = RecordPool::new(in_flight, &inspector.identity());
         let (pixels_tx, pixels_rx) = bounded::<image::GrayImage>(in_flight);
 
         let mut workers: Vec<(Stage, JoinHandle<()>)> = Vec::new();
@@ -1293,9 +1293,21 @@ fn add_stat(stats: &mut BTreeMap<String, StageStat>, name: &str, ms: f64) {
 struct RecordPool(Mutex<Vec<InspectionRecord>>);
 
 impl RecordPool {
-    fn new(capacity: usize) -> Arc<RecordPool> {
+    /// Records with the inspector's identity and room for a typical frame's defects, so that
+    /// a record's first use (when the pipeline happens to hold more frames at once than
+    /// before) rarely allocates.
+    fn new(capacity: usize, (model_sha256, provider): &(String, String)) -> Arc<RecordPool> {
         let mut v = Vec::with_capacity(capacity);
-        v.resize_with(capacity, InspectionRecord::default);
+        v.resize_with(capacity, || {
+            let mut r = InspectionRecord {
+                model_sha256: model_sha256.clone(),
+                provider: provider.clone(),
+                ..InspectionRecord::default()
+            };
+            r.defects_json.reserve(4096);
+            r.reasons.reserve(4);
+            r
+        });
         Arc::new(RecordPool(Mutex::new(v)))
     }
 
