@@ -116,25 +116,46 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static A: Counting = Counting;
 
-/// Allocations (this thread), bytes (this thread) and allocations (all threads) made by `f`.
+/// Calls to the C allocator so far (all threads, Rust's own included), when
+/// `scripts/malloc_count.c` is preloaded (`LD_PRELOAD`); `None` otherwise. ONNX Runtime and
+/// SQLite allocate there, unseen by the Rust global allocator.
+fn c_allocations() -> Option<u64> {
+    // SAFETY: looking up a symbol by a NUL-terminated name; if found it is the shim's
+    // `unsigned long endface_c_allocations(void)`.
+    unsafe {
+        let sym = libc::dlsym(libc::RTLD_DEFAULT, c"endface_c_allocations".as_ptr());
+        if sym.is_null() {
+            return None;
+        }
+        let f: extern "C" fn() -> libc::c_ulong = std::mem::transmute(sym);
+        Some(f() as u64)
+    }
+}
+
+/// Allocations (this thread), bytes (this thread) and allocations (all threads) made by `f`;
+/// `c_side`: C allocator calls (all threads) that were not Rust's, with the shim preloaded.
 #[derive(Debug, Default, Clone, Copy)]
 struct Count {
     allocs: u64,
     bytes: u64,
     all_threads: u64,
+    c_side: u64,
 }
 
 fn counted<R>(f: impl FnOnce() -> R) -> (R, Count) {
     COUNT.with(|c| c.set(0));
     BYTES.with(|b| b.set(0));
     let g0 = ALL_THREADS.load(Ordering::Relaxed);
+    let c0 = c_allocations().unwrap_or(0);
     ON.with(|on| on.set(true));
     let r = f();
     ON.with(|on| on.set(false));
+    let all_threads = ALL_THREADS.load(Ordering::Relaxed) - g0;
     let c = Count {
         allocs: COUNT.with(Cell::get),
         bytes: BYTES.with(Cell::get),
-        all_threads: ALL_THREADS.load(Ordering::Relaxed) - g0,
+        all_threads,
+        c_side: c_allocations().map_or(0, |c1| (c1 - c0).saturating_sub(all_threads)),
     };
     (r, c)
 }
@@ -293,6 +314,7 @@ fn inspect_hot_path_allocations_per_frame() {
                 t.allocs += x.allocs;
                 t.bytes += x.bytes;
                 t.all_threads += x.all_threads;
+                t.c_side += x.c_side;
             }
         }
     }
@@ -301,14 +323,25 @@ fn inspect_hot_path_allocations_per_frame() {
          last frame {last_defects} defects):",
         cfg.model.manifest.display()
     );
+    let shim = c_allocations().is_some();
     println!(
-        "| stage | allocations (this thread) | bytes (this thread) | allocations (all threads) |"
+        "| stage | allocations (this thread) | bytes (this thread) | allocations (all threads) |{}",
+        if shim {
+            " C allocator calls, not Rust's (all threads) |"
+        } else {
+            ""
+        }
     );
-    println!("|---|---|---|---|");
+    println!("|---|---|---|---|{}", if shim { "---|" } else { "" });
     let n = measured as f64;
     for (name, t) in STAGES.iter().zip(&totals) {
+        let c = if shim {
+            format!(" {:.1} |", t.c_side as f64 / n)
+        } else {
+            String::new()
+        };
         println!(
-            "| {name} | {:.1} | {:.0} | {:.1} |",
+            "| {name} | {:.1} | {:.0} | {:.1} |{c}",
             t.allocs as f64 / n,
             t.bytes as f64 / n,
             t.all_threads as f64 / n
@@ -390,11 +423,13 @@ const WARM_UP: usize = 20;
 
 /// Allocations (all threads) per frame over results `WARM_UP`..n of a free-run daemon.
 /// With `record_sites`, allocation call sites are recorded from that result to the end.
+/// Returns Rust allocations per frame, C allocator calls per frame that were not Rust's (0
+/// without the shim) and the run's summary.
 fn daemon_allocs_per_frame(
     run: Run,
     n: u64,
     record_sites: bool,
-) -> (f64, endface::daemon::Summary) {
+) -> (f64, f64, endface::daemon::Summary) {
     use endface::actuate::{sim::SimBackend, Outputs};
     use endface::daemon::{Daemon, DaemonConfig, FrameInspector, ResultEvent, RunOptions};
     use std::sync::{Arc, Mutex};
@@ -439,13 +474,17 @@ fn daemon_allocs_per_frame(
     let (backend, _rec) = SimBackend::from_config(&cfg.gpio).unwrap();
     let outputs = Outputs::new(Box::new(backend), &cfg.gpio);
     let d = Daemon::new(cfg, Box::new(source), inspector, outputs).unwrap();
-    // The allocation counter at each result, stored without allocating.
-    let marks: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new(Vec::with_capacity(n as usize + 8)));
+    // The allocation counters (Rust, C) at each result, stored without allocating.
+    let marks: Arc<Mutex<Vec<(u64, u64)>>> =
+        Arc::new(Mutex::new(Vec::with_capacity(n as usize + 8)));
     let m2 = marks.clone();
     let summary = d.run(RunOptions {
         max_inspections: Some(n),
         on_result: Some(Box::new(move |_e: &ResultEvent| {
-            let now = ALL_THREADS.load(Ordering::Relaxed);
+            let now = (
+                ALL_THREADS.load(Ordering::Relaxed),
+                c_allocations().unwrap_or(0),
+            );
             if let Ok(mut m) = m2.lock() {
                 if m.len() < m.capacity() {
                     m.push(now);
@@ -461,7 +500,10 @@ fn daemon_allocs_per_frame(
     let marks = marks.lock().unwrap().clone();
     assert!(marks.len() as u64 >= n.min(20), "{} results", marks.len());
     let (a, b) = (WARM_UP, marks.len() - 1);
-    ((marks[b] - marks[a]) as f64 / (b - a) as f64, summary)
+    let per = |n: u64| n as f64 / (b - a) as f64;
+    let rust = marks[b].0 - marks[a].0;
+    let c_side = (marks[b].1 - marks[a].1).saturating_sub(rust);
+    (per(rust), per(c_side), summary)
 }
 
 /// Bounds of the daemon's steady state, allocations per frame on all threads (BENCHMARKS.md,
@@ -501,7 +543,7 @@ fn daemon_hot_path_allocations_per_frame() {
             200,
         ),
     ];
-    let results: Vec<(f64, endface::daemon::Summary)> = runs
+    let results: Vec<(f64, f64, endface::daemon::Summary)> = runs
         .iter()
         .map(|(_, run, n)| daemon_allocs_per_frame(*run, *n, false))
         .collect();
@@ -509,21 +551,34 @@ fn daemon_hot_path_allocations_per_frame() {
         "daemon hot path, heap allocations per frame on all threads (steady state, results \
          {WARM_UP}..end):"
     );
-    println!("| run | allocations per frame | inspections | pass/fail/unable | frames saved |");
-    println!("|---|---|---|---|---|");
-    for ((name, _, _), (a, s)) in runs.iter().zip(&results) {
+    let shim = c_allocations().is_some();
+    println!(
+        "| run | allocations per frame | inspections | pass/fail/unable | frames saved |{}",
+        if shim {
+            " C allocator calls per frame, not Rust's |"
+        } else {
+            ""
+        }
+    );
+    println!("|---|---|---|---|---|{}", if shim { "---|" } else { "" });
+    for ((name, _, _), (a, c, s)) in runs.iter().zip(&results) {
+        let c = if shim {
+            format!(" {c:.2} |")
+        } else {
+            String::new()
+        };
         println!(
-            "| {name} | {a:.2} | {} | {}/{}/{} | {} |",
+            "| {name} | {a:.2} | {} | {}/{}/{} | {} |{c}",
             s.inspections, s.pass, s.fail, s.unable, s.images_saved
         );
     }
-    let (marker, s) = &results[0];
+    let (marker, _, s) = &results[0];
     assert!(s.pass > 0 && s.fail > 0 && s.unable > 0, "{s:?}");
     assert!(
         *marker <= MARKER_BOUND,
         "daemon hot path (marker inspector) allocates {marker:.2} per frame, bound {MARKER_BOUND}"
     );
-    let (model, s) = &results[2];
+    let (model, _, s) = &results[2];
     assert_eq!(s.inspections, 200, "{s:?}");
     assert!(
         *model <= MODEL_BOUND,
@@ -531,7 +586,7 @@ fn daemon_hot_path_allocations_per_frame() {
     );
     // Saving a frame allocates (PNG encoder, file names, the image path's UPDATE); it must
     // still be bounded, and the run must have saved frames for this figure to mean anything.
-    let (saving, s) = &results[1];
+    let (saving, _, s) = &results[1];
     assert!(s.images_saved > 0, "{s:?}");
     assert!(saving.is_finite());
 }
