@@ -17,7 +17,6 @@ use endface::drift::{frame_features, DriftMonitor, DriftState, FrameFeatures};
 use endface::journal::Journal;
 use image::{GrayImage, Luma};
 use rand::{Rng, SeedableRng};
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use support::*;

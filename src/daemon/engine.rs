@@ -153,7 +153,7 @@ mod tests {
     fn defect(i: u32) -> InspectedDefect {
         let f = i as f64;
         InspectedDefect {
-            kind: if i % 2 == 0 {
+            kind: if i.is_multiple_of(2) {
                 FeatureKind::Scratch
             } else {
                 FeatureKind::Defect
@@ -162,7 +162,7 @@ mod tests {
             size_um: 1.0 / (f + 3.0),
             bbox: [i, i + 1, i + 20, i + 300],
             score: 0.1 + 0.7 / (f + 1.0) as f32,
-            fails: i % 3 == 0,
+            fails: i.is_multiple_of(3),
             area_um2: [f64::NAN, 12.25, f64::INFINITY, 1e-7][i as usize % 4],
             length_um: 2.0 * f + 0.3,
             width_um: f / 7.0,
