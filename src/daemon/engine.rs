@@ -127,7 +127,8 @@ impl Serialize for DefectJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let d = self.0;
         // Every serialized field of `InspectedDefect`, in name order (a `Value` object's
-        // order); the test below compares with `to_value`.
+        // order). A field added there must be added here: the test below and
+        // tests/daemon_defects_json.rs (real inspections) compare with `to_value`.
         let mut m = s.serialize_map(Some(12))?;
         m.serialize_entry("area_um2", &d.area_um2)?;
         m.serialize_entry("bbox", &d.bbox)?;
