@@ -395,7 +395,9 @@ pub fn extract_defects_hysteresis(
             &mut scratch.measure,
         ));
     }
-    out.sort_by(|a, b| b.score.total_cmp(&a.score));
+    // Highest score first; equal scores in label order (as pushed), which is what a stable
+    // sort gave. Unstable: a stable sort of more than 20 defects allocates a buffer.
+    out.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(a.label.cmp(&b.label)));
 }
 
 fn measure(

@@ -153,27 +153,7 @@ impl SizeRange {
 
     /// Human form used in reasons: "≤ 3 µm", "2–5 µm", "> 5 µm", "any size".
     pub fn label(&self) -> String {
-        match (self.starts_at_zero(), self.hi_um) {
-            (true, None) => "any size".to_string(),
-            (true, Some(hi)) => {
-                format!(
-                    "{} {} µm",
-                    if self.hi_inclusive { "≤" } else { "<" },
-                    num(hi)
-                )
-            }
-            (false, None) => {
-                format!(
-                    "{} {} µm",
-                    if self.lo_inclusive { "≥" } else { ">" },
-                    num(self.lo_um)
-                )
-            }
-            (false, Some(hi)) if self.lo_inclusive && self.hi_inclusive => {
-                format!("{}–{} µm", num(self.lo_um), num(hi))
-            }
-            (false, Some(_)) => format!("{self} µm"),
-        }
+        Label(self).to_string()
     }
 
     fn parse(text: &str) -> Result<SizeRange, String> {
@@ -278,20 +258,20 @@ impl fmt::Display for SizeRange {
                 f,
                 "{} {}",
                 if self.hi_inclusive { "<=" } else { "<" },
-                num(hi)
+                Num(hi)
             ),
             (false, None) => write!(
                 f,
                 "{} {}",
                 if self.lo_inclusive { ">=" } else { ">" },
-                num(self.lo_um)
+                Num(self.lo_um)
             ),
             (false, Some(hi)) => write!(
                 f,
                 "{}{}, {}{}",
                 if self.lo_inclusive { "[" } else { "(" },
-                num(self.lo_um),
-                num(hi),
+                Num(self.lo_um),
+                Num(hi),
                 if self.hi_inclusive { "]" } else { ")" }
             ),
         }
@@ -590,7 +570,84 @@ fn num(v: f64) -> String {
     s.to_string()
 }
 
-/// Format a feature size so that it never prints equal to a bound it lies strictly beyond.
+/// [`num`] on the stack; `None` when the text is too long for the buffer (|v| ≥ 1e36).
+fn num_buf(v: f64) -> Option<heapless::String<40>> {
+    use fmt::Write;
+    let mut b = heapless::String::<40>::new();
+    write!(b, "{v:.2}").ok()?;
+    let keep = b.trim_end_matches('0').trim_end_matches('.').len();
+    b.truncate(keep);
+    Some(b)
+}
+
+/// [`num`] as `Display`, without allocating (except for absurdly large values).
+struct Num(f64);
+
+impl fmt::Display for Num {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match num_buf(self.0) {
+            Some(b) => f.write_str(&b),
+            None => f.write_str(&num(self.0)),
+        }
+    }
+}
+
+/// A feature size, formatted so that it never prints equal to a bound it lies strictly beyond.
+struct SizeText<'a>(f64, &'a SizeRange);
+
+impl fmt::Display for SizeText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (size_um, band) = (self.0, self.1);
+        let (Some(s), Some(lo)) = (num_buf(size_um), num_buf(band.lo_um)) else {
+            return f.write_str(&size_text(size_um, band));
+        };
+        let hi = match band.hi_um {
+            Some(h) => match num_buf(h) {
+                Some(b) => Some((h, b)),
+                None => return f.write_str(&size_text(size_um, band)),
+            },
+            None => None,
+        };
+        let clash =
+            (band.lo_um != size_um && lo == s) || hi.is_some_and(|(h, hb)| h != size_um && hb == s);
+        if clash {
+            write!(f, "{size_um:.4}")
+        } else {
+            f.write_str(&s)
+        }
+    }
+}
+
+/// [`SizeRange::label`] as `Display`.
+struct Label<'a>(&'a SizeRange);
+
+impl fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.0;
+        match (r.starts_at_zero(), r.hi_um) {
+            (true, None) => f.write_str("any size"),
+            (true, Some(hi)) => write!(
+                f,
+                "{} {} µm",
+                if r.hi_inclusive { "≤" } else { "<" },
+                Num(hi)
+            ),
+            (false, None) => write!(
+                f,
+                "{} {} µm",
+                if r.lo_inclusive { "≥" } else { ">" },
+                Num(r.lo_um)
+            ),
+            (false, Some(hi)) if r.lo_inclusive && r.hi_inclusive => {
+                write!(f, "{}–{} µm", Num(r.lo_um), Num(hi))
+            }
+            (false, Some(_)) => write!(f, "{r} µm"),
+        }
+    }
+}
+
+/// Format a feature size so that it never prints equal to a bound it lies strictly beyond
+/// (the allocating reference form of [`SizeText`]).
 fn size_text(size_um: f64, band: &SizeRange) -> String {
     let s = num(size_um);
     let bounds = [Some(band.lo_um), band.hi_um];
@@ -995,15 +1052,37 @@ pub fn unable(reason: impl Into<String>) -> Grade {
 /// UNABLE when the cladding was not found or focus is below `min_focus` (a NaN focus counts as
 /// below); `None` when the frame may be graded.
 pub fn check_gradable(found: bool, focus: f64, min_focus: f64) -> Option<Grade> {
+    ungradable(found, focus, min_focus).map(|u| unable(u.to_string()))
+}
+
+/// Why a frame cannot be graded ([`check_gradable`]'s reason, written on demand).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Ungradable {
+    NotFound,
+    OutOfFocus { focus: f64, min_focus: f64 },
+}
+
+impl fmt::Display for Ungradable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Ungradable::NotFound => f.write_str(
+                "fiber cladding not found: cannot grade (check centering and illumination)",
+            ),
+            Ungradable::OutOfFocus { focus, min_focus } => write!(
+                f,
+                "image out of focus: focus {focus:.4} below minimum {min_focus:.4}: cannot grade"
+            ),
+        }
+    }
+}
+
+/// As [`check_gradable`], without building a [`Grade`].
+pub fn ungradable(found: bool, focus: f64, min_focus: f64) -> Option<Ungradable> {
     if !found {
-        return Some(unable(
-            "fiber cladding not found: cannot grade (check centering and illumination)",
-        ));
+        return Some(Ungradable::NotFound);
     }
     if focus.is_nan() || focus < min_focus {
-        return Some(unable(format!(
-            "image out of focus: focus {focus:.4} below minimum {min_focus:.4}: cannot grade"
-        )));
+        return Some(Ungradable::OutOfFocus { focus, min_focus });
     }
     None
 }
@@ -1015,58 +1094,108 @@ pub fn check_gradable(found: bool, focus: f64, min_focus: f64) -> Option<Grade> 
 /// feature in that band is marked failing. Features beyond the contact zone are not graded.
 /// A feature with a non-finite or negative size or radius makes the grade UNABLE.
 pub fn grade(profile: &Profile, features: &[Feature]) -> Grade {
-    let mut invalid_reasons = Vec::new();
+    let mut g = Grade {
+        verdict: Verdict::Pass,
+        reasons: Vec::new(),
+        per_feature: Vec::new(),
+    };
+    grade_into(profile, features, &mut g, &mut GradeScratch::default());
+    g
+}
+
+/// Buffers [`grade_into`] reuses from one frame to the next.
+#[derive(Debug, Default)]
+pub struct GradeScratch {
+    band_of: Vec<Option<usize>>,
+    members: Vec<usize>,
+    /// Reason strings not in use.
+    spare: Vec<String>,
+}
+
+/// Reasons written into reused strings.
+struct ReasonWriter<'a> {
+    reasons: &'a mut Vec<String>,
+    spare: &'a mut Vec<String>,
+    n: usize,
+}
+
+impl ReasonWriter<'_> {
+    fn push(&mut self, text: fmt::Arguments<'_>) {
+        use fmt::Write;
+        if self.n == self.reasons.len() {
+            self.reasons.push(self.spare.pop().unwrap_or_default());
+        }
+        let s = &mut self.reasons[self.n];
+        s.clear();
+        let _ = s.write_fmt(text);
+        self.n += 1;
+    }
+
+    fn finish(self) {
+        self.spare.extend(self.reasons.drain(self.n..));
+    }
+}
+
+/// As [`grade`], into a [`Grade`] that held an earlier result (every field overwritten, its
+/// buffers reused): no heap allocation once the buffers have grown to the frame's needs.
+pub fn grade_into(
+    profile: &Profile,
+    features: &[Feature],
+    out: &mut Grade,
+    scratch: &mut GradeScratch,
+) {
+    let Grade {
+        verdict,
+        reasons,
+        per_feature,
+    } = out;
+    let GradeScratch {
+        band_of,
+        members,
+        spare,
+    } = scratch;
+    let mut reasons = ReasonWriter {
+        reasons,
+        spare,
+        n: 0,
+    };
+    per_feature.clear();
+    per_feature.extend(features.iter().map(|f| FeatureGrade {
+        zone: profile.zone_of(f.inner_radius_um),
+        fails: false,
+    }));
     for (i, f) in features.iter().enumerate() {
         if !f.size_um.is_finite() || f.size_um < 0.0 {
-            invalid_reasons.push(format!(
+            reasons.push(format_args!(
                 "feature {i} ({}): size {} µm is not a finite size ≥ 0: cannot grade",
                 f.kind.noun(1),
                 f.size_um
             ));
         } else if !f.inner_radius_um.is_finite() || f.inner_radius_um < 0.0 {
-            invalid_reasons.push(format!(
+            reasons.push(format_args!(
                 "feature {i} ({}): radius {} µm is not a finite distance ≥ 0: cannot grade",
                 f.kind.noun(1),
                 f.inner_radius_um
             ));
         }
     }
-    if !invalid_reasons.is_empty() {
-        return Grade {
-            verdict: Verdict::Unable,
-            reasons: invalid_reasons,
-            per_feature: features
-                .iter()
-                .map(|f| FeatureGrade {
-                    zone: profile.zone_of(f.inner_radius_um),
-                    fails: false,
-                })
-                .collect(),
-        };
+    if reasons.n > 0 {
+        reasons.finish();
+        *verdict = Verdict::Unable;
+        return;
     }
 
-    let mut per_feature: Vec<FeatureGrade> = features
-        .iter()
-        .map(|f| FeatureGrade {
-            zone: profile.zone_of(f.inner_radius_um),
-            fails: false,
-        })
-        .collect();
     // Band index of each feature within its zone/kind table (None when not graded).
-    let band_of: Vec<Option<usize>> = features
-        .iter()
-        .zip(&per_feature)
-        .map(|(f, g)| {
-            let zone = g.zone?;
-            profile
-                .rule(zone)
-                .bands(f.kind)
-                .iter()
-                .position(|b| b.size_um.contains(f.size_um))
-        })
-        .collect();
+    band_of.clear();
+    band_of.extend(features.iter().zip(per_feature.iter()).map(|(f, g)| {
+        let zone = g.zone?;
+        profile
+            .rule(zone)
+            .bands(f.kind)
+            .iter()
+            .position(|b| b.size_um.contains(f.size_um))
+    }));
 
-    let mut reasons = Vec::new();
     for zone in Zone::ALL {
         let rule = profile.rule(zone);
         for kind in [FeatureKind::Scratch, FeatureKind::Defect] {
@@ -1074,32 +1203,28 @@ pub fn grade(profile: &Profile, features: &[Feature]) -> Grade {
                 let Limit::Count(limit) = band.max_count else {
                     continue;
                 };
-                let members: Vec<usize> = (0..features.len())
-                    .filter(|&i| {
-                        features[i].kind == kind
-                            && per_feature[i].zone == Some(zone)
-                            && band_of[i] == Some(bi)
-                    })
-                    .collect();
+                members.clear();
+                members.extend((0..features.len()).filter(|&i| {
+                    features[i].kind == kind
+                        && per_feature[i].zone == Some(zone)
+                        && band_of[i] == Some(bi)
+                }));
                 if members.len() <= limit as usize {
                     continue;
                 }
-                for &i in &members {
+                for &i in members.iter() {
                     per_feature[i].fails = true;
                 }
-                reasons.extend(band_reasons(zone, kind, band, limit, &members, features));
+                band_reasons(zone, kind, band, limit, members, features, &mut reasons);
             }
         }
     }
-    Grade {
-        verdict: if reasons.is_empty() {
-            Verdict::Pass
-        } else {
-            Verdict::Fail
-        },
-        reasons,
-        per_feature,
-    }
+    *verdict = if reasons.n == 0 {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    };
+    reasons.finish();
 }
 
 fn band_reasons(
@@ -1109,47 +1234,43 @@ fn band_reasons(
     limit: u32,
     members: &[usize],
     features: &[Feature],
-) -> Vec<String> {
+    out: &mut ReasonWriter<'_>,
+) {
     let r = &band.size_um;
     let n = members.len();
     if limit > 0 {
-        return vec![format!(
+        out.push(format_args!(
             "zone {zone}: {n} {} of {}, limit {limit}",
             kind.noun(n),
-            r.label()
-        )];
+            Label(r)
+        ));
+        return;
     }
     // None allowed: name each feature (up to 3), else summarise.
-    let describe = |size: f64| -> String {
-        let s = size_text(size, r);
-        match (r.starts_at_zero(), r.hi_um) {
-            (true, None) => format!("{s} µm, none allowed"),
-            (false, None) => format!("{s} µm {}", r.label()),
-            _ => format!("{s} µm in {}, none allowed", r.label()),
-        }
-    };
     if n <= 3 {
-        members
-            .iter()
-            .map(|&i| {
-                format!(
-                    "zone {zone}: {} {}",
-                    kind.noun(1),
-                    describe(features[i].size_um)
-                )
-            })
-            .collect()
+        for &i in members {
+            let s = SizeText(features[i].size_um, r);
+            let noun = kind.noun(1);
+            match (r.starts_at_zero(), r.hi_um) {
+                (true, None) => out.push(format_args!("zone {zone}: {noun} {s} µm, none allowed")),
+                (false, None) => out.push(format_args!("zone {zone}: {noun} {s} µm {}", Label(r))),
+                _ => out.push(format_args!(
+                    "zone {zone}: {noun} {s} µm in {}, none allowed",
+                    Label(r)
+                )),
+            }
+        }
     } else {
         let largest = members
             .iter()
             .map(|&i| features[i].size_um)
             .fold(0.0_f64, f64::max);
-        vec![format!(
+        out.push(format_args!(
             "zone {zone}: {n} {} of {}, none allowed (largest {} µm)",
             kind.noun(n),
-            r.label(),
-            size_text(largest, r)
-        )]
+            Label(r),
+            SizeText(largest, r)
+        ));
     }
 }
 
@@ -1181,6 +1302,31 @@ mod tests {
 
     #[test]
     fn num_formatting() {
+        for r in ["<= 3", "[2, 5]", "(2, 5)", "> 5", "any", "< 2.5"] {
+            let r = SizeRange::parse(r).unwrap();
+            for v in [
+                0.0,
+                -0.0,
+                1.999,
+                2.0,
+                2.001,
+                2.004,
+                2.996,
+                3.0,
+                3.001,
+                4.9999,
+                5.0,
+                5.004,
+                62.5,
+                1e20,
+                1e40,
+                f64::NAN,
+                f64::INFINITY,
+            ] {
+                assert_eq!(SizeText(v, &r).to_string(), size_text(v, &r), "{v} in {r}");
+                assert_eq!(Num(v).to_string(), num(v));
+            }
+        }
         assert_eq!(num(3.0), "3");
         assert_eq!(num(3.4), "3.4");
         assert_eq!(num(62.5), "62.5");

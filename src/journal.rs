@@ -219,6 +219,91 @@ pub struct Journal {
     path: PathBuf,
 }
 
+const INSERT_INSPECTION: &str = "INSERT INTO inspections (run_id, inspection, station, profile, \
+     verdict, reasons, defects, timings_ms, model_sha256, provider, frame_seq, frame_origin, \
+     trigger_seq, trigger_source, trigger_unix_ns, captured_unix_ns, recorded_unix_ns, image_path) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
+
+/// One inspection to record, borrowed (the columns of an [`Entry`]; `defects_json` is the
+/// defects' JSON text, stored as is; `timings_ms` is serialized as a JSON object).
+#[derive(Debug, Clone, Copy)]
+pub struct NewEntry<'a, T: Serialize + ?Sized> {
+    pub run_id: &'a str,
+    pub inspection: u64,
+    pub station: &'a str,
+    pub profile: &'a str,
+    pub verdict: &'a str,
+    pub reasons: &'a [String],
+    pub defects_json: &'a str,
+    pub timings_ms: &'a T,
+    pub model_sha256: &'a str,
+    pub provider: &'a str,
+    pub frame_seq: Option<u64>,
+    pub frame_origin: Option<&'a str>,
+    pub trigger_seq: Option<u64>,
+    pub trigger_source: &'a str,
+    pub trigger_unix_ns: Option<i64>,
+    pub captured_unix_ns: Option<i64>,
+    pub recorded_unix_ns: i64,
+    pub image_path: Option<&'a str>,
+}
+
+/// Records inspections with one prepared statement and reused buffers
+/// ([`Journal::recorder`]).
+pub struct Recorder<'j> {
+    journal: &'j Journal,
+    stmt: rusqlite::Statement<'j>,
+    reasons: Vec<u8>,
+    timings: Vec<u8>,
+}
+
+/// `value` as JSON text in `buf` (cleared first); these types cannot fail to serialize, and
+/// `null` stands in if one ever did.
+fn json_into<'b, T: Serialize + ?Sized>(buf: &'b mut Vec<u8>, value: &T) -> &'b str {
+    buf.clear();
+    if serde_json::to_writer(&mut *buf, value).is_err() {
+        buf.clear();
+    }
+    match std::str::from_utf8(buf) {
+        Ok(s) if !s.is_empty() => s,
+        _ => "null",
+    }
+}
+
+impl Recorder<'_> {
+    /// Record one inspection; returns its row id. When this returns, the row is on disk.
+    pub fn record<T: Serialize + ?Sized>(
+        &mut self,
+        e: &NewEntry<'_, T>,
+    ) -> Result<i64, JournalError> {
+        let reasons = json_into(&mut self.reasons, e.reasons);
+        let timings = json_into(&mut self.timings, e.timings_ms);
+        self.stmt
+            .execute(params![
+                e.run_id,
+                e.inspection as i64,
+                e.station,
+                e.profile,
+                e.verdict,
+                reasons,
+                e.defects_json,
+                timings,
+                e.model_sha256,
+                e.provider,
+                e.frame_seq.map(|v| v as i64),
+                e.frame_origin,
+                e.trigger_seq.map(|v| v as i64),
+                e.trigger_source,
+                e.trigger_unix_ns,
+                e.captured_unix_ns,
+                e.recorded_unix_ns,
+                e.image_path,
+            ])
+            .map_err(|err| self.journal.sql(err))?;
+        Ok(self.journal.conn.last_insert_rowid())
+    }
+}
+
 impl Journal {
     /// Open (creating it and its folder when missing) for writing: WAL, `synchronous=FULL`.
     pub fn open(path: &Path) -> Result<Journal, JournalError> {
@@ -311,7 +396,7 @@ impl Journal {
 
     /// Record one drift test (committed before it returns).
     pub fn record_drift(
-        &mut self,
+        &self,
         run_id: &str,
         inspection: u64,
         recorded_unix_ns: i64,
@@ -384,36 +469,43 @@ impl Journal {
 
     /// Record one inspection; returns its row id. When this returns, the row is on disk.
     pub fn record(&mut self, e: &Entry) -> Result<i64, JournalError> {
-        let json = |v: &dyn erased::Json| v.to_json();
-        self.conn
-            .execute(
-                "INSERT INTO inspections (run_id, inspection, station, profile, verdict, reasons,
-                 defects, timings_ms, model_sha256, provider, frame_seq, frame_origin, trigger_seq,
-                 trigger_source, trigger_unix_ns, captured_unix_ns, recorded_unix_ns, image_path)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-                params![
-                    e.run_id,
-                    e.inspection as i64,
-                    e.station,
-                    e.profile,
-                    e.verdict,
-                    json(&e.reasons),
-                    json(&e.defects),
-                    json(&e.timings_ms),
-                    e.model_sha256,
-                    e.provider,
-                    e.frame_seq.map(|v| v as i64),
-                    e.frame_origin,
-                    e.trigger_seq.map(|v| v as i64),
-                    e.trigger_source,
-                    e.trigger_unix_ns,
-                    e.captured_unix_ns,
-                    e.recorded_unix_ns,
-                    e.image_path,
-                ],
-            )
-            .map_err(|err| self.sql(err))?;
-        Ok(self.conn.last_insert_rowid())
+        let defects = serde_json::to_string(&e.defects).unwrap_or_else(|_| "null".into());
+        self.recorder()?.record(&NewEntry {
+            run_id: &e.run_id,
+            inspection: e.inspection,
+            station: &e.station,
+            profile: &e.profile,
+            verdict: &e.verdict,
+            reasons: &e.reasons,
+            defects_json: &defects,
+            timings_ms: &e.timings_ms,
+            model_sha256: &e.model_sha256,
+            provider: &e.provider,
+            frame_seq: e.frame_seq,
+            frame_origin: e.frame_origin.as_deref(),
+            trigger_seq: e.trigger_seq,
+            trigger_source: &e.trigger_source,
+            trigger_unix_ns: e.trigger_unix_ns,
+            captured_unix_ns: e.captured_unix_ns,
+            recorded_unix_ns: e.recorded_unix_ns,
+            image_path: e.image_path.as_deref(),
+        })
+    }
+
+    /// A recorder for a stream of inspections: the INSERT statement prepared once and JSON
+    /// buffers reused, so that recording makes no heap allocation on the Rust side per row
+    /// (SQLite's own memory is its business).
+    pub fn recorder(&self) -> Result<Recorder<'_>, JournalError> {
+        let stmt = self
+            .conn
+            .prepare(INSERT_INSPECTION)
+            .map_err(|e| self.sql(e))?;
+        Ok(Recorder {
+            journal: self,
+            stmt,
+            reasons: Vec::new(),
+            timings: Vec::new(),
+        })
     }
 
     /// Entries recorded at or after `since_unix_ns` (all when `None`), oldest first.
@@ -518,18 +610,6 @@ impl Journal {
                 path: self.path.clone(),
                 problem: format!("integrity check: {result}"),
             })
-        }
-    }
-}
-
-mod erased {
-    /// Serialize to a JSON string for a TEXT column (these types cannot fail to serialize).
-    pub trait Json {
-        fn to_json(&self) -> String;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn to_json(&self) -> String {
-            serde_json::to_string(self).unwrap_or_else(|_| "null".into())
         }
     }
 }

@@ -801,6 +801,8 @@ pub struct Model {
     session: Session,
     binding: IoBinding,
     input: Tensor<f32>,
+    /// The input's name for ONNX Runtime (NUL-terminated once, not per run).
+    input_name: std::ffi::CString,
     /// Output tensors, in manifest order.
     outputs: Vec<(String, Tensor<f32>)>,
     provider: ProviderReport,
@@ -917,6 +919,12 @@ impl Model {
         let input =
             Tensor::<f32>::new(&alloc, manifest.input.shape.clone()).map_err(session_err)?;
         let mut binding = session.create_binding().map_err(session_err)?;
+        let input_name = std::ffi::CString::new(manifest.input.name.as_str()).map_err(|_| {
+            ModelError::Session {
+                path: onnx_path.clone(),
+                message: format!("input name {:?} contains a NUL byte", manifest.input.name),
+            }
+        })?;
         let mut outputs = Vec::with_capacity(manifest.outputs.len());
         for o in &manifest.outputs {
             let mut t = Tensor::<f32>::new(&alloc, o.shape.clone()).map_err(session_err)?;
@@ -933,6 +941,7 @@ impl Model {
             session,
             binding,
             input,
+            input_name,
             outputs,
             provider: ProviderReport {
                 requested: rt.providers.clone(),
@@ -1088,14 +1097,34 @@ impl Model {
             path: path.to_path_buf(),
             message: e.to_string().replace('\n', " "),
         };
-        self.binding
-            .bind_input(self.manifest.input.name.as_str(), &self.input)
-            .map_err(|e| err(e, &self.onnx_path))?;
-        let outputs = self
-            .session
-            .run_binding(&self.binding)
-            .map_err(|e| err(e, &self.onnx_path))?;
-        drop(outputs);
+        use ort::AsPointer;
+        // Straight to the C API: `IoBinding::bind_input` and `Session::run_binding` build
+        // Rust-side bookkeeping on every call (the name as a `String`, a map entry, the
+        // `SessionOutputs` of the bound outputs: 5 heap allocations per run). The outputs are
+        // bound to this model's pre-allocated tensors at load, so a run writes into them.
+        let api = ort::api();
+        // The input is bound again on every run: for an accelerator ONNX Runtime copies the
+        // data to the device when it is bound.
+        // SAFETY: the binding, the input value and the NUL-terminated name are alive and
+        // owned by `self`; ONNX Runtime copies what it keeps (a reference to the value).
+        let bound = unsafe {
+            ort::Error::result_from_status((api.BindInput)(
+                self.binding.ptr_mut(),
+                self.input_name.as_ptr(),
+                self.input.ptr(),
+            ))
+        };
+        bound.map_err(|e| err(e, &self.onnx_path))?;
+        // SAFETY: session and binding are alive; `&mut self` keeps the run single-threaded
+        // (RunWithBinding is not thread-safe); no run options (null is allowed).
+        let ran = unsafe {
+            ort::Error::result_from_status((api.RunWithBinding)(
+                self.session.ptr().cast_mut(),
+                std::ptr::null(),
+                self.binding.ptr(),
+            ))
+        };
+        ran.map_err(|e| err(e, &self.onnx_path))?;
         Ok(())
     }
 

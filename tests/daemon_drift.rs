@@ -10,12 +10,13 @@ use endface::actuate::sim::SimBackend;
 use endface::actuate::{Outputs, Role};
 use endface::capture::synthetic::SceneHints;
 use endface::capture::{open_source, Frame};
-use endface::daemon::{Daemon, FrameInspector, InspectionRecord, InspectorError, Verdict};
+use endface::daemon::{
+    Daemon, FrameInspector, InspectionRecord, InspectorError, StageTimings, Verdict,
+};
 use endface::drift::{frame_features, DriftMonitor, DriftState, FrameFeatures};
 use endface::journal::Journal;
 use image::{GrayImage, Luma};
 use rand::{Rng, SeedableRng};
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use support::*;
@@ -52,8 +53,8 @@ impl FrameInspector for FeatureInspector {
         Ok(InspectionRecord {
             verdict: Verdict::Pass,
             reasons: Vec::new(),
-            defects: serde_json::Value::Array(Vec::new()),
-            timings_ms: BTreeMap::new(),
+            defects_json: "[]".into(),
+            timings_ms: StageTimings::default(),
             model_sha256: String::new(),
             provider: "test".into(),
             drift_features: Some(features(&frame.image)),

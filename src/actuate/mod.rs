@@ -372,7 +372,7 @@ pub struct Step {
 /// The line changes that signal one result, sorted by time (stable: at equal times, in the
 /// order listed in the module doc). `busy_after` is BUSY's level once this result is out
 /// (high while more triggers wait).
-pub fn result_plan(signal: Signal, t: Timings, busy_after: bool) -> Vec<Step> {
+pub fn result_plan(signal: Signal, t: Timings, busy_after: bool) -> Plan {
     let (pass, fail, reject) = match signal {
         Signal::Pass => (true, false, false),
         Signal::Fail => (false, true, true),
@@ -384,27 +384,57 @@ pub fn result_plan(signal: Signal, t: Timings, busy_after: bool) -> Vec<Step> {
         active,
     };
     // Release before assert so that PASS and FAIL are never both active.
-    let mut plan = vec![
-        if pass {
-            step(0, Role::Fail, false)
-        } else {
-            step(0, Role::Pass, false)
-        },
-        if pass {
-            step(0, Role::Pass, true)
-        } else {
-            step(0, Role::Fail, fail)
-        },
-        step(0, Role::Busy, busy_after),
-    ];
+    let mut steps = [step(0, Role::Busy, false); PLAN_MAX];
+    let mut n = 0;
+    let mut push = |s: Step| {
+        steps[n] = s;
+        n += 1;
+    };
+    push(if pass {
+        step(0, Role::Fail, false)
+    } else {
+        step(0, Role::Pass, false)
+    });
+    push(if pass {
+        step(0, Role::Pass, true)
+    } else {
+        step(0, Role::Fail, fail)
+    });
+    push(step(0, Role::Busy, busy_after));
     if reject {
-        plan.push(step(t.reject_delay_ms, Role::Reject, true));
-        plan.push(step(t.reject_delay_ms + t.reject_ms, Role::Reject, false));
+        push(step(t.reject_delay_ms, Role::Reject, true));
+        push(step(t.reject_delay_ms + t.reject_ms, Role::Reject, false));
     }
-    plan.push(step(t.strobe_delay_ms, Role::Strobe, true));
-    plan.push(step(t.strobe_delay_ms + t.strobe_ms, Role::Strobe, false));
-    plan.sort_by_key(|s| s.at_ms);
+    push(step(t.strobe_delay_ms, Role::Strobe, true));
+    push(step(t.strobe_delay_ms + t.strobe_ms, Role::Strobe, false));
+    let mut plan = Plan { steps, len: n };
+    // Stable, and in place (insertion sort: 7 steps at most, no allocation).
+    for i in 1..plan.len {
+        let mut j = i;
+        while j > 0 && plan.steps[j - 1].at_ms > plan.steps[j].at_ms {
+            plan.steps.swap(j - 1, j);
+            j -= 1;
+        }
+    }
     plan
+}
+
+/// The most steps a result plan has.
+const PLAN_MAX: usize = 7;
+
+/// The line changes of one result ([`result_plan`]), sorted by time; a slice through `Deref`.
+/// Fixed capacity: making one allocates nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    steps: [Step; PLAN_MAX],
+    len: usize,
+}
+
+impl std::ops::Deref for Plan {
+    type Target = [Step];
+    fn deref(&self) -> &[Step] {
+        &self.steps[..self.len]
+    }
 }
 
 /// The station's output lines: the logical state of each role on top of a backend, so a line

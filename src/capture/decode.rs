@@ -14,6 +14,18 @@ pub fn gray_from_grey(
     height: u32,
     stride_bytes: u32,
 ) -> Result<GrayImage, String> {
+    gray_from_grey_into(data, width, height, stride_bytes, Vec::new())
+}
+
+/// As [`gray_from_grey`], into `out`'s memory (e.g. a recycled frame's pixels): no heap
+/// allocation when it holds width·height bytes already.
+pub fn gray_from_grey_into(
+    data: &[u8],
+    width: u32,
+    height: u32,
+    stride_bytes: u32,
+    mut out: Vec<u8>,
+) -> Result<GrayImage, String> {
     let stride = if stride_bytes == 0 {
         width as usize
     } else {
@@ -29,7 +41,8 @@ pub fn gray_from_grey(
             data.len()
         ));
     }
-    let mut out = Vec::with_capacity(width as usize * height as usize);
+    out.clear();
+    out.reserve(width as usize * height as usize);
     for row in 0..height as usize {
         let start = row * stride;
         out.extend_from_slice(&data[start..start + width as usize]);
@@ -43,6 +56,17 @@ pub fn gray_from_yuyv(
     width: u32,
     height: u32,
     stride_bytes: u32,
+) -> Result<GrayImage, String> {
+    gray_from_yuyv_into(data, width, height, stride_bytes, Vec::new())
+}
+
+/// As [`gray_from_yuyv`], into `out`'s memory (see [`gray_from_grey_into`]).
+pub fn gray_from_yuyv_into(
+    data: &[u8],
+    width: u32,
+    height: u32,
+    stride_bytes: u32,
+    mut out: Vec<u8>,
 ) -> Result<GrayImage, String> {
     let row_bytes = 2 * width as usize;
     let stride = if stride_bytes == 0 {
@@ -60,7 +84,8 @@ pub fn gray_from_yuyv(
             data.len()
         ));
     }
-    let mut out = Vec::with_capacity(width as usize * height as usize);
+    out.clear();
+    out.reserve(width as usize * height as usize);
     for row in 0..height as usize {
         let start = row * stride;
         out.extend(data[start..start + row_bytes].iter().step_by(2));
@@ -97,6 +122,32 @@ fn needed_bytes(stride: usize, row_bytes: usize, height: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decoding_into_a_recycled_buffer_reuses_it() {
+        let grey = [1, 2, 3, 99, 4, 5, 6];
+        let yuyv = [10, 0, 11, 0, 12, 0, 13, 0];
+        let old = vec![7u8; 64];
+        let ptr = old.as_ptr();
+        let img = gray_from_grey_into(&grey, 3, 2, 4, old).unwrap();
+        assert_eq!(
+            img.as_raw(),
+            gray_from_grey(&grey, 3, 2, 4).unwrap().as_raw()
+        );
+        assert_eq!(
+            img.as_raw().as_ptr(),
+            ptr,
+            "the recycled memory holds the frame"
+        );
+        let raw = img.into_raw();
+        let ptr = raw.as_ptr();
+        let img = gray_from_yuyv_into(&yuyv, 2, 2, 4, raw).unwrap();
+        assert_eq!(
+            img.as_raw(),
+            gray_from_yuyv(&yuyv, 2, 2, 4).unwrap().as_raw()
+        );
+        assert_eq!(img.as_raw().as_ptr(), ptr);
+    }
 
     #[test]
     fn grey_respects_stride_and_length() {

@@ -109,6 +109,9 @@ pub trait Source: Send {
     fn dropped_by_device(&self) -> u64 {
         0
     }
+    /// A frame's pixels the daemon is done with, handed back so that a source can fill it
+    /// again instead of allocating a new image per frame. Default: dropped.
+    fn recycle(&mut self, _image: GrayImage) {}
 }
 
 /// Which kind of source `[camera] source` selects.

@@ -7,7 +7,7 @@
 //! A buffer flagged with an error or too short is a corrupt frame; `ENODEV`/I/O errors and
 //! timeouts mean the camera is lost (the daemon drops READY and reconnects).
 
-use super::decode::{gray_from_grey, gray_from_mjpeg, gray_from_yuyv};
+use super::decode::{gray_from_grey_into, gray_from_mjpeg, gray_from_yuyv_into};
 use super::{monotonic_ns, unix_ns, CameraConfig, CaptureError, Frame, PixelFormat, Source};
 use tracing::{info, warn};
 use v4l::buffer::Type;
@@ -49,7 +49,12 @@ pub struct V4l2Source {
     last_driver_sequence: Option<u32>,
     sequence: u64,
     driver_dropped: u64,
+    /// Pixels of frames the daemon is done with ([`Source::recycle`]), decoded into again.
+    spare: Vec<Vec<u8>>,
 }
+
+/// Recycled frame buffers kept at most (more than the daemon ever has in flight).
+const SPARE_FRAMES: usize = 16;
 
 impl V4l2Source {
     /// A closed source; [`Source::open`] opens the device.
@@ -62,6 +67,7 @@ impl V4l2Source {
             last_driver_sequence: None,
             sequence: 0,
             driver_dropped: 0,
+            spare: Vec::new(),
         }
     }
 
@@ -233,23 +239,33 @@ impl Source for V4l2Source {
         self.driver_dropped
     }
 
+    fn recycle(&mut self, image: image::GrayImage) {
+        if self.spare.len() < SPARE_FRAMES {
+            self.spare.push(image.into_raw());
+        }
+    }
+
     fn next_frame(&mut self) -> Result<Frame, CaptureError> {
-        let device = self.device_name();
+        // The device's name is only needed for an error: made then, not per frame.
+        let device = || self.cfg.device.display().to_string();
         let timeout_ms = self.cfg.frame_timeout_ms;
         let (Some(stream), Some(neg)) = (self.stream.as_mut(), self.negotiated) else {
             return Err(CaptureError::Lost {
-                device,
+                device: device(),
                 reason: "not open".into(),
             });
         };
         let (buf, meta) = match stream.next() {
             Ok(x) => x,
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                return Err(CaptureError::Stalled { device, timeout_ms })
+                return Err(CaptureError::Stalled {
+                    device: device(),
+                    timeout_ms,
+                })
             }
             Err(e) => {
                 return Err(CaptureError::Lost {
-                    device,
+                    device: device(),
                     reason: format!("VIDIOC_DQBUF: {e}"),
                 })
             }
@@ -280,7 +296,7 @@ impl Source for V4l2Source {
             dequeued_mono_ns
         };
         let corrupt = |reason: String| CaptureError::Corrupt {
-            device: device.clone(),
+            device: device(),
             sequence,
             reason,
         };
@@ -289,9 +305,16 @@ impl Source for V4l2Source {
         }
         let used = (meta.bytesused as usize).min(buf.len());
         let data = &buf[..used];
+        // GREY and YUYV are decoded into a recycled frame's pixels (no allocation); MJPEG
+        // goes through the JPEG decoder, which allocates its own.
+        let pixels = self.spare.pop().unwrap_or_default();
         let image = match neg.format {
-            PixelFormat::Grey => gray_from_grey(data, neg.width, neg.height, neg.stride),
-            PixelFormat::Yuyv => gray_from_yuyv(data, neg.width, neg.height, neg.stride),
+            PixelFormat::Grey => {
+                gray_from_grey_into(data, neg.width, neg.height, neg.stride, pixels)
+            }
+            PixelFormat::Yuyv => {
+                gray_from_yuyv_into(data, neg.width, neg.height, neg.stride, pixels)
+            }
             PixelFormat::Mjpeg => gray_from_mjpeg(data, neg.width, neg.height),
         }
         .map_err(corrupt)?;

@@ -279,7 +279,7 @@ fn print_result(ev: &ResultEvent, json: bool) {
             (Some(s), None) => format!("frame {s}"),
             (None, _) => "no frame".to_string(),
         };
-        let ms = ev.timings_ms.get("inspect").copied().unwrap_or(0.0);
+        let ms = ev.timings_ms.get("inspect").unwrap_or(0.0);
         let withheld = if ev.pass_withheld {
             " [PASS line withheld: fault]"
         } else {

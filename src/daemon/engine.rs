@@ -5,11 +5,12 @@
 //! model sha256 and the execution provider that ran the model. An engine error (model or
 //! runtime failure) becomes an [`InspectorError`]: the daemon records UNABLE and drops READY.
 
-use super::{FrameInspector, InspectionRecord, InspectorError, Verdict};
+use super::{set_text, FrameInspector, InspectionRecord, InspectorError, Verdict};
 use crate::capture::Frame;
 use crate::grade;
+use crate::inspect::InspectedDefect;
 use crate::inspect::Inspector;
-use std::collections::BTreeMap;
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 impl From<grade::Verdict> for Verdict {
     fn from(v: grade::Verdict) -> Verdict {
@@ -23,34 +24,47 @@ impl From<grade::Verdict> for Verdict {
 
 impl FrameInspector for Inspector {
     fn inspect(&mut self, frame: &Frame) -> Result<InspectionRecord, InspectorError> {
-        let insp =
-            Inspector::inspect(self, &frame.image).map_err(|e| InspectorError(e.to_string()))?;
-        let drift_features = if self.measures_drift_features() {
+        let mut record = InspectionRecord::default();
+        FrameInspector::inspect_into(self, frame, &mut record)?;
+        Ok(record)
+    }
+
+    fn inspect_into(
+        &mut self,
+        frame: &Frame,
+        out: &mut InspectionRecord,
+    ) -> Result<(), InspectorError> {
+        let mut insp = std::mem::take(&mut self.daemon_scratch);
+        let result = Inspector::inspect_into(self, &frame.image, &mut insp);
+        if let Err(e) = result {
+            self.daemon_scratch = insp;
+            return Err(InspectorError(e.to_string()));
+        }
+        out.drift_features = if self.measures_drift_features() {
             self.drift_features(&frame.image, &insp)
         } else {
             None
         };
         let t = insp.timings_ms;
-        let timings_ms: BTreeMap<String, f64> = [
+        out.timings_ms.clear();
+        for (k, v) in [
             ("locate", t.locate),
             ("crop", t.crop),
             ("infer", t.infer),
             ("anomaly", t.anomaly),
             ("grade", t.grade),
             ("total", t.total),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        Ok(InspectionRecord {
-            verdict: insp.verdict.into(),
-            reasons: insp.reasons,
-            defects: serde_json::to_value(&insp.defects).unwrap_or(serde_json::Value::Null),
-            timings_ms,
-            model_sha256: insp.model_sha256,
-            provider: insp.execution_provider,
-            drift_features,
-        })
+        ] {
+            out.timings_ms.insert(k, v);
+        }
+        out.verdict = insp.verdict.into();
+        // Swap, not copy: the strings go back and forth between the two buffers.
+        std::mem::swap(&mut out.reasons, &mut insp.reasons);
+        write_defects_json(&insp.defects, &mut out.defects_json);
+        set_text(&mut out.model_sha256, &insp.model_sha256);
+        set_text(&mut out.provider, &insp.execution_provider);
+        self.daemon_scratch = insp;
+        Ok(())
     }
 
     fn describe(&self) -> String {
@@ -74,5 +88,103 @@ impl FrameInspector for Inspector {
             self.model().sha256().to_string(),
             self.model().provider().primary.clone(),
         )
+    }
+}
+
+/// The defects as the journal has always stored them: the JSON of
+/// `serde_json::to_value(&defects)` (object keys in name order, `score` widened to f64),
+/// written into a reused buffer instead of through a `Value` tree.
+pub fn write_defects_json(defects: &[InspectedDefect], out: &mut String) {
+    let mut buf = std::mem::take(out).into_bytes();
+    buf.clear();
+    if serde_json::to_writer(&mut buf, &DefectsJson(defects)).is_err() {
+        buf.clear();
+        buf.extend_from_slice(b"null");
+    }
+    *out = String::from_utf8(buf).unwrap_or_else(|e| {
+        let mut b = e.into_bytes();
+        b.clear();
+        b.extend_from_slice(b"null");
+        String::from_utf8(b).unwrap_or_default()
+    });
+}
+
+struct DefectsJson<'a>(&'a [InspectedDefect]);
+
+impl Serialize for DefectsJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for d in self.0 {
+            seq.serialize_element(&DefectJson(d))?;
+        }
+        seq.end()
+    }
+}
+
+struct DefectJson<'a>(&'a InspectedDefect);
+
+impl Serialize for DefectJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let d = self.0;
+        // Every serialized field of `InspectedDefect`, in name order (a `Value` object's
+        // order). A field added there must be added here: the test below and
+        // tests/daemon_defects_json.rs (real inspections) compare with `to_value`.
+        let mut m = s.serialize_map(Some(12))?;
+        m.serialize_entry("area_um2", &d.area_um2)?;
+        m.serialize_entry("bbox", &d.bbox)?;
+        m.serialize_entry("bbox_in_crop", &d.bbox_in_crop)?;
+        m.serialize_entry("elongation", &d.elongation)?;
+        m.serialize_entry("fails", &d.fails)?;
+        m.serialize_entry("inner_radius_um", &d.inner_radius_um)?;
+        m.serialize_entry("kind", &d.kind)?;
+        m.serialize_entry("length_um", &d.length_um)?;
+        m.serialize_entry("score", &f64::from(d.score))?;
+        m.serialize_entry("size_um", &d.size_um)?;
+        m.serialize_entry("width_um", &d.width_um)?;
+        m.serialize_entry("zone", &d.zone)?;
+        m.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grade::{FeatureKind, Zone};
+
+    fn defect(i: u32) -> InspectedDefect {
+        let f = i as f64;
+        InspectedDefect {
+            kind: if i.is_multiple_of(2) {
+                FeatureKind::Scratch
+            } else {
+                FeatureKind::Defect
+            },
+            zone: [None, Some(Zone::A), Some(Zone::B), Some(Zone::D)][i as usize % 4],
+            size_um: 1.0 / (f + 3.0),
+            bbox: [i, i + 1, i + 20, i + 300],
+            score: 0.1 + 0.7 / (f + 1.0) as f32,
+            fails: i.is_multiple_of(3),
+            area_um2: [f64::NAN, 12.25, f64::INFINITY, 1e-7][i as usize % 4],
+            length_um: 2.0 * f + 0.3,
+            width_um: f / 7.0,
+            elongation: 1.0 + f,
+            inner_radius_um: 5.5 * f,
+            bbox_in_crop: [0, i, 2 * i, 255],
+            label: i + 1,
+        }
+    }
+
+    #[test]
+    fn defects_json_is_what_the_value_tree_gave() {
+        let mut buf = String::from("stale content");
+        for n in [0, 1, 2, 7] {
+            let defects: Vec<InspectedDefect> = (0..n).map(defect).collect();
+            let old = serde_json::to_string(
+                &serde_json::to_value(&defects).unwrap_or(serde_json::Value::Null),
+            )
+            .unwrap();
+            write_defects_json(&defects, &mut buf);
+            assert_eq!(buf, old);
+        }
     }
 }

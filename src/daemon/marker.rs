@@ -12,20 +12,24 @@
 //!
 //! Selected with `[daemon] inspector = "marker"`; never for production grading.
 
-use super::{FrameInspector, InspectionRecord, InspectorError, Verdict};
+use super::{set_reasons, set_text, FrameInspector, InspectionRecord, InspectorError, Verdict};
 use crate::capture::Frame;
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// Marker-pixel inspector.
 pub struct MarkerInspector {
     delay: Duration,
+    /// Reason strings between frames (see [`super::set_reasons`]).
+    spare: Vec<String>,
 }
 
 impl MarkerInspector {
     /// `delay` simulates inspection time.
     pub fn new(delay: Duration) -> MarkerInspector {
-        MarkerInspector { delay }
+        MarkerInspector {
+            delay,
+            spare: Vec::new(),
+        }
     }
 }
 
@@ -41,6 +45,16 @@ pub fn marker_result(value: u8) -> Option<Verdict> {
 
 impl FrameInspector for MarkerInspector {
     fn inspect(&mut self, frame: &Frame) -> Result<InspectionRecord, InspectorError> {
+        let mut record = InspectionRecord::default();
+        self.inspect_into(frame, &mut record)?;
+        Ok(record)
+    }
+
+    fn inspect_into(
+        &mut self,
+        frame: &Frame,
+        out: &mut InspectionRecord,
+    ) -> Result<(), InspectorError> {
         let started = Instant::now();
         if !self.delay.is_zero() {
             std::thread::sleep(self.delay);
@@ -55,17 +69,20 @@ impl FrameInspector for MarkerInspector {
                 "marker inspector: simulated model failure (marker {value})"
             ))
         })?;
-        let mut timings_ms = BTreeMap::new();
-        timings_ms.insert("marker".to_string(), started.elapsed().as_secs_f64() * 1e3);
-        Ok(InspectionRecord {
-            verdict,
-            reasons: vec![format!("marker pixel {value}")],
-            defects: serde_json::Value::Array(Vec::new()),
-            timings_ms,
-            model_sha256: String::new(),
-            provider: "marker".into(),
-            drift_features: None,
-        })
+        out.verdict = verdict;
+        set_reasons(
+            &mut out.reasons,
+            &mut self.spare,
+            [format_args!("marker pixel {value}")],
+        );
+        set_text(&mut out.defects_json, "[]");
+        out.timings_ms.clear();
+        out.timings_ms
+            .insert("marker", started.elapsed().as_secs_f64() * 1e3);
+        out.model_sha256.clear();
+        set_text(&mut out.provider, "marker");
+        out.drift_features = None;
+        Ok(())
     }
 
     fn describe(&self) -> String {

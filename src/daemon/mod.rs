@@ -60,16 +60,88 @@ impl std::fmt::Display for Verdict {
     }
 }
 
+/// Stage name → milliseconds, kept sorted by name, without heap allocation (at most
+/// [`StageTimings::CAPACITY`] stages). Serializes as a JSON object in name order, exactly as
+/// a `BTreeMap<String, f64>` does.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StageTimings(heapless::Vec<(&'static str, f64), 16>);
+
+impl StageTimings {
+    /// The most stages it holds (the daemon uses 11).
+    pub const CAPACITY: usize = 16;
+
+    /// Set a stage's time (replacing an earlier one); `false` when it is full and the stage
+    /// is new (the time is then not kept).
+    pub fn insert(&mut self, stage: &'static str, ms: f64) -> bool {
+        match self.0.binary_search_by(|(k, _)| (*k).cmp(stage)) {
+            Ok(i) => {
+                self.0[i].1 = ms;
+                true
+            }
+            Err(i) => self.0.insert(i, (stage, ms)).is_ok(),
+        }
+    }
+
+    /// A stage's time.
+    pub fn get(&self, stage: &str) -> Option<f64> {
+        self.0
+            .binary_search_by(|(k, _)| (*k).cmp(stage))
+            .ok()
+            .map(|i| self.0[i].1)
+    }
+
+    pub fn contains_key(&self, stage: &str) -> bool {
+        self.get(stage).is_some()
+    }
+
+    /// Stages and times, in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, f64)> + '_ {
+        self.0.iter().copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// As a map with owned names (e.g. to compare with a journalled [`crate::journal::Entry`]).
+    pub fn to_map(&self) -> BTreeMap<String, f64> {
+        self.iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+}
+
+impl Serialize for StageTimings {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.iter() {
+            m.serialize_entry(k, &v)?;
+        }
+        m.end()
+    }
+}
+
 /// What an inspector says about one frame.
+///
+/// The daemon recycles records: [`FrameInspector::inspect_into`] overwrites every field of a
+/// record that held an earlier frame's result, reusing its buffers (no heap allocation per
+/// frame in the steady state).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InspectionRecord {
     pub verdict: Verdict,
     /// Human-readable reasons ("zone B: 6 defects of 2–5 µm, limit 5").
     pub reasons: Vec<String>,
-    /// The defects, as JSON (journalled as is).
-    pub defects: serde_json::Value,
+    /// The defects as JSON text (an array; journalled as is).
+    pub defects_json: String,
     /// Stage name → milliseconds, as measured by the inspector.
-    pub timings_ms: BTreeMap<String, f64>,
+    pub timings_ms: StageTimings,
     /// sha256 of the model that graded the frame ("" when none).
     pub model_sha256: String,
     /// Execution provider that ran the model.
@@ -78,6 +150,70 @@ pub struct InspectionRecord {
     /// or the inspector does not measure them (marker).
     #[serde(skip)]
     pub drift_features: Option<crate::drift::FrameFeatures>,
+}
+
+impl Default for InspectionRecord {
+    /// UNABLE, no reasons, no defects (`[]`), no timings.
+    fn default() -> Self {
+        InspectionRecord {
+            verdict: Verdict::Unable,
+            reasons: Vec::new(),
+            defects_json: String::from("[]"),
+            timings_ms: StageTimings::default(),
+            model_sha256: String::new(),
+            provider: String::new(),
+            drift_features: None,
+        }
+    }
+}
+
+impl InspectionRecord {
+    /// Overwrite with an UNABLE result with one reason, reusing the buffers.
+    /// `spare` takes the reason strings no longer needed and gives them back later (see
+    /// [`set_reasons`]).
+    pub fn set_unable(
+        &mut self,
+        spare: &mut Vec<String>,
+        reason: std::fmt::Arguments<'_>,
+        model_sha256: &str,
+        provider: &str,
+    ) {
+        self.verdict = Verdict::Unable;
+        set_reasons(&mut self.reasons, spare, std::iter::once(reason));
+        set_text(&mut self.defects_json, "[]");
+        self.timings_ms.clear();
+        set_text(&mut self.model_sha256, model_sha256);
+        set_text(&mut self.provider, provider);
+        self.drift_features = None;
+    }
+}
+
+/// Replace `s` with `text`, reusing its buffer.
+pub fn set_text(s: &mut String, text: &str) {
+    s.clear();
+    s.push_str(text);
+}
+
+/// Replace `reasons` with formatted texts, reusing the strings already there; strings left
+/// over go to `spare`, and a longer list than before takes its extra strings from `spare`
+/// (allocating only while the pool warms up).
+pub fn set_reasons<T: std::fmt::Display>(
+    reasons: &mut Vec<String>,
+    spare: &mut Vec<String>,
+    texts: impl IntoIterator<Item = T>,
+) {
+    use std::fmt::Write;
+    let mut n = 0;
+    for t in texts {
+        if n == reasons.len() {
+            reasons.push(spare.pop().unwrap_or_default());
+        }
+        let s = &mut reasons[n];
+        s.clear();
+        let _ = write!(s, "{t}");
+        n += 1;
+    }
+    spare.extend(reasons.drain(n..));
 }
 
 /// The inspector could not produce a verdict (model or runtime failure). The daemon records
@@ -89,6 +225,17 @@ pub struct InspectorError(pub String);
 /// Anything that grades a frame: the real ONNX inspector, or the marker inspector.
 pub trait FrameInspector: Send {
     fn inspect(&mut self, frame: &Frame) -> Result<InspectionRecord, InspectorError>;
+    /// As [`FrameInspector::inspect`], into a record that held an earlier result: every field
+    /// is overwritten. The daemon calls this one; inspectors that reuse the record's buffers
+    /// make no heap allocation per frame. Default: `*out = self.inspect(frame)?`.
+    fn inspect_into(
+        &mut self,
+        frame: &Frame,
+        out: &mut InspectionRecord,
+    ) -> Result<(), InspectorError> {
+        *out = self.inspect(frame)?;
+        Ok(())
+    }
     /// For logs: what grades the frames.
     fn describe(&self) -> String;
     /// sha256 of the model and the execution provider, journalled with results that have no

@@ -29,11 +29,11 @@
 
 use super::display::{self, Framebuffer, Status};
 use super::notify::Notifier;
-use super::{DaemonConfig, FrameInspector, InspectionRecord, Verdict};
+use super::{DaemonConfig, FrameInspector, InspectionRecord, StageTimings, Verdict};
 use crate::actuate::trigger::{Lockout, TriggerMode};
 use crate::actuate::{result_plan, ActuateError, Outputs, Role, Signal};
 use crate::capture::{monotonic_ns, sleep_until_mono, unix_ns, ErrorClass, Frame, Source};
-use crate::journal::{Entry, ImageStore, Journal, JournalError, SaveImages};
+use crate::journal::{ImageStore, Journal, JournalError, NewEntry, SaveImages};
 use crossbeam_channel::{
     bounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError,
 };
@@ -117,7 +117,7 @@ pub struct ResultEvent {
     pub trigger_mono_ns: u64,
     /// Stage timings of this inspection (inspector's own plus `queue`, `inspect`, `journal`,
     /// `trigger_to_result`).
-    pub timings_ms: BTreeMap<String, f64>,
+    pub timings_ms: StageTimings,
 }
 
 /// Why the daemon stopped.
@@ -586,6 +586,12 @@ impl Daemon {
         let (done_tx, done_rx) = bounded::<Done>(cfg.daemon.queue);
         let (image_tx, image_rx) = bounded::<(i64, String, image::GrayImage)>(4);
         let (status_tx, status_rx) = bounded::<Status>(1);
+        // Recycling, so that the steady state allocates nothing per frame: records go back
+        // from output to inspect, frames' pixels back to the source. Bounded (a full channel
+        // drops the buffer); every frame and record in flight fits.
+        let in_flight = queue + cfg.daemon.queue + 8;
+        let records = RecordPool::new(in_flight, &inspector.identity());
+        let (pixels_tx, pixels_rx) = bounded::<image::GrayImage>(in_flight);
 
         let mut workers: Vec<(Stage, JoinHandle<()>)> = Vec::new();
         let mut helpers: Vec<JoinHandle<()>> = Vec::new();
@@ -606,7 +612,9 @@ impl Daemon {
             let cam = cfg.camera.clone();
             let job_rx2 = job_rx.clone();
             let f = Box::new(move || {
-                capture_loop(&sh2, source, &cam, mode, trig_rx, job_tx, job_rx2);
+                capture_loop(
+                    &sh2, source, &cam, mode, trig_rx, job_tx, job_rx2, pixels_rx,
+                );
                 sh2.running[Stage::Capture as usize].store(false, Ordering::SeqCst);
             });
             match spawn("capture", f) {
@@ -620,9 +628,10 @@ impl Daemon {
             let max = opts.max_inspections;
             let rate = cfg.trigger.rate_hz;
             let max_errors = cfg.daemon.max_model_errors;
+            let records2 = records.clone();
             let f = Box::new(move || {
                 inspect_loop(
-                    &sh2, inspector, job_rx, done_tx, free_run, rate, max, max_errors,
+                    &sh2, inspector, job_rx, done_tx, records2, free_run, rate, max, max_errors,
                 );
                 sh2.running[Stage::Inspect as usize].store(false, Ordering::SeqCst);
             });
@@ -646,8 +655,14 @@ impl Daemon {
                 drift,
             };
             let on_result = opts.on_result.take();
+            let recycle = Recycle {
+                records,
+                pixels: pixels_tx.clone(),
+            };
             let f = Box::new(move || {
-                output_loop(&sh2, journal, ctx, done_rx, image_tx, status_tx, on_result);
+                output_loop(
+                    &sh2, journal, ctx, done_rx, image_tx, status_tx, recycle, on_result,
+                );
                 sh2.running[Stage::Output as usize].store(false, Ordering::SeqCst);
             });
             match spawn("output", f) {
@@ -659,7 +674,7 @@ impl Daemon {
         if let Some(store) = images {
             let sh2 = sh.clone();
             let db = cfg.journal.path.clone();
-            let f = Box::new(move || image_saver(&sh2, store, &db, image_rx));
+            let f = Box::new(move || image_saver(&sh2, store, &db, image_rx, pixels_tx));
             match spawn("images", f) {
                 Ok(h) => helpers.push(h),
                 Err(e) => spawn_failed = Some(e),
@@ -886,6 +901,7 @@ fn fail_triggers(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn capture_loop(
     sh: &Shared,
     mut source: Box<dyn Source>,
@@ -894,6 +910,7 @@ fn capture_loop(
     trig_rx: Receiver<Trigger>,
     job_tx: Sender<Job>,
     newest_rx: Receiver<Job>,
+    pixels_rx: Receiver<image::GrayImage>,
 ) {
     let live = source.is_live();
     let triggered = mode != TriggerMode::FreeRun;
@@ -978,6 +995,9 @@ fn capture_loop(
                 sh.set_reason(StopReason::TriggersClosed);
                 break;
             }
+        }
+        while let Ok(pixels) = pixels_rx.try_recv() {
+            source.recycle(pixels);
         }
         match source.next_frame() {
             Ok(frame) => {
@@ -1079,6 +1099,7 @@ fn inspect_loop(
     mut inspector: Box<dyn FrameInspector>,
     job_rx: Receiver<Job>,
     done_tx: Sender<Done>,
+    records: Arc<RecordPool>,
     free_run: bool,
     rate_hz: f64,
     max: Option<u64>,
@@ -1089,6 +1110,8 @@ fn inspect_loop(
     let mut started = 0u64;
     let mut consecutive_errors = 0u32;
     let (model_sha256, provider) = inspector.identity();
+    // Reason strings of UNABLE records made here (see `super::set_reasons`).
+    let mut spare = Vec::new();
     loop {
         sh.beat(Stage::Inspect);
         if sh.stopping() {
@@ -1133,47 +1156,53 @@ fn inspect_loop(
         started += 1;
         let inspection = started;
         let t0 = monotonic_ns();
-        let mut record = match (&job.frame, job.no_frame_reason) {
-            (Some(frame), _) => {
-                match inspector.inspect(frame) {
-                    Ok(r) => {
-                        consecutive_errors = 0;
-                        if !sh.model_ok.swap(true, Ordering::SeqCst) {
-                            info!("inspector working again");
-                            sh.update_ready();
-                        }
-                        r
-                    }
-                    Err(e) => {
-                        consecutive_errors += 1;
-                        inc(&sh.counters.model_errors);
-                        sh.model_ok.store(false, Ordering::SeqCst);
+        // A record that held an earlier result (after the first few frames), overwritten.
+        let mut record = records.take();
+        match (&job.frame, job.no_frame_reason) {
+            (Some(frame), _) => match inspector.inspect_into(frame, &mut record) {
+                Ok(()) => {
+                    consecutive_errors = 0;
+                    if !sh.model_ok.swap(true, Ordering::SeqCst) {
+                        info!("inspector working again");
                         sh.update_ready();
-                        if consecutive_errors >= max_errors {
-                            sh.fatal(
-                            FatalKind::Model,
-                            format!("inspector failed {consecutive_errors} times in a row, last: {e}"),
-                        );
-                        } else {
-                            error!(inspection, "inspector failed: {e}: READY low");
-                        }
-                        unable(format!("inspector failed: {e}"), &model_sha256, &provider)
                     }
                 }
-            }
-            (None, reason) => unable(
-                reason.unwrap_or_else(|| "no frame".into()),
+                Err(e) => {
+                    consecutive_errors += 1;
+                    inc(&sh.counters.model_errors);
+                    sh.model_ok.store(false, Ordering::SeqCst);
+                    sh.update_ready();
+                    if consecutive_errors >= max_errors {
+                        sh.fatal(
+                            FatalKind::Model,
+                            format!(
+                                "inspector failed {consecutive_errors} times in a row, last: {e}"
+                            ),
+                        );
+                    } else {
+                        error!(inspection, "inspector failed: {e}: READY low");
+                    }
+                    record.set_unable(
+                        &mut spare,
+                        format_args!("inspector failed: {e}"),
+                        &model_sha256,
+                        &provider,
+                    );
+                }
+            },
+            (None, reason) => record.set_unable(
+                &mut spare,
+                format_args!("{}", reason.as_deref().unwrap_or("no frame")),
                 &model_sha256,
                 &provider,
             ),
-        };
+        }
         let inspect_ms = (monotonic_ns() - t0) as f64 / 1e6;
-        record.timings_ms.insert("inspect".into(), inspect_ms);
+        record.timings_ms.insert("inspect", inspect_ms);
         if let Some(f) = &job.frame {
-            record.timings_ms.insert(
-                "queue".into(),
-                t0.saturating_sub(f.captured_mono_ns) as f64 / 1e6,
-            );
+            record
+                .timings_ms
+                .insert("queue", t0.saturating_sub(f.captured_mono_ns) as f64 / 1e6);
         }
         let done = Done {
             inspection,
@@ -1191,24 +1220,12 @@ fn inspect_loop(
     }
 }
 
-fn unable(reason: String, model_sha256: &str, provider: &str) -> InspectionRecord {
-    InspectionRecord {
-        verdict: Verdict::Unable,
-        reasons: vec![reason],
-        defects: serde_json::Value::Array(Vec::new()),
-        timings_ms: BTreeMap::new(),
-        model_sha256: model_sha256.to_string(),
-        provider: provider.to_string(),
-        drift_features: None,
-    }
-}
-
 /// Expose one drift test: counters, the journal's `drift_tests` table, the DRIFT line. The
 /// monitor itself logs state changes. A journal failure here loses only this maintenance
 /// record (the inspection was journalled and signalled already): warn and go on.
 fn drift_report(
     sh: &Shared,
-    journal: &mut Journal,
+    journal: &Journal,
     run_id: &str,
     inspection: u64,
     report: &crate::drift::DriftReport,
@@ -1258,21 +1275,101 @@ struct OutputContext {
 }
 
 fn add_stat(stats: &mut BTreeMap<String, StageStat>, name: &str, ms: f64) {
-    let s = stats.entry(name.to_string()).or_default();
+    // Look up first: a new key (allocating its name) only the first time a stage is seen.
+    let s = match stats.get_mut(name) {
+        Some(s) => s,
+        None => stats.entry(name.to_string()).or_default(),
+    };
     s.count += 1;
     s.mean_ms += (ms - s.mean_ms) / s.count as f64;
     s.max_ms = s.max_ms.max(ms);
 }
 
+/// Inspection records between the output thread (done with one) and the inspect thread
+/// (needs one). Last in, first out: the few records a steady pipeline keeps in flight are
+/// used over and over, so their buffers reach the frames' needs after a few frames (a queue
+/// would cycle through every record, each warming up on its own). Filled at start with as
+/// many records as can ever be in flight.
+struct RecordPool(Mutex<Vec<InspectionRecord>>);
+
+impl RecordPool {
+    /// Records with the inspector's identity and room for a typical frame's defects, so that
+    /// a record's first use (when the pipeline happens to hold more frames at once than
+    /// before) rarely allocates.
+    fn new(capacity: usize, (model_sha256, provider): &(String, String)) -> Arc<RecordPool> {
+        let mut v = Vec::with_capacity(capacity);
+        v.resize_with(capacity, || {
+            let mut r = InspectionRecord {
+                model_sha256: model_sha256.clone(),
+                provider: provider.clone(),
+                ..InspectionRecord::default()
+            };
+            r.defects_json.reserve(4096);
+            r.reasons.reserve(4);
+            r
+        });
+        Arc::new(RecordPool(Mutex::new(v)))
+    }
+
+    /// A record that held an earlier result (a fresh one if none is free).
+    fn take(&self) -> InspectionRecord {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_default()
+    }
+
+    /// Back for reuse (dropped if the pool is full).
+    fn give_back(&self, record: InspectionRecord) {
+        let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if v.len() < v.capacity() {
+            v.push(record);
+        }
+    }
+}
+
+/// Where the output thread hands buffers back for reuse.
+struct Recycle {
+    records: Arc<RecordPool>,
+    pixels: Sender<image::GrayImage>,
+}
+
+#[allow(clippy::too_many_arguments)]
 fn output_loop(
     sh: &Shared,
-    mut journal: Journal,
+    journal: Journal,
     mut ctx: OutputContext,
     done_rx: Receiver<Done>,
     image_tx: Sender<(i64, String, image::GrayImage)>,
     status_tx: Sender<Status>,
+    recycle: Recycle,
     mut on_result: Option<ResultCallback>,
 ) {
+    let mut recorder = match journal.recorder() {
+        Ok(r) => r,
+        Err(e) => {
+            sh.fatal(
+                FatalKind::Journal,
+                format!("{e}: cannot record inspections; stopping"),
+            );
+            return;
+        }
+    };
+    // The event handed to `on_result`, updated in place frame after frame.
+    let mut event = ResultEvent {
+        inspection: 0,
+        journal_id: 0,
+        verdict: Verdict::Unable,
+        reasons: Vec::new(),
+        frame_seq: None,
+        frame_origin: None,
+        trigger_seq: 0,
+        trigger_source: TriggerSource::FreeRun,
+        pass_withheld: false,
+        trigger_mono_ns: 0,
+        timings_ms: StageTimings::default(),
+    };
     loop {
         sh.beat(Stage::Output);
         let done = match done_rx.recv_timeout(TICK) {
@@ -1289,29 +1386,28 @@ fn output_loop(
         } = done;
         let verdict = record.verdict;
         let recorded_unix_ns = unix_ns();
-        let entry = Entry {
-            id: 0,
-            run_id: ctx.run_id.clone(),
+        let t_journal = monotonic_ns();
+        let recorded = recorder.record(&NewEntry {
+            run_id: &ctx.run_id,
             inspection,
-            station: ctx.station.clone(),
-            profile: ctx.profile.clone(),
-            verdict: verdict.as_str().to_string(),
-            reasons: record.reasons.clone(),
-            defects: std::mem::take(&mut record.defects),
-            timings_ms: record.timings_ms.clone(),
-            model_sha256: record.model_sha256.clone(),
-            provider: record.provider.clone(),
+            station: &ctx.station,
+            profile: &ctx.profile,
+            verdict: verdict.as_str(),
+            reasons: &record.reasons,
+            defects_json: &record.defects_json,
+            timings_ms: &record.timings_ms,
+            model_sha256: &record.model_sha256,
+            provider: &record.provider,
             frame_seq: frame.as_ref().map(|f| f.sequence),
-            frame_origin: frame.as_ref().and_then(|f| f.origin.clone()),
+            frame_origin: frame.as_ref().and_then(|f| f.origin.as_deref()),
             trigger_seq: Some(trigger.seq),
-            trigger_source: trigger.source.as_str().to_string(),
+            trigger_source: trigger.source.as_str(),
             trigger_unix_ns: Some(trigger.at_unix_ns),
             captured_unix_ns: frame.as_ref().map(|f| f.captured_unix_ns),
             recorded_unix_ns,
             image_path: None,
-        };
-        let t_journal = monotonic_ns();
-        let journal_id = match journal.record(&entry) {
+        });
+        let journal_id = match recorded {
             Ok(id) => id,
             Err(e) => {
                 // Not recorded: must not be signalled. Stop; READY is low from here on.
@@ -1343,17 +1439,17 @@ fn output_loop(
         let t_signal = monotonic_ns();
         let pass_withheld = play_plan(sh, &plan, t_signal, inspection);
         let trigger_to_result_ms = t_signal.saturating_sub(trigger.at_mono_ns) as f64 / 1e6;
-        let mut timings_ms = record.timings_ms;
-        timings_ms.insert("journal".into(), journal_ms);
-        timings_ms.insert("trigger_to_result".into(), trigger_to_result_ms);
+        let timings_ms = &mut record.timings_ms;
+        timings_ms.insert("journal", journal_ms);
+        timings_ms.insert("trigger_to_result", trigger_to_result_ms);
         timings_ms.insert(
-            "inspect_to_result".into(),
+            "inspect_to_result",
             t_signal.saturating_sub(inspect_started_mono_ns) as f64 / 1e6,
         );
         {
             let mut stats = ctx.stats.lock().unwrap_or_else(|e| e.into_inner());
-            for (k, v) in &timings_ms {
-                add_stat(&mut stats, k, *v);
+            for (k, v) in timings_ms.iter() {
+                add_stat(&mut stats, k, v);
             }
         }
         inc(&sh.counters.inspections);
@@ -1369,22 +1465,27 @@ fn output_loop(
         // Drift: after the lines show the result, so a test never delays a verdict.
         if let (Some(mon), Some(features)) = (ctx.drift.as_mut(), record.drift_features.as_ref()) {
             if let Some(report) = mon.push(features) {
-                drift_report(sh, &mut journal, &ctx.run_id, inspection, &report);
+                drift_report(sh, &journal, &ctx.run_id, inspection, &report);
             }
         }
-        let event = ResultEvent {
-            inspection,
-            journal_id,
-            verdict,
-            reasons: record.reasons.clone(),
-            frame_seq: frame.as_ref().map(|f| f.sequence),
-            frame_origin: frame.as_ref().and_then(|f| f.origin.clone()),
-            trigger_seq: trigger.seq,
-            trigger_source: trigger.source,
-            pass_withheld,
-            trigger_mono_ns: trigger.at_mono_ns,
-            timings_ms,
-        };
+        event.inspection = inspection;
+        event.journal_id = journal_id;
+        event.verdict = verdict;
+        // Swapped, not cloned: the strings go back to the inspector with the record.
+        std::mem::swap(&mut event.reasons, &mut record.reasons);
+        event.frame_seq = frame.as_ref().map(|f| f.sequence);
+        match frame.as_ref().and_then(|f| f.origin.as_ref()) {
+            Some(origin) => match event.frame_origin.as_mut() {
+                Some(o) => o.clone_from(origin),
+                None => event.frame_origin = Some(origin.clone()),
+            },
+            None => event.frame_origin = None,
+        }
+        event.trigger_seq = trigger.seq;
+        event.trigger_source = trigger.source;
+        event.pass_withheld = pass_withheld;
+        event.trigger_mono_ns = trigger.at_mono_ns;
+        event.timings_ms.clone_from(&record.timings_ms);
         if let Some(cb) = on_result.as_mut() {
             cb(&event);
         }
@@ -1392,7 +1493,7 @@ fn output_loop(
             let c = &sh.counters;
             let _ = status_tx.try_send(Status {
                 verdict: Some(verdict),
-                reason: record.reasons.first().cloned().unwrap_or_default(),
+                reason: event.reasons.first().cloned().unwrap_or_default(),
                 ready: sh.is_ready(),
                 inspections: get(&c.inspections),
                 pass: get(&c.pass),
@@ -1401,17 +1502,20 @@ fn output_loop(
                 frame: frame.as_ref().map(|f| f.image.clone()),
             });
         }
+        recycle.records.give_back(record);
         let keep = match ctx.save {
             SaveImages::All => true,
             SaveImages::Failing => verdict != Verdict::Pass,
             SaveImages::None => false,
         };
-        if keep && ctx.images_enabled {
-            if let Some(f) = frame {
+        if let Some(f) = frame {
+            if keep && ctx.images_enabled {
                 let name = ImageStore::file_name(recorded_unix_ns, &ctx.run_id, inspection);
                 if image_tx.try_send((journal_id, name, f.image)).is_err() {
                     warn!(inspection, "frame not saved: the image saver is behind");
                 }
+            } else {
+                let _ = recycle.pixels.try_send(f.image);
             }
         }
     }
@@ -1451,6 +1555,7 @@ fn image_saver(
     mut store: ImageStore,
     db: &std::path::Path,
     rx: Receiver<(i64, String, image::GrayImage)>,
+    pixels: Sender<image::GrayImage>,
 ) {
     let mut journal = match Journal::open(db) {
         Ok(j) => Some(j),
@@ -1475,6 +1580,7 @@ fn image_saver(
             }
             Err(e) => warn!("{e}"),
         }
+        let _ = pixels.try_send(image);
     }
 }
 

@@ -19,6 +19,7 @@ pub mod crop;
 
 use crate::anomaly::{self, AnomalyError, ContactZone, Defect, DefectScratch, SmoothScratch};
 use crate::config::StationConfig;
+use crate::daemon::{set_reasons, set_text};
 use crate::error::exit;
 use crate::geometry::{BBoxPx, PixelScale};
 use crate::grade::{self, FeatureKind, GradeError, Profile, Verdict, Zone};
@@ -126,6 +127,32 @@ pub struct Inspection {
     pub geometry: Option<CropGeometry>,
 }
 
+impl Default for Inspection {
+    /// An empty UNABLE inspection (no reasons, no defects): a buffer for
+    /// [`Inspector::inspect_into`].
+    fn default() -> Self {
+        Inspection {
+            verdict: Verdict::Unable,
+            reasons: Vec::new(),
+            defects: Vec::new(),
+            center: None,
+            cladding_radius_px: None,
+            radius_y_px: None,
+            locate_confidence: None,
+            focus: None,
+            image_score: None,
+            anomalous: None,
+            pixel_threshold: 0.0,
+            image_threshold: 0.0,
+            timings_ms: Timings::default(),
+            model_sha256: String::new(),
+            execution_provider: String::new(),
+            profile: String::new(),
+            geometry: None,
+        }
+    }
+}
+
 /// Folders searched for a grading profile given by name: `<config dir>/profiles`, the
 /// repository's `firmware-config/profiles` (next to the executable's `../../`, then the
 /// working directory) and `/etc/endface/profiles`.
@@ -167,6 +194,13 @@ pub struct Inspector {
     drift_scratch: Vec<f32>,
     /// The daemon asks for drift features per frame (a drift monitor runs).
     measure_drift: bool,
+    /// Reason strings between frames (see [`set_reasons`]).
+    reason_spare: Vec<String>,
+    /// The last frame's grade and the grader's buffers, reused.
+    grade: grade::Grade,
+    grade_scratch: grade::GradeScratch,
+    /// The daemon's inspection, reused frame after frame ([`crate::daemon::FrameInspector`]).
+    pub(crate) daemon_scratch: Inspection,
 }
 
 impl Inspector {
@@ -221,6 +255,14 @@ impl Inspector {
             features: Vec::new(),
             drift_scratch: Vec::with_capacity(w * h),
             measure_drift: false,
+            reason_spare: Vec::new(),
+            grade: grade::Grade {
+                verdict: Verdict::Pass,
+                reasons: Vec::new(),
+                per_feature: Vec::new(),
+            },
+            grade_scratch: grade::GradeScratch::default(),
+            daemon_scratch: Inspection::default(),
         })
     }
 
@@ -360,24 +402,41 @@ impl Inspector {
 
     /// Inspect a frame: locate the fiber, then [`Inspector::inspect_located`].
     pub fn inspect(&mut self, frame: &GrayImage) -> Result<Inspection, InspectError> {
+        let mut insp = Inspection::default();
+        self.inspect_into(frame, &mut insp)?;
+        Ok(insp)
+    }
+
+    /// As [`Inspector::inspect`], into an inspection that held an earlier result: every field
+    /// is overwritten and its buffers (reasons, defects, strings) are reused, so that a
+    /// steady stream of frames makes no heap allocation here.
+    pub fn inspect_into(
+        &mut self,
+        frame: &GrayImage,
+        out: &mut Inspection,
+    ) -> Result<(), InspectError> {
         let t0 = Instant::now();
         let located = self.locator.locate(frame);
         let locate_ms = ms_since(t0);
         match located {
             Ok(loc) => {
-                let mut insp = self.inspect_located(frame, &loc)?;
-                insp.timings_ms.locate = locate_ms;
-                insp.timings_ms.total += locate_ms;
-                Ok(insp)
+                self.inspect_located_into(frame, &loc, out)?;
+                out.timings_ms.locate = locate_ms;
+                out.timings_ms.total += locate_ms;
+                Ok(())
             }
             Err(e) => {
                 debug!("locate failed: {e}");
                 self.map_in_crop.clear();
                 self.defect_scratch.labels_in_crop.clear();
-                let mut insp = self.unable(format!("{e}: cannot grade"), None);
-                insp.timings_ms.locate = locate_ms;
-                insp.timings_ms.total = locate_ms;
-                Ok(insp)
+                self.unable_into(
+                    out,
+                    std::iter::once(format_args!("{e}: cannot grade")),
+                    None,
+                );
+                out.timings_ms.locate = locate_ms;
+                out.timings_ms.total = locate_ms;
+                Ok(())
             }
         }
     }
@@ -388,14 +447,27 @@ impl Inspector {
         frame: &GrayImage,
         loc: &Located,
     ) -> Result<Inspection, InspectError> {
+        let mut insp = Inspection::default();
+        self.inspect_located_into(frame, loc, &mut insp)?;
+        Ok(insp)
+    }
+
+    /// As [`Inspector::inspect_located`], into a reused inspection (see
+    /// [`Inspector::inspect_into`]).
+    pub fn inspect_located_into(
+        &mut self,
+        frame: &GrayImage,
+        loc: &Located,
+        out: &mut Inspection,
+    ) -> Result<(), InspectError> {
         let t_start = Instant::now();
         let sane = loc.center_in_frame.iter().all(|v| v.is_finite());
-        if let Some(g) = grade::check_gradable(sane, loc.focus, self.min_focus) {
+        if let Some(why) = grade::ungradable(sane, loc.focus, self.min_focus) {
             self.map_in_crop.clear();
             self.defect_scratch.labels_in_crop.clear();
-            let mut insp = self.unable_with(g.reasons, Some(loc));
-            insp.timings_ms.total = ms_since(t_start);
-            return Ok(insp);
+            self.unable_into(out, std::iter::once(why), Some(loc));
+            out.timings_ms.total = ms_since(t_start);
+            return Ok(());
         }
         let mut t = Timings::default();
 
@@ -440,13 +512,17 @@ impl Inspector {
         self.features.clear();
         self.features
             .extend(self.defects.iter().map(Defect::feature));
-        let g = grade::grade(&self.profile, &self.features);
+        grade::grade_into(
+            &self.profile,
+            &self.features,
+            &mut self.grade,
+            &mut self.grade_scratch,
+        );
+        let g = &self.grade;
         let (fw, fh) = frame.dimensions();
-        let defects = self
-            .defects
-            .iter()
-            .enumerate()
-            .map(|(i, d)| {
+        out.defects.clear();
+        out.defects
+            .extend(self.defects.iter().enumerate().map(|(i, d)| {
                 let fg = g.per_feature.get(i).copied();
                 InspectedDefect {
                     kind: d.kind,
@@ -464,56 +540,54 @@ impl Inspector {
                     bbox_in_crop: d.bbox_in_crop,
                     label: d.label,
                 }
-            })
-            .collect();
+            }));
         t.grade = ms_since(t0);
         t.total = ms_since(t_start);
 
-        Ok(Inspection {
-            verdict: g.verdict,
-            reasons: g.reasons,
-            defects,
-            center: Some(loc.center_in_frame),
-            cladding_radius_px: Some(loc.cladding_radius_px),
-            radius_y_px: Some(loc.radius_y_px),
-            locate_confidence: Some(loc.confidence),
-            focus: Some(loc.focus),
-            image_score: Some(image_score),
-            anomalous: Some(image_score > self.image_threshold),
-            pixel_threshold: self.pixel_threshold,
-            image_threshold: self.image_threshold,
-            timings_ms: t,
-            model_sha256: self.model.sha256().to_string(),
-            execution_provider: self.model.provider().primary.clone(),
-            profile: self.profile.name.clone(),
-            geometry: Some(geometry),
-        })
+        out.verdict = g.verdict;
+        set_reasons(&mut out.reasons, &mut self.reason_spare, &g.reasons);
+        out.center = Some(loc.center_in_frame);
+        out.cladding_radius_px = Some(loc.cladding_radius_px);
+        out.radius_y_px = Some(loc.radius_y_px);
+        out.locate_confidence = Some(loc.confidence);
+        out.focus = Some(loc.focus);
+        out.image_score = Some(image_score);
+        out.anomalous = Some(image_score > self.image_threshold);
+        out.pixel_threshold = self.pixel_threshold;
+        out.image_threshold = self.image_threshold;
+        out.timings_ms = t;
+        self.set_identity(out);
+        out.geometry = Some(geometry);
+        Ok(())
     }
 
-    fn unable(&self, reason: String, loc: Option<&Located>) -> Inspection {
-        self.unable_with(grade::unable(reason).reasons, loc)
+    fn set_identity(&self, out: &mut Inspection) {
+        set_text(&mut out.model_sha256, self.model.sha256());
+        set_text(&mut out.execution_provider, &self.model.provider().primary);
+        set_text(&mut out.profile, &self.profile.name);
     }
 
-    fn unable_with(&self, reasons: Vec<String>, loc: Option<&Located>) -> Inspection {
-        Inspection {
-            verdict: Verdict::Unable,
-            reasons,
-            defects: Vec::new(),
-            center: loc.map(|l| l.center_in_frame),
-            cladding_radius_px: loc.map(|l| l.cladding_radius_px),
-            radius_y_px: loc.map(|l| l.radius_y_px),
-            locate_confidence: loc.map(|l| l.confidence),
-            focus: loc.map(|l| l.focus),
-            image_score: None,
-            anomalous: None,
-            pixel_threshold: self.pixel_threshold,
-            image_threshold: self.image_threshold,
-            timings_ms: Timings::default(),
-            model_sha256: self.model.sha256().to_string(),
-            execution_provider: self.model.provider().primary.clone(),
-            profile: self.profile.name.clone(),
-            geometry: None,
-        }
+    fn unable_into<T: std::fmt::Display>(
+        &mut self,
+        out: &mut Inspection,
+        reasons: impl IntoIterator<Item = T>,
+        loc: Option<&Located>,
+    ) {
+        out.verdict = Verdict::Unable;
+        set_reasons(&mut out.reasons, &mut self.reason_spare, reasons);
+        out.defects.clear();
+        out.center = loc.map(|l| l.center_in_frame);
+        out.cladding_radius_px = loc.map(|l| l.cladding_radius_px);
+        out.radius_y_px = loc.map(|l| l.radius_y_px);
+        out.locate_confidence = loc.map(|l| l.confidence);
+        out.focus = loc.map(|l| l.focus);
+        out.image_score = None;
+        out.anomalous = None;
+        out.pixel_threshold = self.pixel_threshold;
+        out.image_threshold = self.image_threshold;
+        out.timings_ms = Timings::default();
+        self.set_identity(out);
+        out.geometry = None;
     }
 }
 

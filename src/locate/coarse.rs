@@ -310,7 +310,10 @@ impl Coarse {
                 }
             }
         }
-        self.peaks.sort_by(|a, b| b.0.total_cmp(&a.0));
+        // Strongest first; equal strengths in raster order (as pushed), which is what a stable
+        // sort gave. Unstable: a stable sort of this many peaks allocates a buffer per frame.
+        self.peaks
+            .sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         // Greedy non-maximum suppression in place: keep a peak when it is far from every
         // kept (stronger) one.
         let min_d2 = (rmin * 0.5).max(2.0).powi(2);
