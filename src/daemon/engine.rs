@@ -129,12 +129,13 @@ impl Serialize for DefectJson<'_> {
         // Every serialized field of `InspectedDefect`, in name order (a `Value` object's
         // order). A field added there must be added here: the test below and
         // tests/daemon_defects_json.rs (real inspections) compare with `to_value`.
-        let mut m = s.serialize_map(Some(12))?;
+        let mut m = s.serialize_map(Some(13))?;
         m.serialize_entry("area_um2", &d.area_um2)?;
         m.serialize_entry("bbox", &d.bbox)?;
         m.serialize_entry("bbox_in_crop", &d.bbox_in_crop)?;
         m.serialize_entry("elongation", &d.elongation)?;
         m.serialize_entry("fails", &d.fails)?;
+        m.serialize_entry("feret_um", &d.feret_um)?;
         m.serialize_entry("inner_radius_um", &d.inner_radius_um)?;
         m.serialize_entry("kind", &d.kind)?;
         m.serialize_entry("length_um", &d.length_um)?;
@@ -165,6 +166,7 @@ mod tests {
             score: 0.1 + 0.7 / (f + 1.0) as f32,
             fails: i.is_multiple_of(3),
             area_um2: [f64::NAN, 12.25, f64::INFINITY, 1e-7][i as usize % 4],
+            feret_um: 3.0 * f + 0.5,
             length_um: 2.0 * f + 0.3,
             width_um: f / 7.0,
             elongation: 1.0 + f,
