@@ -217,7 +217,7 @@ pub struct ModelSection {
     /// Overrides the manifest's `thresholds.image`.
     pub image_threshold: Option<f64>,
     /// Overrides the manifest's `thresholds.grow`: a defect found above `pixel_threshold` is
-    /// measured out to where the map falls to this value (hysteresis; docs/defects.md).
+    /// measured out to where the map falls to this value (hysteresis; models/MANIFEST.md, `thresholds.grow`).
     pub grow_threshold: Option<f64>,
 }
 
