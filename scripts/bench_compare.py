@@ -16,7 +16,13 @@ One invocation:
      decode excluded, first 3 frames excluded), model time vs everything else, peak RSS of each
      child (os.wait4 rusage), the ratios Rust/Python, and verdict agreement.
 
-Both use ONNX Runtime 1.20.1 on the CPU with the same intra-op thread count: Python the
+Threads: by default both sides run one ONNX Runtime session with --threads intra-op threads.
+With --rust-workers W the Rust side inspects W frames side by side (`endface inspect --workers
+W`, one session of --threads threads each, results in order); --python-threads P gives the
+Python session P threads. "Same cores" is W x threads = P: e.g. `--threads 1 --rust-workers 2
+--python-threads 2` on a 2-core machine (each tool may use both cores, each in its own way).
+
+Both use ONNX Runtime 1.20.1 on the CPU: Python the
 `onnxruntime` wheel, Rust the libonnxruntime.so that scripts/setup-ort.sh takes out of the
 same wheel (.ort/x86_64/); the sha256 of both libraries is printed. If .ort is missing, the
 Rust side is pointed at the wheel's own library.
@@ -305,7 +311,7 @@ def ort_libraries():
     return ort.__version__, wheel_lib, rust_lib
 
 
-def summarize(name, lines, wall, rss, skip=3):
+def summarize(name, lines, wall, rss, skip=3, parallel=False):
     frames = [l for l in lines if "verdict" in l]
     steady = frames[skip:] if len(frames) > skip else frames
     tot = [f["timings_ms"]["total"] for f in steady]
@@ -316,7 +322,9 @@ def summarize(name, lines, wall, rss, skip=3):
         "frames": len(frames),
         "wall_s": wall,
         "fps_wall": len(frames) / wall if wall > 0 else float("nan"),
-        "fps_pipeline": 1e3 * len(tot) / sum(tot) if tot and sum(tot) > 0 else float("nan"),
+        # 1 / mean per-frame time: a throughput only when frames go one at a time.
+        "fps_pipeline": (1e3 * len(tot) / sum(tot) if tot and sum(tot) > 0 and not parallel
+                         else float("nan")),
         "p50_ms": pct(tot, 0.5),
         "p95_ms": pct(tot, 0.95),
         "infer_p50_ms": pct(inf, 0.5),
@@ -375,16 +383,19 @@ def compare_size(args, size, frames_dir, work, lib_rust):
     env = dict(os.environ, RUST_LOG="warn")
 
     def run_rust():
-        out, wall, rss, rc, err = run_child([args.endface, "inspect", "--json", "--config", str(station), *images], env)
+        out, wall, rss, rc, err = run_child([args.endface, "inspect", "--json", "--config", str(station),
+                                             "--workers", str(args.rust_workers), *images], env)
         lines = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
         if not lines:
             raise SystemExit(f"endface inspect produced no results (exit {rc}): {err.strip()[-2000:]}")
-        return summarize("rust", lines, wall, rss)
+        if [l.get("image") for l in lines] != images:
+            raise SystemExit("endface inspect printed results out of the images' order")
+        return summarize("rust", lines, wall, rss, parallel=args.rust_workers > 1)
 
     def run_python():
         out, wall, rss, rc, err = run_child(
             [sys.executable, __file__, "baseline", "--manifest", args.manifest, "--profile", args.profile,
-             "--um-per-px", str(umpp), "--threads", str(args.threads), *images], env)
+             "--um-per-px", str(umpp), "--threads", str(args.python_threads), *images], env)
         lines = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
         if not any("verdict" in l for l in lines):
             raise SystemExit(f"python baseline produced no results (exit {rc}): {err.strip()[-2000:]}")
@@ -406,6 +417,8 @@ def compare_size(args, size, frames_dir, work, lib_rust):
         for n, r in (("rust", rust), ("python", py))
     }
     return {"size": f"{w}x{h}", "um_per_px": umpp, "frames": len(images), "rust": rust, "python": py,
+            "threads": {"rust_workers": args.rust_workers, "rust_intra_threads": args.threads,
+                        "python_intra_threads": args.python_threads},
             "verdict_agreement": agree, "verdicts_match_truth": vs_truth,
             "unable": {n: sum(1 for v in r["verdicts"].values() if v == "unable") for n, r in (("rust", rust), ("python", py))}}
 
@@ -456,13 +469,17 @@ def main():
     ap.add_argument("--um-per-px", type=float, help="camera scale (default: 250 µm = 80 %% of the frame height)")
     ap.add_argument("--manifest", default=str(ROOT / "models" / "endface-student.manifest.json"))
     ap.add_argument("--profile", default="sm-upc")
-    ap.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads, both sides")
+    ap.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads per session")
+    ap.add_argument("--rust-workers", type=int, default=1, help="Rust: frames inspected side by side (one session each)")
+    ap.add_argument("--python-threads", type=int, help="Python session's intra-op threads (default: --threads)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=3, help="runs of each tool, alternating; medians reported")
     ap.add_argument("--endface", default=str(ROOT / "target" / "release" / "endface"))
     ap.add_argument("--json", help="also write all results to this file")
     ap.add_argument("--keep", help="work folder to keep (frames, station configs)")
     args = ap.parse_args()
+    if args.python_threads is None:
+        args.python_threads = args.threads
     if not Path(args.manifest).is_file():
         raise SystemExit(f"bench_compare: model manifest {args.manifest} not found (use --manifest)")
     if not Path(args.endface).is_file():
@@ -475,7 +492,8 @@ def main():
     print(f"onnxruntime (rust, loaded by endface): {rust_lib} sha256 {sha256(rust_lib)[:16]}"
           + ("  [identical library]" if sha256(wheel_lib) == sha256(rust_lib) else "  [DIFFERENT library]"))
     print(f"opencv {cv2.__version__}, numpy {numpy.__version__}, python {sys.version.split()[0]}; "
-          f"intra-op threads {args.threads}; model {args.manifest}; cpu count {os.cpu_count()}; "
+          f"rust {args.rust_workers} worker(s) x {args.threads} intra-op thread(s), python 1 session x "
+          f"{args.python_threads} thread(s); model {args.manifest}; cpu count {os.cpu_count()}; "
           f"load average {os.getloadavg()[0]:.1f}")
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
     results = []

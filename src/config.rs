@@ -204,6 +204,19 @@ impl Default for RuntimeSection {
     }
 }
 
+impl RuntimeSection {
+    /// Intra-op threads per session when `workers` sessions run side by side: the configured
+    /// count, or (0 = ONNX Runtime's default, which is one thread per core for *each*
+    /// session) the cores shared out between the workers, at least one each.
+    pub fn intra_threads_for(&self, workers: usize) -> usize {
+        if self.intra_threads > 0 || workers <= 1 {
+            return self.intra_threads;
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (cores / workers).max(1)
+    }
+}
+
 /// Default manifest of the shipped model, relative to the repository / install root.
 pub const DEFAULT_MANIFEST: &str = "models/endface-student.manifest.json";
 

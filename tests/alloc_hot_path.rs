@@ -410,6 +410,8 @@ struct Run {
     model: bool,
     /// `[journal] save_images`: "none" or "failing".
     save_images: &'static str,
+    /// `[daemon] workers` (one inspector each).
+    workers: usize,
 }
 
 /// Marker pixels of the canned frames for the marker inspector: PASS, FAIL, PASS, UNABLE
@@ -439,9 +441,10 @@ fn daemon_allocs_per_frame(
         "[station]\nname = \"alloc\"\nprofile = \"sm-upc\"\n[calibration]\num_per_px_x = {um}\num_per_px_y = {um}\n\
          [gpio]\nbackend = \"sim\"\nreject_delay_ms = 0\nreject_ms = 1\nstrobe_delay_ms = 0\nstrobe_ms = 1\n\
          [trigger]\nmode = \"free-run\"\nrate_hz = 1000\n[journal]\npath = \"journal.db\"\nsave_images = \"{}\"\n\
-         [daemon]\ninspector = \"{}\"\n",
+         [daemon]\ninspector = \"{}\"\nworkers = {}\n",
         run.save_images,
-        if run.model { "model" } else { "marker" }
+        if run.model { "model" } else { "marker" },
+        run.workers
     );
     let cfg = DaemonConfig::from_toml_str(&text, "alloc.toml", dir.path()).unwrap();
     let inspector: Box<dyn FrameInspector> = if run.model {
@@ -473,7 +476,14 @@ fn daemon_allocs_per_frame(
     };
     let (backend, _rec) = SimBackend::from_config(&cfg.gpio).unwrap();
     let outputs = Outputs::new(Box::new(backend), &cfg.gpio);
-    let d = Daemon::new(cfg, Box::new(source), inspector, outputs).unwrap();
+    let mut d = Daemon::new(cfg, Box::new(source), inspector, outputs).unwrap();
+    for _ in 1..run.workers {
+        assert!(!run.model, "more workers: marker inspector only here");
+        d.add_inspector(Box::new(endface::daemon::marker::MarkerInspector::new(
+            std::time::Duration::ZERO,
+        )))
+        .unwrap();
+    }
     // The allocation counters (Rust, C) at each result, stored without allocating.
     let marks: Arc<Mutex<Vec<(u64, u64)>>> =
         Arc::new(Mutex::new(Vec::with_capacity(n as usize + 8)));
@@ -523,6 +533,7 @@ fn daemon_hot_path_allocations_per_frame() {
             Run {
                 model: false,
                 save_images: "none",
+                workers: 1,
             },
             200,
         ),
@@ -531,6 +542,16 @@ fn daemon_hot_path_allocations_per_frame() {
             Run {
                 model: false,
                 save_images: "failing",
+                workers: 1,
+            },
+            200,
+        ),
+        (
+            "marker, 3 inspect workers (reorder window), save_images = none",
+            Run {
+                model: false,
+                save_images: "none",
+                workers: 3,
             },
             200,
         ),
@@ -539,6 +560,7 @@ fn daemon_hot_path_allocations_per_frame() {
             Run {
                 model: true,
                 save_images: "none",
+                workers: 1,
             },
             200,
         ),
@@ -578,7 +600,13 @@ fn daemon_hot_path_allocations_per_frame() {
         *marker <= MARKER_BOUND,
         "daemon hot path (marker inspector) allocates {marker:.2} per frame, bound {MARKER_BOUND}"
     );
-    let (model, _, s) = &results[2];
+    let (workers, _, s) = &results[2];
+    assert!(s.pass > 0 && s.fail > 0 && s.unable > 0, "{s:?}");
+    assert!(
+        *workers <= MARKER_BOUND,
+        "daemon hot path with 3 inspect workers allocates {workers:.2} per frame, bound {MARKER_BOUND}"
+    );
+    let (model, _, s) = &results[3];
     assert_eq!(s.inspections, 200, "{s:?}");
     assert!(
         *model <= MODEL_BOUND,
@@ -640,6 +668,7 @@ fn allocation_sites() {
             Run {
                 model: false,
                 save_images: "none",
+                workers: 1,
             },
         ),
         (
@@ -647,6 +676,7 @@ fn allocation_sites() {
             Run {
                 model: false,
                 save_images: "failing",
+                workers: 1,
             },
         ),
         (
@@ -654,6 +684,7 @@ fn allocation_sites() {
             Run {
                 model: true,
                 save_images: "none",
+                workers: 1,
             },
         ),
     ] {

@@ -53,6 +53,10 @@ pub struct Args {
     /// a .meta.json) into this folder, for scripts/check_parity.py.
     #[arg(long, value_name = "DIR")]
     pub dump_tensors: Option<PathBuf>,
+    /// Inspect this many images side by side, each worker with its own model session
+    /// (results still printed in the images' order). On the CPU, cores / intra-op threads.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub workers: usize,
 }
 
 /// Where the shipped model's manifest is looked for when no config names one.
@@ -123,7 +127,17 @@ pub fn resolve_profile(name: &str, config_dir: Option<&Path>) -> anyhow::Result<
 
 /// Config, profile and a loaded inspector for the station options.
 pub fn build_inspector(opts: &StationOpts) -> anyhow::Result<(Inspector, StationConfig)> {
-    let (cfg, dir) = station_config(opts)?;
+    build_inspector_for(opts, 1)
+}
+
+/// As [`build_inspector`], for one of `workers` inspectors running side by side (the CPU's
+/// cores shared out when the config leaves intra-op threads to ONNX Runtime).
+pub fn build_inspector_for(
+    opts: &StationOpts,
+    workers: usize,
+) -> anyhow::Result<(Inspector, StationConfig)> {
+    let (mut cfg, dir) = station_config(opts)?;
+    cfg.runtime.intra_threads = cfg.runtime.intra_threads_for(workers);
     let profile = resolve_profile(&cfg.station.profile, dir.as_deref())?;
     let inspector = Inspector::new(&cfg, profile).map_err(|e| {
         let code = e.exit_code();
@@ -151,6 +165,20 @@ struct JsonError {
     exit_code: u8,
 }
 
+/// What inspecting one image produced, printed by the main thread in the images' order.
+enum Outcome {
+    /// stdout text (one JSON line or the human-readable block).
+    Done(String),
+    /// The image could not be read: stderr line, optional JSON line, exit code; the others go on.
+    Unreadable {
+        message: String,
+        json: Option<String>,
+        code: u8,
+    },
+    /// Inspection itself failed: the command stops with this error.
+    Failed(anyhow::Error),
+}
+
 pub fn run(args: Args) -> anyhow::Result<u8> {
     if let Some(dir) = &args.overlay {
         std::fs::create_dir_all(dir)
@@ -162,45 +190,20 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             .with_context(|| format!("cannot create tensor dump folder {}", dir.display()))
             .map_err(|e| coded(exit::INPUT_IO, e))?;
     }
-    let (mut inspector, _cfg) = build_inspector(&args.station)?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let mut first_error: Option<u8> = None;
+    if args.workers == 0 || args.workers > 64 {
+        return Err(coded(
+            exit::USAGE,
+            anyhow::anyhow!("--workers {}: must be 1..=64", args.workers),
+        ));
+    }
+    // Output names: the file stem, made unique within this run (test/pit/0000.png and
+    // test/chip/0000.png both have stem 0000); fixed here so that they do not depend on
+    // which worker finishes first.
     let mut stems: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    for path in &args.images {
-        let shown = path.display().to_string();
-        let frame = match imageio::load_gray(path) {
-            Ok(f) => f,
-            Err(e) => {
-                let code = imageio::exit_code(&e);
-                eprintln!("endface: error: {e}");
-                if args.json {
-                    let line = JsonError {
-                        image: shown,
-                        error: e.to_string(),
-                        exit_code: code,
-                    };
-                    writeln!(out, "{}", serde_json::to_string(&line)?)?;
-                }
-                first_error.get_or_insert(code);
-                continue;
-            }
-        };
-        let insp = inspector
-            .inspect(&frame)
-            .map_err(|e| coded(e.exit_code(), anyhow::anyhow!("{shown}: {e}")))?;
-        if args.json {
-            let line = JsonLine {
-                image: shown.clone(),
-                inspection: &insp,
-            };
-            writeln!(out, "{}", serde_json::to_string(&line)?)?;
-        } else {
-            print_human(&mut out, &shown, &insp)?;
-        }
-        // Output names: the file stem, made unique within this run (test/pit/0000.png and
-        // test/chip/0000.png both have stem 0000).
-        let name = {
+    let names: Vec<String> = args
+        .images
+        .iter()
+        .map(|path| {
             let stem = stem(path);
             let n = stems.entry(stem.clone()).or_insert(0);
             *n += 1;
@@ -209,25 +212,168 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             } else {
                 format!("{stem}-{n}")
             }
-        };
-        if let Some(dir) = &args.overlay {
-            let img = overlay::render(
-                &frame,
-                &insp,
-                Some(inspector.labels_in_crop()),
-                inspector.profile(),
-                inspector.pixel_scale(),
-            );
-            let file = dir.join(format!("{name}.overlay.png"));
-            overlay::save_png(&img, &file).map_err(|e| coded(exit::INPUT_IO, e))?;
+        })
+        .collect();
+    let workers = args.workers.min(args.images.len().max(1));
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut first_error: Option<u8> = None;
+    let mut show = |outcome: Outcome, out: &mut std::io::StdoutLock| -> anyhow::Result<()> {
+        match outcome {
+            Outcome::Done(text) => out.write_all(text.as_bytes())?,
+            Outcome::Unreadable {
+                message,
+                json,
+                code,
+            } => {
+                eprintln!("endface: error: {message}");
+                if let Some(line) = json {
+                    out.write_all(line.as_bytes())?;
+                }
+                first_error.get_or_insert(code);
+            }
+            Outcome::Failed(e) => return Err(e),
         }
-        if let Some(dir) = &args.dump_tensors {
-            dump_tensors(dir, &name, path, &inspector, &insp)
-                .map_err(|e| coded(exit::INPUT_IO, e))?;
+        Ok(())
+    };
+    if workers <= 1 {
+        let (mut inspector, _cfg) = build_inspector(&args.station)?;
+        for (path, name) in args.images.iter().zip(&names) {
+            show(inspect_one(&args, &mut inspector, path, name), &mut out)?;
         }
+    } else {
+        // One inspector (model session) per worker; images handed out in order, results
+        // printed in order.
+        // Loaded side by side too (each load includes a warm-up run).
+        let loaded: Vec<anyhow::Result<(Inspector, StationConfig)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| scope.spawn(|| build_inspector_for(&args.station, workers)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("loading the model panicked")))
+                })
+                .collect()
+        });
+        let mut inspectors = Vec::with_capacity(workers);
+        for l in loaded {
+            inspectors.push(l?.0);
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        let (tx, rx) = crossbeam_channel::unbounded::<(usize, Outcome)>();
+        let args_ref = &args;
+        let names_ref = &names;
+        let result = std::thread::scope(|scope| -> anyhow::Result<()> {
+            for mut inspector in inspectors {
+                let tx = tx.clone();
+                let (next, failed) = (&next, &failed);
+                scope.spawn(move || loop {
+                    use std::sync::atomic::Ordering;
+                    if failed.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(path) = args_ref.images.get(i) else {
+                        break;
+                    };
+                    let outcome = inspect_one(args_ref, &mut inspector, path, &names_ref[i]);
+                    if matches!(outcome, Outcome::Failed(_)) {
+                        failed.store(true, Ordering::SeqCst);
+                    }
+                    if tx.send((i, outcome)).is_err() {
+                        break;
+                    }
+                });
+            }
+            drop(tx);
+            let mut waiting = std::collections::BTreeMap::new();
+            let mut want = 0usize;
+            for (i, outcome) in rx.iter() {
+                waiting.insert(i, outcome);
+                while let Some(o) = waiting.remove(&want) {
+                    want += 1;
+                    if let Err(e) = show(o, &mut out) {
+                        failed.store(true, std::sync::atomic::Ordering::SeqCst);
+                        return Err(e);
+                    }
+                }
+            }
+            Ok(())
+        });
+        result?;
     }
     out.flush()?;
     Ok(first_error.unwrap_or(0))
+}
+
+/// Read, inspect, and (as asked) draw the overlay and dump the tensors of one image.
+fn inspect_one(args: &Args, inspector: &mut Inspector, path: &Path, name: &str) -> Outcome {
+    let shown = path.display().to_string();
+    let frame = match imageio::load_gray(path) {
+        Ok(f) => f,
+        Err(e) => {
+            let code = imageio::exit_code(&e);
+            let json = if args.json {
+                let line = JsonError {
+                    image: shown,
+                    error: e.to_string(),
+                    exit_code: code,
+                };
+                match serde_json::to_string(&line) {
+                    Ok(t) => Some(format!("{t}\n")),
+                    Err(e) => return Outcome::Failed(e.into()),
+                }
+            } else {
+                None
+            };
+            return Outcome::Unreadable {
+                message: e.to_string(),
+                json,
+                code,
+            };
+        }
+    };
+    let insp = match inspector.inspect(&frame) {
+        Ok(i) => i,
+        Err(e) => return Outcome::Failed(coded(e.exit_code(), anyhow::anyhow!("{shown}: {e}"))),
+    };
+    let mut text = Vec::new();
+    let printed = if args.json {
+        let line = JsonLine {
+            image: shown.clone(),
+            inspection: &insp,
+        };
+        serde_json::to_string(&line)
+            .map_err(anyhow::Error::from)
+            .and_then(|t| writeln!(text, "{t}").map_err(anyhow::Error::from))
+    } else {
+        print_human(&mut text, &shown, &insp).map_err(anyhow::Error::from)
+    };
+    if let Err(e) = printed {
+        return Outcome::Failed(e);
+    }
+    if let Some(dir) = &args.overlay {
+        let img = overlay::render(
+            &frame,
+            &insp,
+            Some(inspector.labels_in_crop()),
+            inspector.profile(),
+            inspector.pixel_scale(),
+        );
+        let file = dir.join(format!("{name}.overlay.png"));
+        if let Err(e) = overlay::save_png(&img, &file) {
+            return Outcome::Failed(coded(exit::INPUT_IO, e));
+        }
+    }
+    if let Some(dir) = &args.dump_tensors {
+        if let Err(e) = dump_tensors(dir, name, path, inspector, &insp) {
+            return Outcome::Failed(coded(exit::INPUT_IO, e));
+        }
+    }
+    Outcome::Done(String::from_utf8_lossy(&text).into_owned())
 }
 
 fn stem(path: &Path) -> String {

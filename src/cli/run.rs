@@ -78,9 +78,20 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             b / 1024
         ),
     }
+    let workers = cfg.daemon.workers;
+    let daemon_cfg_for_workers = cfg.clone();
+    if workers > 1 && station.runtime.intra_threads == 0 {
+        station.runtime.intra_threads = station.runtime.intra_threads_for(workers);
+        info!(
+            workers,
+            intra_threads = station.runtime.intra_threads,
+            "runtime.intra_threads = 0 with several workers: the cores shared out between them"
+        );
+    }
     let mut inspector = build_inspector(&cfg, &station, base, slot.as_ref())?;
     let drift = build_drift_monitor(&cfg, &station)?;
-    inspector.measure_drift_features(drift.is_some());
+    let drift_on = drift.is_some();
+    inspector.measure_drift_features(drift_on);
     let backend: Box<dyn OutputBackend> = match cfg.gpio.backend {
         Backend::Sim => Box::new(
             SimBackend::from_config(&cfg.gpio)
@@ -103,6 +114,18 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         coded(code, e)
     })?;
     daemon.set_drift_monitor(drift);
+    // More inspect workers: one more inspector (model session, warm-up included) each.
+    for w in 1..workers {
+        let mut more = build_inspector(&daemon_cfg_for_workers, &station, base, slot.as_ref())
+            .with_context(|| format!("cannot load the model for inspect worker {w}"))?;
+        more.measure_drift_features(drift_on);
+        daemon
+            .add_inspector(more)
+            .map_err(|e| coded(exit::BAD_CONFIG, e))?;
+    }
+    if workers > 1 {
+        info!(workers, "inspect workers, one model session each");
+    }
     let stop = daemon.stop_flag();
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         // A second signal while stopping ends the process at once.

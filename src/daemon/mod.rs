@@ -266,6 +266,8 @@ pub enum InspectorKind {
 /// watchdog_ms = 5000        # a stage silent this long: READY low, no systemd watchdog ping
 /// max_model_errors = 5      # inspector failures in a row before the daemon exits (systemd restarts it)
 /// queue = 4                 # frames waiting between capture and inspection
+/// workers = 1               # inspections side by side, each with its own model session;
+///                           # results still journalled and signalled in frame order
 /// marker_delay_ms = 0       # marker inspector: simulated inspection time
 /// state_dir = "/var/lib/endface"  # update bundles' A/B slots (absent: factory files only)
 /// ```
@@ -276,6 +278,11 @@ pub struct DaemonSection {
     pub watchdog_ms: u64,
     pub max_model_errors: u32,
     pub queue: usize,
+    /// Inspect workers: frames inspected side by side, one inspector (model session) each.
+    /// On a CPU station, cores / `runtime.intra_threads` gives the most frames per second
+    /// (each session then uses its own core); on a GPU one or two. Memory grows by one model
+    /// session per worker.
+    pub workers: usize,
     pub marker_delay_ms: u64,
     pub state_dir: PathBuf,
 }
@@ -287,6 +294,7 @@ impl Default for DaemonSection {
             watchdog_ms: 5000,
             max_model_errors: 5,
             queue: 4,
+            workers: 1,
             marker_delay_ms: 0,
             state_dir: PathBuf::from("/var/lib/endface"),
         }
@@ -556,6 +564,13 @@ impl DaemonConfig {
         if !(1..=64).contains(&d.queue) {
             return Err(InvalidKey::new("daemon.queue", d.queue, "must be 1..=64"));
         }
+        if !(1..=pipeline::MAX_WORKERS).contains(&d.workers) {
+            return Err(InvalidKey::new(
+                "daemon.workers",
+                d.workers,
+                "must be 1..=16 (one model session per worker)",
+            ));
+        }
         if d.marker_delay_ms > 60_000 {
             return Err(InvalidKey::new(
                 "daemon.marker_delay_ms",
@@ -594,6 +609,8 @@ mod tests {
             ("[gpio]\nreject_ms = 0", "gpio.reject_ms"),
             ("[daemon]\nwatchdog_ms = 100", "daemon.watchdog_ms"),
             ("[daemon]\nqueue = 0", "daemon.queue"),
+            ("[daemon]\nworkers = 0", "daemon.workers"),
+            ("[daemon]\nworkers = 17", "daemon.workers"),
             ("[trigger]\nmode = \"gpio\"", "trigger.line"),
             ("[journal]\npath = \"\"", "journal.path"),
             ("[camera\n", "t.toml"),

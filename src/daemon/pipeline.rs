@@ -6,8 +6,9 @@
 //! ```text
 //!  trigger threads ──(bounded: max_pending)──┐
 //!  (gpio / stdin / socket / TriggerHandle)   ▼
-//!  capture ──(bounded: queue; free-run: 1, live: newest only)──► inspect ──(bounded)──► output
-//!  (open, reconnect, match frame to trigger)                    (inspector)   (journal, then lines)
+//!  capture ──(bounded: queue; free-run: 1, live: newest only)──► inspect ×N ──(bounded)──► output
+//!  (open, reconnect, match frame to trigger)              (one inspector each)  (in inspection order:
+//!                                                                               journal, then lines)
 //!                                                                                  │ (bounded, try)
 //!                                                                                  ├──► image saver
 //!                                                                                  └──► display
@@ -15,6 +16,10 @@
 //! ```
 //!
 //! Rules the code keeps:
+//! - with several inspect workers (`[daemon] workers`), each has its own inspector (its own
+//!   model session); inspections are numbered when a worker takes a frame, and the output
+//!   thread journals and signals them strictly in that order (a reorder window of
+//!   `workers + queue` results bounds how far the fast workers may run ahead of a slow one);
 //! - a live camera in free-run keeps only the newest frame (older ones are counted as
 //!   dropped); a frame taken for a trigger is sent with a blocking send, never dropped;
 //! - in trigger modes a live camera's frame is taken for the oldest waiting trigger when it
@@ -240,6 +245,9 @@ enum Stage {
 
 const STAGE_NAMES: [&str; 3] = ["capture", "inspect", "output"];
 
+/// Most inspect workers a daemon runs (`[daemon] workers`).
+pub const MAX_WORKERS: usize = 16;
+
 /// State every thread sees.
 struct Shared {
     outputs: Mutex<Outputs>,
@@ -258,6 +266,10 @@ struct Shared {
     trig_tx: Sender<Trigger>,
     beats_ms: [AtomicU64; 3],
     running: [AtomicBool; 3],
+    /// Per inspect worker: the stage's beat is the oldest of the running workers' beats, so
+    /// one stuck worker trips the watchdog even while the others work.
+    worker_beats_ms: [AtomicU64; MAX_WORKERS],
+    worker_running: [AtomicBool; MAX_WORKERS],
     stop_reason: Mutex<Option<StopReason>>,
     fatal: Mutex<Option<(FatalKind, String)>>,
     counters: Counters,
@@ -266,6 +278,30 @@ struct Shared {
 impl Shared {
     fn beat(&self, stage: Stage) {
         self.beats_ms[stage as usize].store(monotonic_ns() / 1_000_000 + 1, Ordering::Relaxed);
+    }
+
+    fn beat_worker(&self, worker: usize) {
+        if let Some(b) = self.worker_beats_ms.get(worker) {
+            b.store(monotonic_ns() / 1_000_000 + 1, Ordering::Relaxed);
+        }
+    }
+
+    /// The stage's last beat (ms, 0 = none yet); for `inspect`, the oldest running worker's.
+    fn stage_beat(&self, i: usize) -> u64 {
+        if i != Stage::Inspect as usize {
+            return self.beats_ms[i].load(Ordering::Relaxed);
+        }
+        let mut oldest = u64::MAX;
+        for (b, r) in self.worker_beats_ms.iter().zip(&self.worker_running) {
+            if r.load(Ordering::SeqCst) {
+                oldest = oldest.min(b.load(Ordering::Relaxed));
+            }
+        }
+        if oldest == u64::MAX {
+            self.beats_ms[i].load(Ordering::Relaxed)
+        } else {
+            oldest
+        }
     }
 
     fn stopping(&self) -> bool {
@@ -428,7 +464,8 @@ pub struct RunOptions {
 pub struct Daemon {
     cfg: DaemonConfig,
     source: Box<dyn Source>,
-    inspector: Box<dyn FrameInspector>,
+    /// One per inspect worker (at least one).
+    inspectors: Vec<Box<dyn FrameInspector>>,
     journal: Journal,
     images: Option<ImageStore>,
     shared: Arc<Shared>,
@@ -501,6 +538,8 @@ impl Daemon {
             trig_tx,
             beats_ms: Default::default(),
             running: Default::default(),
+            worker_beats_ms: std::array::from_fn(|_| AtomicU64::new(0)),
+            worker_running: std::array::from_fn(|_| AtomicBool::new(false)),
             stop_reason: Mutex::new(None),
             fatal: Mutex::new(None),
             counters: Counters::default(),
@@ -508,7 +547,7 @@ impl Daemon {
         Ok(Daemon {
             cfg,
             source,
-            inspector,
+            inspectors: vec![inspector],
             journal,
             images,
             shared,
@@ -519,6 +558,39 @@ impl Daemon {
             #[cfg(feature = "gpio")]
             gpio_trigger,
         })
+    }
+
+    /// Run one more inspect worker with this inspector (`[daemon] workers`: the caller builds
+    /// one inspector per worker, each with its own model session). Results are still journalled
+    /// and signalled in inspection order. At most [`MAX_WORKERS`] in all.
+    pub fn add_inspector(&mut self, inspector: Box<dyn FrameInspector>) -> Result<(), DaemonError> {
+        if self.inspectors.len() >= MAX_WORKERS {
+            return Err(DaemonError::Setup(format!(
+                "more than {MAX_WORKERS} inspect workers (daemon.workers)"
+            )));
+        }
+        self.inspectors.push(inspector);
+        Ok(())
+    }
+
+    /// Replace every inspector (one worker each; 1 to [`MAX_WORKERS`]).
+    pub fn replace_inspectors(
+        &mut self,
+        inspectors: Vec<Box<dyn FrameInspector>>,
+    ) -> Result<(), DaemonError> {
+        if inspectors.is_empty() || inspectors.len() > MAX_WORKERS {
+            return Err(DaemonError::Setup(format!(
+                "{} inspect workers: must be 1..={MAX_WORKERS} (daemon.workers)",
+                inspectors.len()
+            )));
+        }
+        self.inspectors = inspectors;
+        Ok(())
+    }
+
+    /// How many inspect workers the run starts.
+    pub fn workers(&self) -> usize {
+        self.inspectors.len()
     }
 
     /// Watch the input for drift with this monitor (built from the calibration reference,
@@ -550,7 +622,7 @@ impl Daemon {
         let Daemon {
             cfg,
             source,
-            inspector,
+            inspectors,
             journal,
             images,
             shared: sh,
@@ -574,7 +646,8 @@ impl Daemon {
         info!(
             run_id = %run_id,
             source = %source.name(),
-            inspector = %inspector.describe(),
+            inspector = %inspectors.first().map(|i| i.describe()).unwrap_or_default(),
+            workers = inspectors.len(),
             gpio = %sh.outputs.lock().unwrap_or_else(|e| e.into_inner()).describe(),
             trigger = ?mode,
             journal = %journal.path().display(),
@@ -584,13 +657,27 @@ impl Daemon {
         let queue = if free_run { 1 } else { cfg.daemon.queue };
         let (job_tx, job_rx) = bounded::<Job>(queue);
         let (done_tx, done_rx) = bounded::<Done>(cfg.daemon.queue);
+        // The reorder window: a worker takes a place before it takes a frame, the output
+        // thread gives it back once that inspection is signalled. At most `window` results
+        // are ever between dispatch and signal, so the output's reorder ring never overflows.
+        let n_workers = inspectors.len().clamp(1, MAX_WORKERS);
+        let window = n_workers + cfg.daemon.queue;
+        let (place_tx, place_rx) = bounded::<()>(window);
+        for _ in 0..window {
+            let _ = place_tx.try_send(());
+        }
+        let dispatch = Arc::new(Mutex::new(Dispatch {
+            started: 0,
+            next_tick: monotonic_ns(),
+        }));
         let (image_tx, image_rx) = bounded::<(i64, String, image::GrayImage)>(4);
         let (status_tx, status_rx) = bounded::<Status>(1);
         // Recycling, so that the steady state allocates nothing per frame: records go back
         // from output to inspect, frames' pixels back to the source. Bounded (a full channel
         // drops the buffer); every frame and record in flight fits.
-        let in_flight = queue + cfg.daemon.queue + 8;
-        let records = RecordPool::new(in_flight, &inspector.identity());
+        let in_flight = queue + cfg.daemon.queue + window + 8;
+        let identity = inspectors.first().map(|i| i.identity()).unwrap_or_default();
+        let records = RecordPool::new(in_flight, &identity);
         let (pixels_tx, pixels_rx) = bounded::<image::GrayImage>(in_flight);
 
         let mut workers: Vec<(Stage, JoinHandle<()>)> = Vec::new();
@@ -606,6 +693,11 @@ impl Daemon {
             r.store(true, Ordering::SeqCst);
             sh.beats_ms[i].store(0, Ordering::SeqCst);
         }
+        for w in 0..MAX_WORKERS {
+            sh.worker_beats_ms[w].store(0, Ordering::SeqCst);
+            sh.worker_running[w].store(w < n_workers, Ordering::SeqCst);
+        }
+        let live_workers = Arc::new(std::sync::atomic::AtomicUsize::new(n_workers));
         // Capture.
         {
             let sh2 = sh.clone();
@@ -622,24 +714,56 @@ impl Daemon {
                 Err(e) => spawn_failed = Some(e),
             }
         }
-        // Inspect.
-        {
+        // Inspect workers.
+        for (w, inspector) in inspectors.into_iter().take(n_workers).enumerate() {
             let sh2 = sh.clone();
-            let max = opts.max_inspections;
-            let rate = cfg.trigger.rate_hz;
-            let max_errors = cfg.daemon.max_model_errors;
-            let records2 = records.clone();
+            let live = live_workers.clone();
+            let ctx = InspectCtx {
+                worker: w,
+                job_rx: job_rx.clone(),
+                done_tx: done_tx.clone(),
+                records: records.clone(),
+                dispatch: dispatch.clone(),
+                places: place_rx.clone(),
+                free_run,
+                period_ns: (1e9 / cfg.trigger.rate_hz.max(1e-3)) as u64,
+                max: opts.max_inspections,
+                max_errors: cfg.daemon.max_model_errors,
+            };
             let f = Box::new(move || {
-                inspect_loop(
-                    &sh2, inspector, job_rx, done_tx, records2, free_run, rate, max, max_errors,
-                );
-                sh2.running[Stage::Inspect as usize].store(false, Ordering::SeqCst);
+                // Runs on return and on a panic: a worker that dies while the daemon is not
+                // stopping leaves a gap in the inspection order; stop (systemd restarts us).
+                struct Exit<'a>(&'a Shared, usize, Arc<std::sync::atomic::AtomicUsize>);
+                impl Drop for Exit<'_> {
+                    fn drop(&mut self) {
+                        let (sh, w) = (self.0, self.1);
+                        if std::thread::panicking() {
+                            sh.fatal(
+                                FatalKind::Thread,
+                                format!("inspect worker {w} panicked: stopping"),
+                            );
+                        }
+                        sh.worker_running[w].store(false, Ordering::SeqCst);
+                        if self.2.fetch_sub(1, Ordering::SeqCst) == 1 {
+                            sh.running[Stage::Inspect as usize].store(false, Ordering::SeqCst);
+                        }
+                    }
+                }
+                let _exit = Exit(&sh2, w, live);
+                inspect_loop(&sh2, inspector, ctx);
             });
-            match spawn("inspect", f) {
+            let name = if n_workers == 1 {
+                "inspect".to_string()
+            } else {
+                format!("inspect-{w}")
+            };
+            match spawn(&name, f) {
                 Ok(h) => workers.push((Stage::Inspect, h)),
                 Err(e) => spawn_failed = Some(e),
             }
         }
+        drop(job_rx);
+        drop(done_tx);
         // Output.
         let stage_stats: Arc<Mutex<BTreeMap<String, StageStat>>> = Arc::default();
         {
@@ -658,6 +782,8 @@ impl Daemon {
             let recycle = Recycle {
                 records,
                 pixels: pixels_tx.clone(),
+                places: place_tx,
+                window,
             };
             let f = Box::new(move || {
                 output_loop(
@@ -752,7 +878,7 @@ impl Daemon {
                 if !sh.running[i].load(Ordering::SeqCst) {
                     continue;
                 }
-                let beat = sh.beats_ms[i].load(Ordering::Relaxed);
+                let beat = sh.stage_beat(i);
                 if beat == 0 {
                     all_beat = false;
                 } else if now_ms.saturating_sub(beat) > watchdog_ms {
@@ -1093,71 +1219,99 @@ fn inc_by(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
 }
 
-#[allow(clippy::too_many_arguments)]
-fn inspect_loop(
-    sh: &Shared,
-    mut inspector: Box<dyn FrameInspector>,
+/// Numbering and pacing shared by the inspect workers (taken under its lock).
+struct Dispatch {
+    /// Inspections started so far (the last one's number).
+    started: u64,
+    /// Free-run: when the next inspection may start (`CLOCK_MONOTONIC` ns).
+    next_tick: u64,
+}
+
+/// What one inspect worker needs besides its inspector.
+struct InspectCtx {
+    worker: usize,
     job_rx: Receiver<Job>,
     done_tx: Sender<Done>,
     records: Arc<RecordPool>,
+    dispatch: Arc<Mutex<Dispatch>>,
+    /// Places in the reorder window (see `Daemon::run`).
+    places: Receiver<()>,
     free_run: bool,
-    rate_hz: f64,
+    period_ns: u64,
     max: Option<u64>,
     max_errors: u32,
-) {
-    let period_ns = (1e9 / rate_hz.max(1e-3)) as u64;
-    let mut next_tick = monotonic_ns();
-    let mut started = 0u64;
+}
+
+fn inspect_loop(sh: &Shared, mut inspector: Box<dyn FrameInspector>, ctx: InspectCtx) {
+    let w = ctx.worker;
     let mut consecutive_errors = 0u32;
     let (model_sha256, provider) = inspector.identity();
     // Reason strings of UNABLE records made here (see `super::set_reasons`).
     let mut spare = Vec::new();
+    let mut have_place = false;
     loop {
-        sh.beat(Stage::Inspect);
+        sh.beat_worker(w);
         if sh.stopping() {
             break;
         }
-        if let Some(max) = max {
-            if started >= max {
-                sh.request_stop(StopReason::FramesDone);
-                break;
+        // A place in the reorder window first: a worker never takes a frame it could not
+        // hand on.
+        if !have_place {
+            match ctx.places.recv_timeout(TICK) {
+                Ok(()) => have_place = true,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        if free_run {
-            let now = monotonic_ns();
-            if now < next_tick {
-                std::thread::sleep(Duration::from_nanos(
-                    (next_tick - now).min(TICK.as_nanos() as u64),
-                ));
-                continue;
-            }
-        }
-        let job = match job_rx.recv_timeout(TICK) {
-            Ok(j) => j,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
-        let trigger = match job.trigger {
-            Some(t) => t,
-            None => {
-                // Free-run: this tick is the trigger.
-                let seq = sh.trigger_seq.fetch_add(1, Ordering::SeqCst) + 1;
-                sh.pending.fetch_add(1, Ordering::SeqCst);
-                inc(&sh.counters.triggers);
-                sh.drive(|o| o.begin(None));
-                Trigger {
-                    seq,
-                    at_mono_ns: monotonic_ns(),
-                    at_unix_ns: unix_ns(),
-                    source: TriggerSource::FreeRun,
+        // Then the next frame and its number, one worker at a time.
+        let (inspection, trigger, job) = {
+            let mut d = ctx.dispatch.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(max) = ctx.max {
+                if d.started >= max {
+                    sh.request_stop(StopReason::FramesDone);
+                    break;
                 }
             }
+            if ctx.free_run {
+                let now = monotonic_ns();
+                if now < d.next_tick {
+                    let wait = (d.next_tick - now).min(TICK.as_nanos() as u64);
+                    drop(d);
+                    std::thread::sleep(Duration::from_nanos(wait));
+                    continue;
+                }
+            }
+            let mut job = match ctx.job_rx.recv_timeout(TICK) {
+                Ok(j) => j,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let trigger = match job.trigger.take() {
+                Some(t) => t,
+                None => {
+                    // Free-run: this tick is the trigger.
+                    let seq = sh.trigger_seq.fetch_add(1, Ordering::SeqCst) + 1;
+                    sh.pending.fetch_add(1, Ordering::SeqCst);
+                    inc(&sh.counters.triggers);
+                    sh.drive(|o| o.begin(None));
+                    Trigger {
+                        seq,
+                        at_mono_ns: monotonic_ns(),
+                        at_unix_ns: unix_ns(),
+                        source: TriggerSource::FreeRun,
+                    }
+                }
+            };
+            d.started += 1;
+            if ctx.free_run {
+                d.next_tick = (d.next_tick + ctx.period_ns).max(monotonic_ns());
+            }
+            (d.started, trigger, job)
         };
-        started += 1;
-        let inspection = started;
+        have_place = false;
         let t0 = monotonic_ns();
         // A record that held an earlier result (after the first few frames), overwritten.
-        let mut record = records.take();
+        let mut record = ctx.records.take();
         match (&job.frame, job.no_frame_reason) {
             (Some(frame), _) => match inspector.inspect_into(frame, &mut record) {
                 Ok(()) => {
@@ -1172,7 +1326,7 @@ fn inspect_loop(
                     inc(&sh.counters.model_errors);
                     sh.model_ok.store(false, Ordering::SeqCst);
                     sh.update_ready();
-                    if consecutive_errors >= max_errors {
+                    if consecutive_errors >= ctx.max_errors {
                         sh.fatal(
                             FatalKind::Model,
                             format!(
@@ -1180,7 +1334,7 @@ fn inspect_loop(
                             ),
                         );
                     } else {
-                        error!(inspection, "inspector failed: {e}: READY low");
+                        error!(inspection, worker = w, "inspector failed: {e}: READY low");
                     }
                     record.set_unable(
                         &mut spare,
@@ -1211,11 +1365,8 @@ fn inspect_loop(
             record,
             inspect_started_mono_ns: t0,
         };
-        if done_tx.send(done).is_err() {
+        if ctx.done_tx.send(done).is_err() {
             break;
-        }
-        if free_run {
-            next_tick = (next_tick + period_ns).max(monotonic_ns());
         }
     }
 }
@@ -1333,6 +1484,10 @@ impl RecordPool {
 struct Recycle {
     records: Arc<RecordPool>,
     pixels: Sender<image::GrayImage>,
+    /// Places in the reorder window, given back once an inspection is signalled.
+    places: Sender<()>,
+    /// How many places there are (= the reorder ring's size).
+    window: usize,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1370,13 +1525,15 @@ fn output_loop(
         trigger_mono_ns: 0,
         timings_ms: StageTimings::default(),
     };
-    loop {
-        sh.beat(Stage::Output);
-        let done = match done_rx.recv_timeout(TICK) {
-            Ok(d) => d,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
+    // Results come in the order the workers finish them; they are journalled and signalled
+    // in inspection order. Slot `n % window` holds inspection n until its turn (the places
+    // workers take before a frame keep every waiting number inside the window).
+    let window = recycle.window.max(1);
+    let places = recycle.places.clone();
+    let mut ring: Vec<Option<Done>> = Vec::with_capacity(window);
+    ring.resize_with(window, || None);
+    let mut next = 1u64;
+    let mut emit = |done: Done| -> bool {
         let Done {
             inspection,
             trigger,
@@ -1418,7 +1575,7 @@ fn output_loop(
                     ),
                 );
                 sh.pending.fetch_sub(1, Ordering::SeqCst);
-                break;
+                return false;
             }
         };
         let journal_ms = (monotonic_ns() - t_journal) as f64 / 1e6;
@@ -1517,6 +1674,55 @@ fn output_loop(
             } else {
                 let _ = recycle.pixels.try_send(f.image);
             }
+        }
+        true
+    };
+    loop {
+        sh.beat(Stage::Output);
+        let done = match done_rx.recv_timeout(TICK) {
+            Ok(d) => d,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let n = done.inspection;
+        let slot = (n % window as u64) as usize;
+        if n < next || n >= next + window as u64 || ring[slot].is_some() {
+            // Cannot happen while the places bound the window; never lose a result over it.
+            error!(
+                inspection = n,
+                expected = next,
+                "result outside the reorder window: signalled out of order"
+            );
+            let ok = emit(done);
+            let _ = places.try_send(());
+            if !ok {
+                return;
+            }
+            continue;
+        }
+        ring[slot] = Some(done);
+        while let Some(d) = ring[(next % window as u64) as usize].take_if(|d| d.inspection == next)
+        {
+            next += 1;
+            let ok = emit(d);
+            let _ = places.try_send(());
+            if !ok {
+                return;
+            }
+        }
+    }
+    // Every worker is gone. Results still waiting mean a number never came (a worker died
+    // mid-inspection): signal the rest in order rather than lose them.
+    let mut rest: Vec<Done> = ring.iter_mut().filter_map(Option::take).collect();
+    rest.sort_by_key(|d| d.inspection);
+    for d in rest {
+        warn!(
+            inspection = d.inspection,
+            missing = next,
+            "an earlier inspection never finished: signalling the later ones"
+        );
+        if !emit(d) {
+            return;
         }
     }
 }

@@ -1,0 +1,231 @@
+//! Several inspect workers (`[daemon] workers`): frames are inspected side by side, but the
+//! journal and the lines see every result in frame order, with the right verdict for each
+//! frame; a worker that dies stops the daemon in the safe state without losing the results
+//! already made.
+
+#[path = "daemon_support/mod.rs"]
+mod support;
+
+use endface::actuate::Role;
+use endface::capture::synthetic::SceneHints;
+use endface::capture::{open_source, Frame};
+use endface::daemon::marker::MarkerInspector;
+use endface::daemon::pipeline::FatalKind;
+use endface::daemon::{FrameInspector, InspectionRecord, InspectorError, Verdict};
+use endface::journal::Journal;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::*;
+
+/// Who inspected which frame tag, from when to when.
+type Log = Arc<Mutex<Vec<(usize, u8, Instant, Instant)>>>;
+
+/// The marker inspector with a per-frame time: every third frame is slow, so a later frame
+/// on another worker finishes first. Optionally panics on one tag.
+struct Uneven {
+    worker: usize,
+    inner: MarkerInspector,
+    log: Log,
+    panic_on: Option<u8>,
+}
+
+impl FrameInspector for Uneven {
+    fn inspect(&mut self, frame: &Frame) -> Result<InspectionRecord, InspectorError> {
+        let mut r = InspectionRecord::default();
+        self.inspect_into(frame, &mut r)?;
+        Ok(r)
+    }
+
+    fn inspect_into(
+        &mut self,
+        frame: &Frame,
+        out: &mut InspectionRecord,
+    ) -> Result<(), InspectorError> {
+        let tag = frame.image.get_pixel(1, 0).0[0];
+        if self.panic_on == Some(tag) {
+            panic!("test inspector panics on frame {tag}");
+        }
+        let t0 = Instant::now();
+        std::thread::sleep(Duration::from_millis(if tag.is_multiple_of(3) { 90 } else { 10 }));
+        let r = self.inner.inspect_into(frame, out);
+        self.log
+            .lock()
+            .unwrap()
+            .push((self.worker, tag, t0, Instant::now()));
+        r
+    }
+
+    fn describe(&self) -> String {
+        format!("uneven test inspector {}", self.worker)
+    }
+}
+
+fn markers(n: usize) -> Vec<u8> {
+    (0..n)
+        .map(|i| match i % 5 {
+            0 | 3 => PASS,
+            1 | 4 => FAIL,
+            _ => UNABLE,
+        })
+        .collect()
+}
+
+fn run_workers(
+    dir: &std::path::Path,
+    marks: &[u8],
+    workers: usize,
+    panic_on: Option<u8>,
+) -> (
+    endface::daemon::Summary,
+    Vec<endface::daemon::ResultEvent>,
+    endface::actuate::sim::SimRecorder,
+    Log,
+) {
+    write_frames(&dir.join("frames"), marks);
+    let cfg = config(
+        dir,
+        &format!(
+            "[camera]\nsource = \"replay\"\npath = \"frames\"\n[trigger]\nmode = \"free-run\"\nrate_hz = 1000\n[daemon]\nworkers = {workers}\n"
+        ),
+    );
+    assert_eq!(cfg.daemon.workers, workers);
+    let source = open_source(&cfg.camera, &SceneHints::default()).unwrap();
+    let (mut d, rec) = daemon(cfg, source, Duration::ZERO);
+    // Replace the marker inspector `daemon()` built with the uneven ones.
+    let log: Log = Arc::default();
+    let mk = |w: usize| -> Box<dyn FrameInspector> {
+        Box::new(Uneven {
+            worker: w,
+            inner: MarkerInspector::new(Duration::ZERO),
+            log: log.clone(),
+            panic_on,
+        })
+    };
+    d.replace_inspectors((0..workers).map(mk).collect())
+        .unwrap();
+    assert_eq!(d.workers(), workers);
+    let run = start(d, None);
+    let summary = run.handle.join().unwrap();
+    let events = run.events.lock().unwrap().clone();
+    (summary, events, rec, log)
+}
+
+#[test]
+fn three_workers_signal_every_frame_in_order_with_its_own_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let marks = markers(24);
+    let (summary, events, rec, log) = run_workers(dir.path(), &marks, 3, None);
+    assert!(summary.fatal.is_none(), "{:?}", summary.fatal);
+    assert_eq!(summary.inspections, 24);
+
+    // In frame order, each with the verdict of its own frame.
+    assert_eq!(
+        events.iter().map(|e| e.inspection).collect::<Vec<_>>(),
+        (1..=24).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        events.iter().map(|e| e.frame_seq).collect::<Vec<_>>(),
+        (1..=24).map(Some).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        events.iter().map(|e| e.verdict).collect::<Vec<_>>(),
+        marks.iter().map(|m| verdict_of(*m)).collect::<Vec<_>>()
+    );
+
+    // The work really was spread and overlapped, and finished out of order, so the order
+    // above is the daemon's doing.
+    let log = log.lock().unwrap().clone();
+    let mut used: Vec<usize> = log.iter().map(|l| l.0).collect();
+    used.sort();
+    used.dedup();
+    assert_eq!(used, vec![0, 1, 2], "every worker inspected");
+    let overlapped = log
+        .iter()
+        .any(|a| log.iter().any(|b| a.0 != b.0 && a.2 < b.3 && b.2 < a.3));
+    assert!(overlapped, "no two inspections overlapped");
+    let mut by_end = log.clone();
+    by_end.sort_by_key(|l| l.3);
+    let finish_order: Vec<u8> = by_end.iter().map(|l| l.1).collect();
+    assert!(
+        finish_order.windows(2).any(|w| w[0] > w[1]),
+        "inspections finished in frame order by chance: {finish_order:?}"
+    );
+
+    // The journal in the same order, matching what was signalled.
+    let j = Journal::open_existing(&dir.path().join("journal.db")).unwrap();
+    j.integrity_check().unwrap();
+    let rows = j.entries(None).unwrap();
+    assert_eq!(rows.len(), 24);
+    for (row, ev) in rows.iter().zip(&events) {
+        assert_eq!(row.id, ev.journal_id);
+        assert_eq!(row.inspection, ev.inspection);
+        assert_eq!(row.verdict, ev.verdict.as_str());
+        assert_eq!(row.frame_seq, ev.frame_seq);
+    }
+    assert!(rows.windows(2).all(|w| w[0].id < w[1].id));
+
+    // The lines show the results in the same order: at each result's strobe, PASS is high
+    // exactly for a passing frame and FAIL is high for every failing one.
+    let mut level = [false; 6];
+    let mut at_strobe = Vec::new();
+    for t in rec.transitions() {
+        level[t.role.index()] = t.active;
+        if t.role == Role::Strobe && t.active {
+            at_strobe.push((level[Role::Pass.index()], level[Role::Fail.index()]));
+        }
+    }
+    assert_eq!(at_strobe.len(), 24);
+    for ((pass, fail), ev) in at_strobe.iter().zip(&events) {
+        assert_eq!(*pass, ev.verdict == Verdict::Pass, "{}", ev.inspection);
+        if ev.verdict == Verdict::Fail {
+            assert!(*fail, "{}", ev.inspection);
+        }
+    }
+    assert!(
+        Role::ALL.iter().all(|r| !rec.level(*r)),
+        "safe state at the end"
+    );
+}
+
+#[test]
+fn a_worker_that_panics_stops_the_daemon_safely_and_loses_no_finished_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let marks = markers(30);
+    let (summary, events, rec, log) = run_workers(dir.path(), &marks, 2, Some(7));
+    assert_eq!(
+        summary.fatal.as_ref().map(|f| f.0),
+        Some(FatalKind::Thread),
+        "{:?}",
+        summary.fatal
+    );
+    assert!(
+        Role::ALL.iter().all(|r| !rec.level(*r)),
+        "safe state at the end"
+    );
+    // Every inspection that finished was journalled and signalled, in order, frame 7 (tag 7,
+    // the 8th frame) never.
+    let finished = log.lock().unwrap().len();
+    assert_eq!(events.len(), finished);
+    assert!(events.windows(2).all(|w| w[0].inspection < w[1].inspection));
+    assert!(events.iter().all(|e| e.frame_seq != Some(8)));
+    for e in &events {
+        let tag = (e.frame_seq.unwrap() - 1) as usize;
+        assert_eq!(e.verdict, verdict_of(marks[tag]));
+    }
+    let j = Journal::open_existing(&dir.path().join("journal.db")).unwrap();
+    assert_eq!(j.entries(None).unwrap().len(), finished);
+}
+
+#[test]
+fn workers_out_of_range_is_a_config_error_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["0", "17"] {
+        let text = format!(
+            "[station]\nname = \"t\"\n[gpio]\nbackend = \"sim\"\n[journal]\npath = \"j.db\"\n[daemon]\nworkers = {bad}\n"
+        );
+        let err = endface::daemon::DaemonConfig::from_toml_str(&text, "t.toml", dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("daemon.workers"), "{err}");
+    }
+}
