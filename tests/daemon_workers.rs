@@ -46,7 +46,11 @@ impl FrameInspector for Uneven {
             panic!("test inspector panics on frame {tag}");
         }
         let t0 = Instant::now();
-        std::thread::sleep(Duration::from_millis(if tag.is_multiple_of(3) { 90 } else { 10 }));
+        std::thread::sleep(Duration::from_millis(if tag.is_multiple_of(3) {
+            90
+        } else {
+            10
+        }));
         let r = self.inner.inspect_into(frame, out);
         self.log
             .lock()

@@ -488,3 +488,69 @@ fn required_accelerator_missing_is_fatal() {
         "CUDAExecutionProvider",
     );
 }
+
+#[test]
+fn workers_print_the_same_results_in_the_images_order() {
+    let st = Station::new();
+    let ds = st.path("ds");
+    let o = endface()
+        .args(["synth", "--out"])
+        .arg(&ds)
+        .args(["--seed", "91", "--train-good", "0", "--test-good", "3"])
+        .args([
+            "--per-kind",
+            "1",
+            "--kinds",
+            "pit,scratch",
+            "--um-per-px",
+            "0.5",
+        ])
+        .args(["--aspect", "1", "--jpeg-prob", "0"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut images: Vec<String> = [
+        "good/0000",
+        "pit/0000",
+        "good/0001",
+        "scratch/0000",
+        "good/0002",
+    ]
+    .iter()
+    .map(|n| ds.join(format!("test/{n}.png")).display().to_string())
+    .collect();
+    // An unreadable one in the middle: reported in its place, the rest still run.
+    images.insert(2, st.path("missing.png").display().to_string());
+    let run = |workers: &str| {
+        let mut args = vec!["--json", "--um-per-px", "0.5", "--workers", workers];
+        args.extend(images.iter().map(String::as_str));
+        let o = st.inspect(&args);
+        assert_eq!(
+            o.status.code(),
+            Some(exit::INPUT_IO as i32),
+            "{}",
+            stderr(&o)
+        );
+        String::from_utf8(o.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let one = run("1");
+    let three = run("3");
+    assert_eq!(one.len(), images.len());
+    assert_eq!(three.len(), images.len());
+    for ((a, b), img) in one.iter().zip(&three).zip(&images) {
+        assert_eq!(a["image"].as_str(), Some(img.as_str()));
+        assert_eq!(b["image"].as_str(), Some(img.as_str()));
+        assert_eq!(a["verdict"], b["verdict"]);
+        assert_eq!(a["defects"], b["defects"]);
+        assert_eq!(a["image_score"], b["image_score"]);
+        assert_eq!(a["exit_code"], b["exit_code"]);
+    }
+    assert_eq!(three[2]["exit_code"], exit::INPUT_IO);
+
+    let o = st.inspect(&["--workers", "0", images[0].as_str()]);
+    assert_fails(&o, exit::USAGE, "--workers");
+}
