@@ -4,7 +4,7 @@
 #
 # Usage: scripts/soak.sh [--minutes 10] [--fps 30] [--inspector model|marker]
 #                        [--manifest models/endface-student.manifest.json] [--threads 1]
-#                        [--out target/soak] [--endface target/release/endface]
+#                        [--workers 1] [--out target/soak] [--endface target/release/endface]
 #
 # Runs `endface run --json` (niced) on a generated station config: synthetic 640x480 camera
 # paced at --fps, free-run triggers at --fps, simulated GPIO, journal and failing-frame images
@@ -17,7 +17,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
-minutes=10 fps=30 inspector=model threads=1
+minutes=10 fps=30 inspector=model threads=1 workers=1
 manifest="$repo/models/endface-student.manifest.json"
 out="$repo/target/soak"
 endface="$repo/target/release/endface"
@@ -28,6 +28,7 @@ while [ $# -gt 0 ]; do
     --inspector) inspector="$2"; shift 2 ;;
     --manifest) manifest="$(realpath "$2")"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
+    --workers) workers="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --endface) endface="$2"; shift 2 ;;
     -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
@@ -83,10 +84,11 @@ image_quota_mb = 64
 
 [daemon]
 inspector = "$inspector"
+workers = $workers
 state_dir = "$out/state"
 EOF
 
-echo "soak: $minutes min at $fps fps, inspector $inspector, $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)" | tee "$out/report.txt"
+echo "soak: $minutes min at $fps fps, inspector $inspector, $workers worker(s), $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)" | tee "$out/report.txt"
 RUST_LOG=warn nice "$endface" -q run --config "$out/station.toml" --json > "$out/results.jsonl" 2> "$out/stderr.log" &
 pid=$!
 t0=$(date +%s)

@@ -233,3 +233,42 @@ fn workers_out_of_range_is_a_config_error_naming_the_key() {
         assert!(err.contains("daemon.workers"), "{err}");
     }
 }
+
+#[test]
+fn idle_workers_keep_beating_so_an_idle_station_stays_ready() {
+    // Software triggers, none fired for a while: every worker waits for a frame. None may
+    // go silent (waiting on another worker) long enough to trip the watchdog.
+    let dir = tempfile::tempdir().unwrap();
+    write_frames(&dir.path().join("frames"), &[PASS, FAIL]);
+    let cfg = config(
+        dir.path(),
+        "[camera]\nsource = \"replay\"\npath = \"frames\"\nloop = true\nframe_timeout_ms = 100\n\
+         [trigger]\nmode = \"software\"\n[daemon]\nworkers = 4\nwatchdog_ms = 300\n",
+    );
+    let source = open_source(&cfg.camera, &SceneHints::default()).unwrap();
+    let (d, rec) = daemon(cfg, source, Duration::ZERO);
+    let mut d = d;
+    d.replace_inspectors(
+        (0..4)
+            .map(|_| Box::new(MarkerInspector::new(Duration::ZERO)) as Box<dyn FrameInspector>)
+            .collect(),
+    )
+    .unwrap();
+    let trigger = d.trigger_handle();
+    let stop = d.stop_flag();
+    let run = start(d, None);
+    wait_until(|| rec.level(Role::Ready), "READY");
+    std::thread::sleep(Duration::from_millis(3000));
+    assert_eq!(trigger.fire(), Some(1));
+    run.wait_for(1);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let summary = run.handle.join().unwrap();
+    assert!(summary.fatal.is_none(), "{:?}", summary.fatal);
+    let ready_drops = rec
+        .transitions()
+        .iter()
+        .filter(|t| t.role == Role::Ready && !t.active)
+        .count();
+    // One drop at the stop; none while idle.
+    assert_eq!(ready_drops, 1, "{:?}", levels(&rec.transitions()));
+}

@@ -666,10 +666,11 @@ impl Daemon {
         for _ in 0..window {
             let _ = place_tx.try_send(());
         }
-        let dispatch = Arc::new(Mutex::new(Dispatch {
+        let (baton_tx, baton_rx) = bounded::<Dispatch>(1);
+        let _ = baton_tx.try_send(Dispatch {
             started: 0,
             next_tick: monotonic_ns(),
-        }));
+        });
         let (image_tx, image_rx) = bounded::<(i64, String, image::GrayImage)>(4);
         let (status_tx, status_rx) = bounded::<Status>(1);
         // Recycling, so that the steady state allocates nothing per frame: records go back
@@ -723,7 +724,8 @@ impl Daemon {
                 job_rx: job_rx.clone(),
                 done_tx: done_tx.clone(),
                 records: records.clone(),
-                dispatch: dispatch.clone(),
+                baton_tx: baton_tx.clone(),
+                baton_rx: baton_rx.clone(),
                 places: place_rx.clone(),
                 free_run,
                 period_ns: (1e9 / cfg.trigger.rate_hz.max(1e-3)) as u64,
@@ -1219,12 +1221,28 @@ fn inc_by(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
 }
 
-/// Numbering and pacing shared by the inspect workers (taken under its lock).
+/// Numbering and pacing shared by the inspect workers: a baton passed through a channel of
+/// one, so that a worker waiting for its turn waits with a timeout and keeps beating (a mutex
+/// held across the wait for a frame would silence the others for as long as a station idles).
+#[derive(Clone, Copy)]
 struct Dispatch {
     /// Inspections started so far (the last one's number).
     started: u64,
     /// Free-run: when the next inspection may start (`CLOCK_MONOTONIC` ns).
     next_tick: u64,
+}
+
+/// The baton while a worker holds it; handed back when dropped (on every `break`,
+/// `continue` and panic too).
+struct Baton<'a> {
+    state: Dispatch,
+    home: &'a Sender<Dispatch>,
+}
+
+impl Drop for Baton<'_> {
+    fn drop(&mut self) {
+        let _ = self.home.try_send(self.state);
+    }
 }
 
 /// What one inspect worker needs besides its inspector.
@@ -1233,7 +1251,8 @@ struct InspectCtx {
     job_rx: Receiver<Job>,
     done_tx: Sender<Done>,
     records: Arc<RecordPool>,
-    dispatch: Arc<Mutex<Dispatch>>,
+    baton_tx: Sender<Dispatch>,
+    baton_rx: Receiver<Dispatch>,
     /// Places in the reorder window (see `Daemon::run`).
     places: Receiver<()>,
     free_run: bool,
@@ -1265,17 +1284,24 @@ fn inspect_loop(sh: &Shared, mut inspector: Box<dyn FrameInspector>, ctx: Inspec
         }
         // Then the next frame and its number, one worker at a time.
         let (inspection, trigger, job) = {
-            let mut d = ctx.dispatch.lock().unwrap_or_else(|e| e.into_inner());
+            let mut d = match ctx.baton_rx.recv_timeout(TICK) {
+                Ok(state) => Baton {
+                    state,
+                    home: &ctx.baton_tx,
+                },
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
             if let Some(max) = ctx.max {
-                if d.started >= max {
+                if d.state.started >= max {
                     sh.request_stop(StopReason::FramesDone);
                     break;
                 }
             }
             if ctx.free_run {
                 let now = monotonic_ns();
-                if now < d.next_tick {
-                    let wait = (d.next_tick - now).min(TICK.as_nanos() as u64);
+                if now < d.state.next_tick {
+                    let wait = (d.state.next_tick - now).min(TICK.as_nanos() as u64);
                     drop(d);
                     std::thread::sleep(Duration::from_nanos(wait));
                     continue;
@@ -1302,11 +1328,11 @@ fn inspect_loop(sh: &Shared, mut inspector: Box<dyn FrameInspector>, ctx: Inspec
                     }
                 }
             };
-            d.started += 1;
+            d.state.started += 1;
             if ctx.free_run {
-                d.next_tick = (d.next_tick + ctx.period_ns).max(monotonic_ns());
+                d.state.next_tick = (d.state.next_tick + ctx.period_ns).max(monotonic_ns());
             }
-            (d.started, trigger, job)
+            (d.state.started, trigger, job)
         };
         have_place = false;
         let t0 = monotonic_ns();
