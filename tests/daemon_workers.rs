@@ -27,6 +27,8 @@ struct Uneven {
     inner: MarkerInspector,
     log: Log,
     panic_on: Option<u8>,
+    /// Hang this long on this tag (a stuck inspection).
+    hang_on: Option<(u8, Duration)>,
 }
 
 impl FrameInspector for Uneven {
@@ -44,6 +46,11 @@ impl FrameInspector for Uneven {
         let tag = frame.image.get_pixel(1, 0).0[0];
         if self.panic_on == Some(tag) {
             panic!("test inspector panics on frame {tag}");
+        }
+        if let Some((t, d)) = self.hang_on {
+            if t == tag {
+                std::thread::sleep(d);
+            }
         }
         let t0 = Instant::now();
         std::thread::sleep(Duration::from_millis(if tag.is_multiple_of(3) {
@@ -79,6 +86,8 @@ fn run_workers(
     marks: &[u8],
     workers: usize,
     panic_on: Option<u8>,
+    hang_on: Option<(u8, Duration)>,
+    daemon_extra: &str,
 ) -> (
     endface::daemon::Summary,
     Vec<endface::daemon::ResultEvent>,
@@ -89,7 +98,7 @@ fn run_workers(
     let cfg = config(
         dir,
         &format!(
-            "[camera]\nsource = \"replay\"\npath = \"frames\"\n[trigger]\nmode = \"free-run\"\nrate_hz = 1000\n[daemon]\nworkers = {workers}\n"
+            "[camera]\nsource = \"replay\"\npath = \"frames\"\nframe_timeout_ms = 200\n[trigger]\nmode = \"free-run\"\nrate_hz = 1000\n[daemon]\nworkers = {workers}\n{daemon_extra}"
         ),
     );
     assert_eq!(cfg.daemon.workers, workers);
@@ -103,6 +112,7 @@ fn run_workers(
             inner: MarkerInspector::new(Duration::ZERO),
             log: log.clone(),
             panic_on,
+            hang_on,
         })
     };
     d.replace_inspectors((0..workers).map(mk).collect())
@@ -118,7 +128,7 @@ fn run_workers(
 fn three_workers_signal_every_frame_in_order_with_its_own_verdict() {
     let dir = tempfile::tempdir().unwrap();
     let marks = markers(24);
-    let (summary, events, rec, log) = run_workers(dir.path(), &marks, 3, None);
+    let (summary, events, rec, log) = run_workers(dir.path(), &marks, 3, None, None, "");
     assert!(summary.fatal.is_none(), "{:?}", summary.fatal);
     assert_eq!(summary.inspections, 24);
 
@@ -195,7 +205,7 @@ fn three_workers_signal_every_frame_in_order_with_its_own_verdict() {
 fn a_worker_that_panics_stops_the_daemon_safely_and_loses_no_finished_result() {
     let dir = tempfile::tempdir().unwrap();
     let marks = markers(30);
-    let (summary, events, rec, log) = run_workers(dir.path(), &marks, 2, Some(7));
+    let (summary, events, rec, log) = run_workers(dir.path(), &marks, 2, Some(7), None, "");
     assert_eq!(
         summary.fatal.as_ref().map(|f| f.0),
         Some(FatalKind::Thread),
@@ -271,4 +281,34 @@ fn idle_workers_keep_beating_so_an_idle_station_stays_ready() {
         .count();
     // One drop at the stop; none while idle.
     assert_eq!(ready_drops, 1, "{:?}", levels(&rec.transitions()));
+}
+
+#[test]
+fn one_stuck_worker_drops_ready_while_the_others_work_then_it_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let marks = markers(20);
+    let (summary, events, rec, _log) = run_workers(
+        dir.path(),
+        &marks,
+        3,
+        None,
+        Some((5, Duration::from_millis(1500))),
+        "watchdog_ms = 400\n",
+    );
+    assert!(summary.fatal.is_none(), "{:?}", summary.fatal);
+    assert_eq!(events.len(), 20);
+    assert!(events
+        .windows(2)
+        .all(|w| w[0].inspection + 1 == w[1].inspection));
+    // READY: up, down while frame 5 hangs (the other workers beat all along), up again.
+    let ready: Vec<bool> = rec
+        .transitions()
+        .iter()
+        .filter(|t| t.role == Role::Ready)
+        .map(|t| t.active)
+        .collect();
+    assert!(
+        ready.windows(3).any(|w| w == [true, false, true]),
+        "READY never dropped and came back: {ready:?}"
+    );
 }
