@@ -78,12 +78,18 @@ def save_ckpt(path, net, ema, opt, step, info, cfg):
 
 def train_student(sampler, labelled, cfg, device, ckpt_path, log_every=50, resume=None):
     torch.manual_seed(cfg["seed"] + 2)
-    net = StudentUNet(cfg["student_widths"]).to(device)
+    ck = torch.load(resume, map_location=device) if resume is not None else None
+    if ck is not None:
+        # The checkpoint's own architecture (older ones have no radius channel).
+        net = StudentUNet(ck.get("widths", cfg["student_widths"]), radius_channel=ck.get("radius_channel", False))
+        cfg = dict(cfg, student_widths=tuple(net.widths))
+    else:
+        net = StudentUNet(cfg["student_widths"])
+    net = net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg["student_lr"], weight_decay=1e-4)
     ema = EMA(net, cfg["ema_decay"])
     step = 0
-    if resume is not None:
-        ck = torch.load(resume, map_location=device)
+    if ck is not None:
         net.load_state_dict(ck["model"])
         ema.model.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["opt"])
