@@ -42,13 +42,14 @@ def calibration_inputs(manifest: dict, dataset: Path, limit: int) -> list[np.nda
                          "(fiber centre and µm/px per image), e.g. an `endface synth` validation set")
     _, c, h, w = manifest["input"]["shape"]
     s = float(manifest["um_per_px"])
+    labs = [json.loads(line) for line in labels.read_text().splitlines() if line.strip()]
+    labs = [lab for lab in labs
+            if lab.get("center") is not None and lab.get("um_per_px_x", lab.get("um_per_px")) is not None]
+    # Spread the crops over the whole file (good images first, then each defect kind): a good-only
+    # calibration sets the anomaly head's activation range from good parts, where it never fires.
+    step = max(1, len(labs) // max(1, limit))
     out = []
-    for line in labels.read_text().splitlines():
-        if not line.strip():
-            continue
-        lab = json.loads(line)
-        if lab.get("center") is None or lab.get("um_per_px_x", lab.get("um_per_px")) is None:
-            continue
+    for lab in labs[::step]:
         umx = float(lab.get("um_per_px_x", lab.get("um_per_px")))
         umy = float(lab.get("um_per_px_y", umx))
         frame = np.asarray(Image.open(dataset / lab["image"]).convert("L"))
@@ -61,8 +62,36 @@ def calibration_inputs(manifest: dict, dataset: Path, limit: int) -> list[np.nda
     return out
 
 
-def write_variant(manifest: dict, onnx_path: Path, variant: str, note: str) -> Path:
+def float_nodes(model_path: Path, which: str = "heads") -> list[str]:
+    """The nodes a mixed-precision variant keeps in float32: everything before the first
+    convolution's output (the stem), the first convolution itself, and every node from the last
+    decoder activation on (the reconstruction and anomaly heads, whose small output ranges carry
+    the threshold decision)."""
+    import onnx
+
+    nodes = onnx.load(str(model_path)).graph.node
+    convs = [i for i, n in enumerate(nodes) if n.op_type == "Conv"]
+    if len(convs) < 4:
+        return []
+    head_inputs = {n.input[0] for n in nodes if "head" in n.name and n.op_type == "Conv"}
+    keep = set(range(convs[0] + 1))
+    first_head = min((i for i, n in enumerate(nodes) if n.output and n.output[0] in head_inputs), default=convs[-1])
+    keep |= set(range(first_head + 1, len(nodes)))
+    if which == "seg":
+        # Only the anomaly head: the reconstruction head and the stem stay quantized.
+        keep = {i for i in keep if "seg_head" in nodes[i].name or nodes[i].op_type == "Sigmoid" and i > first_head
+                or nodes[i].op_type == "DepthToSpace" and "seg_head" in nodes[i].input[0]}
+    return [nodes[i].name for i in sorted(keep)]
+
+
+def write_variant(manifest: dict, onnx_path: Path, variant: str, note: str,
+                  thresholds: dict | None = None) -> Path:
     m = json.loads(json.dumps(manifest))
+    # The float model's test figures do not describe the variant: BENCHMARKS.md has its own.
+    m["metrics"] = {"note": f"measured separately for this variant; the float model's figures "
+                            f"({manifest['name']} {manifest['version']}) do not apply"}
+    if thresholds:
+        m["thresholds"] = thresholds
     m["name"] = f"{manifest['name']}-{variant}"
     m["version"] = f"{manifest['version']}+{variant}"
     m["onnx_file"] = onnx_path.name
@@ -79,6 +108,19 @@ def main() -> int:
     ap.add_argument("--calib", type=Path, required=True, help="labelled dataset for static calibration")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--calib-images", type=int, default=48)
+    ap.add_argument("--method", choices=["minmax", "percentile", "entropy"], default="minmax",
+                    help="activation calibration of the static variant")
+    ap.add_argument("--float-heads", action="store_true",
+                    help="keep the stem and the output heads (their convolutions) in float32")
+    ap.add_argument("--float-seg", action="store_true",
+                    help="keep only the anomaly head in float32")
+    ap.add_argument("--tag", default="", help="suffix for the static variant's name")
+    ap.add_argument("--skip-dynamic", action="store_true")
+    ap.add_argument("--threshold", type=float,
+                    help="the static variant's own image = pixel threshold, chosen on a labelled "
+                         "validation set (default: the float model's)")
+    ap.add_argument("--grow", type=float, help="its hysteresis grow threshold (default: the float model's)")
+    ap.add_argument("--calibrated-on", default="", help="how --threshold/--grow were chosen (kept in the manifest)")
     args = ap.parse_args()
 
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
@@ -91,10 +133,11 @@ def main() -> int:
     pre = args.out / f"{stem}-pre.onnx"
     quant_pre_process(str(onnx_path), str(pre), skip_symbolic_shape=True)
 
-    dyn = args.out / f"{stem}-int8-dynamic.onnx"
-    # The CPU provider's ConvInteger takes uint8 x uint8 only (QInt8 weights fail to load).
-    quantize_dynamic(str(pre), str(dyn), weight_type=QuantType.QUInt8)
-    print(write_variant(manifest, dyn, "int8-dynamic", "onnxruntime quantize_dynamic, QUInt8 weights"))
+    if not args.skip_dynamic:
+        dyn = args.out / f"{stem}-int8-dynamic.onnx"
+        # The CPU provider's ConvInteger takes uint8 x uint8 only (QInt8 weights fail to load).
+        quantize_dynamic(str(pre), str(dyn), weight_type=QuantType.QUInt8)
+        print(write_variant(manifest, dyn, "int8-dynamic", "onnxruntime quantize_dynamic, QUInt8 weights"))
 
     inputs = calibration_inputs(manifest, args.calib, args.calib_images)
     name = manifest["input"]["name"]
@@ -107,13 +150,30 @@ def main() -> int:
             x = next(self.it, None)
             return None if x is None else {name: x}
 
-    sta = args.out / f"{stem}-int8-static.onnx"
+    exclude = float_nodes(pre, "heads") if args.float_heads else float_nodes(pre, "seg") if args.float_seg else []
+    method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+              "entropy": CalibrationMethod.Entropy}[args.method]
+    variant = "int8-static" + (f"-{args.tag}" if args.tag else "")
+    sta = args.out / f"{stem}-{variant}.onnx"
     quantize_static(str(pre), str(sta), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax)
-    print(write_variant(manifest, sta, "int8-static",
+                    calibrate_method=method, nodes_to_exclude=exclude)
+    thresholds = None
+    if args.threshold is not None or args.grow is not None:
+        thresholds = dict(manifest["thresholds"])
+        if args.threshold is not None:
+            thresholds["pixel"] = thresholds["image"] = args.threshold
+        if args.grow is not None:
+            thresholds["grow"] = args.grow
+        if thresholds.get("grow", 0.0) > thresholds["pixel"]:
+            raise SystemExit(f"quantize: --grow {thresholds['grow']} is above the pixel threshold {thresholds['pixel']}")
+        thresholds.pop("target_false_reject_rate", None)
+        thresholds["calibrated_on"] = args.calibrated_on or "given on the quantize.py command line"
+    print(write_variant(manifest, sta, variant,
                         f"onnxruntime quantize_static QDQ, per-channel QInt8 weights, QUInt8 activations, "
-                        f"MinMax on {len(inputs)} crops of {args.calib}"))
+                        f"{args.method} on {len(inputs)} crops of {args.calib}"
+                        + (f"; float32 kept for {len(exclude)} nodes (stem and heads)" if exclude else ""),
+                        thresholds))
     pre.unlink(missing_ok=True)
     return 0
 
