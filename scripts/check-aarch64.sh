@@ -6,7 +6,8 @@
 #
 #   scripts/check-aarch64.sh [--frames N] [--tolerance T] [--keep]
 #
-# Env: AARCH64_BIN / X86_BIN (binaries; default: build the dev profile of each),
+# Env: AARCH64_BIN / X86_BIN (binaries; default: the dev profile of each, the aarch64 one as
+#      built by the aarch64 `cargo test` below),
 #      SKIP_AARCH64_TESTS=1 (skip `cargo test --target aarch64-unknown-linux-gnu` under qemu),
 #      ENDFACE_CHECK_CONFIG (station config; default: a CPU config for models/endface-student,
 #      else the tests/fixtures/recon256 test model), QEMU (default qemu-aarch64).
@@ -42,9 +43,11 @@ if [[ -z "$X86_BIN" ]]; then
     X86_BIN=target/debug/endface
 fi
 AARCH64_BIN="${AARCH64_BIN:-}"
-if [[ -z "$AARCH64_BIN" ]]; then
+if [[ -z "$AARCH64_BIN" && "${SKIP_AARCH64_TESTS:-0}" == 1 ]]; then
     AARCH64_BIN="$(scripts/build-aarch64.sh --debug)"
 fi
+# Otherwise step 4's `cargo test` builds the binary (cargo builds a package's binaries for its
+# integration tests): one aarch64 build instead of two with different dependency features.
 
 # 2. ONNX Runtime CPU builds for both architectures (.ort/<arch>/libonnxruntime.so, PyPI wheels).
 scripts/setup-ort.sh --arch all >&2
@@ -90,6 +93,11 @@ if [[ "${SKIP_AARCH64_TESTS:-0}" != 1 ]]; then
     ENDFACE_LOG="${ENDFACE_LOG:-warn}" nice cargo test --locked --target aarch64-unknown-linux-gnu \
         --test model_parity --test inspect_pipeline --test bundle_lifecycle --test bundle_refusals >&2 \
         || die "aarch64 tests failed under qemu"
+    if [[ -z "$AARCH64_BIN" ]]; then
+        AARCH64_BIN=target/aarch64-unknown-linux-gnu/debug/endface
+        [[ "$(od -An -tx1 -j18 -N2 "$AARCH64_BIN" 2>/dev/null | tr -d ' \n')" == "b700" ]] \
+            || die "$AARCH64_BIN is missing or not an AArch64 ELF after the aarch64 cargo test"
+    fi
 fi
 
 # 5. inspect on the same frames, both architectures.
