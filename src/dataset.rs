@@ -693,6 +693,10 @@ pub struct SynthDatasetOptions {
     /// Worker threads (the output does not depend on it).
     pub threads: usize,
     pub overwrite: bool,
+    /// Also write a labels.jsonl line for every `train/good` image (fiber centre, scale, pixel
+    /// aspect, style; verdict pass). The format asks only for test images; a trainer given
+    /// frames of varied scale needs each one's scale to crop it right.
+    pub label_train: bool,
 }
 
 impl Default for SynthDatasetOptions {
@@ -706,6 +710,7 @@ impl Default for SynthDatasetOptions {
             kinds: DefectKind::ALL.to_vec(),
             threads: 2,
             overwrite: false,
+            label_train: false,
         }
     }
 }
@@ -853,7 +858,7 @@ pub fn write_synthetic(
                 }
             }
         }
-        if job.split == Split::Test {
+        if job.split == Split::Test || opts.label_train {
             labels.push(label);
         }
     }

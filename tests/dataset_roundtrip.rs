@@ -26,6 +26,7 @@ fn tiny_opts(threads: usize) -> SynthDatasetOptions {
         kinds: DefectKind::ALL.to_vec(),
         threads,
         overwrite: false,
+        label_train: false,
     }
 }
 
@@ -102,6 +103,55 @@ fn write_then_read_back() {
         let c = label.center.unwrap();
         assert!(c[0] > 0.0 && c[0] < 256.0 && c[1] > 0.0 && c[1] < 192.0);
         assert!(ds.fiber_of(img).is_some());
+    }
+}
+
+#[test]
+fn label_train_labels_the_training_frames_with_their_own_scale() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain");
+    let labelled = dir.path().join("labelled");
+    write_synthetic(&plain, &tiny_opts(2)).unwrap();
+    let opts = SynthDatasetOptions {
+        label_train: true,
+        ..tiny_opts(2)
+    };
+    write_synthetic(&labelled, &opts).unwrap();
+    let (a, b) = (all_files(&plain), all_files(&labelled));
+    // The same pixels; only labels.jsonl grows by one line per training frame.
+    for (k, v) in &a {
+        if k != "labels.jsonl" {
+            assert_eq!(b.get(k), Some(v), "{k} differs");
+        }
+    }
+    let ds = Dataset::open(&labelled).unwrap();
+    assert!(ds.warnings.is_empty(), "{:?}", ds.warnings);
+    let mut scales = Vec::new();
+    for img in &ds.train_good {
+        let label = img
+            .label
+            .as_ref()
+            .expect("every training frame is labelled");
+        assert_eq!(label.verdict.as_deref(), Some("pass"));
+        assert!(label.defects.is_empty());
+        let s = ds.scale_of(img).unwrap();
+        let r = label.cladding_radius_px.unwrap();
+        assert!((r * s.um_per_px_x - 62.5).abs() < 1e-6);
+        assert!(label.center.is_some());
+        scales.push(s.um_per_px_x);
+    }
+    assert_eq!(scales.len(), 3);
+    assert!(
+        scales.iter().any(|s| (s - scales[0]).abs() > 1e-6),
+        "frames vary in scale: {scales:?}"
+    );
+    // Test labels unchanged.
+    let plain_ds = Dataset::open(&plain).unwrap();
+    for (x, y) in plain_ds.test.iter().zip(&ds.test) {
+        assert_eq!(
+            x.label.as_ref().unwrap().center,
+            y.label.as_ref().unwrap().center
+        );
     }
 }
 

@@ -56,6 +56,10 @@ pub struct Args {
     /// Write into a non-empty folder (files with the same names are replaced).
     #[arg(long)]
     pub force: bool,
+    /// Also label the train/good images in labels.jsonl (centre, µm/px x and y): the synthetic
+    /// camera varies scale and pixel aspect per frame, and a trainer needs each frame's own.
+    #[arg(long)]
+    pub label_train: bool,
 }
 
 fn parse_size(s: &str) -> Option<(u32, u32)> {
@@ -114,6 +118,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         kinds,
         threads,
         overwrite: args.force,
+        label_train: args.label_train,
     };
     let t0 = Instant::now();
     let summary = dataset::write_synthetic(&args.out, &opts)
