@@ -66,7 +66,8 @@ def float_nodes(model_path: Path, which: str = "heads") -> list[str]:
     """The nodes a mixed-precision variant keeps in float32: everything before the first
     convolution's output (the stem), the first convolution itself, and every node from the last
     decoder activation on (the reconstruction and anomaly heads, whose small output ranges carry
-    the threshold decision)."""
+    the threshold decision). `which="seg"`: only the anomaly head's nodes (its convolutions, its
+    depth-to-space and the final sigmoid)."""
     import onnx
 
     nodes = onnx.load(str(model_path)).graph.node
