@@ -104,6 +104,29 @@ def test_sampler_patch_knows_the_fiber_centre():
     assert abs(ix - c[0]) <= 1 and abs(iy - c[1]) <= 1
 
 
+def test_structure_patches_hold_the_fiber_axis_or_the_cladding_edge():
+    # --structure-patches: such a patch shows the fiber centre (the sampler's own c) or a point
+    # whose radius (the patch's radius map) is the cladding radius; plain patches mostly neither
+    frame = np.full((600, 600), 128, np.uint8)
+    fr = _Fr((300.0, 300.0), 0.5, 0.5)
+    fr.load = lambda: frame
+    r_clad = D.CLADDING_RADIUS_UM / 0.66
+
+    def share(p_structure):
+        s = A.PairSampler([fr], 0.66, 384, 64, seed=1, p_structure=p_structure)
+        rng = np.random.default_rng(5)
+        hits = 0
+        for _ in range(200):
+            _, c = s.clean_patch(rng)
+            axis = 0 <= c[0] < 64 and 0 <= c[1] < 64
+            edge = np.any(np.abs(s._last_r - r_clad) < 2.0)
+            hits += axis or edge
+        return hits / 200
+
+    assert share(1.0) > 0.95
+    assert share(0.0) < 0.6
+
+
 def test_metrics_on_a_perfect_and_a_random_map():
     rng = np.random.default_rng(0)
     disk = D.contact_disk(64, 0.66 * 384 / 64)

@@ -88,7 +88,7 @@ class PairSampler:
     """Random training patches: (defective, clean, mask, families) from good frames."""
 
     def __init__(self, frames, crop_um_per_px, crop_size, patch, seed=0, aug_strength=1.0, p_clean=0.25,
-                 shift_px=12.0):
+                 shift_px=12.0, p_structure=0.0):
         self.frames = frames
         self.pixels = [f.load() for f in frames]
         self.s = crop_um_per_px
@@ -98,12 +98,17 @@ class PairSampler:
         self.strength = aug_strength
         self.p_clean = p_clean
         self.shift = shift_px
+        # share of patches placed over the fiber's own structure (the axis, where a lit core
+        # shows, and the cladding edge): what a model most often mistakes for a defect
+        self.p_structure = p_structure
 
     def clean_patch(self, rng=None, fi=None, window=None, affine=None, shift=None):
         rng = rng or self.rng
         fi = int(rng.integers(len(self.frames))) if fi is None else fi
         fr, px = self.frames[fi], self.pixels[fi]
         P = self.patch
+        if window is None and self.p_structure > 0 and rng.random() < self.p_structure:
+            window = self.structure_window(rng)
         if window is None:
             window = (int(rng.integers(0, self.size - P + 1)), int(rng.integers(0, self.size - P + 1)), P, P)
         a = random_affine(rng) if affine is None else affine
@@ -127,6 +132,20 @@ class PairSampler:
         rv = a[1, 0] * uu + a[1, 1] * vv + tj[1]
         self._last_r = np.hypot(ru, rv).astype(np.float32)
         return patch, c
+
+    def structure_window(self, rng):
+        """A patch window holding the fiber axis (half the time) or a point of the cladding edge."""
+        P, half = self.patch, (self.size - 1) / 2
+        if rng.random() < 0.5:
+            rad = 0.0
+        else:
+            rad = D.CLADDING_RADIUS_UM / self.s * rng.uniform(0.97, 1.03)
+        a = rng.uniform(0, 2 * np.pi)
+        px, py = half + rad * np.cos(a), half + rad * np.sin(a)
+        j = rng.uniform(-P / 3, P / 3, 2)
+        u0 = int(np.clip(round(px - P / 2 + j[0]), 0, self.size - P))
+        v0 = int(np.clip(round(py - P / 2 + j[1]), 0, self.size - P))
+        return (u0, v0, P, P)
 
     def sample(self, rng=None):
         rng = rng or self.rng

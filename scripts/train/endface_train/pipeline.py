@@ -88,6 +88,9 @@ def parse_args(argv=None):
     p.add_argument("--test-max", type=int, help="score at most this many test images (even share per kind)")
     p.add_argument("--teacher-minutes", type=float, help="teacher training budget (overrides the profile)")
     p.add_argument("--student-minutes", type=float, help="student training budget (overrides the profile)")
+    p.add_argument("--structure-patches", type=float, default=0.0,
+                   help="share of training patches placed over the fiber axis or the cladding edge, where "
+                        "good structure (a lit core, a dark rim) is most often mistaken for a defect (0-1)")
     return p.parse_args(argv)
 
 
@@ -204,7 +207,10 @@ def main(argv=None):
     train_frames, hold_frames, unl = ([f for f in fs if ok(f)] for fs in (train_frames, hold_frames, unl))
     log.info("data: %d train good, %d held-out good (calibration), %d test, %d unlabelled", len(train_frames),
              len(hold_frames), len(test_frames), len(unl))
-    sampler = A.PairSampler(train_frames, cfg["crop_um_per_px"], cfg["crop_size"], cfg["patch"], seed=cfg["seed"])
+    if not 0.0 <= args.structure_patches <= 1.0:
+        raise ValueError(f"--structure-patches must be in [0, 1] (got {args.structure_patches})")
+    sampler = A.PairSampler(train_frames, cfg["crop_um_per_px"], cfg["crop_size"], cfg["patch"], seed=cfg["seed"],
+                            p_structure=args.structure_patches)
     hold_crops = crops_of(hold_frames, cfg)
     disk = D.contact_disk(cfg["crop_size"], cfg["crop_um_per_px"])
     report = {"profile": "quick" if args.quick else "full", "device": str(device), "threads": args.threads,
