@@ -54,6 +54,35 @@ pub struct ContactZone {
     pub radius_um: f64,
     /// `true` where the crop pixel's centre is within `radius_um` of the crop centre.
     pub mask_in_crop: Vec<bool>,
+    /// Number of `true` pixels in `mask_in_crop`.
+    pub zone_pixels: usize,
+}
+
+/// The crop pixels that sample the camera frame (half-open `u0..u1` × `v0..v1`): where the
+/// contact zone reaches past the frame's edge, the crop repeats the edge pixels, which is
+/// not an image of the end-face and must not be graded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CropRect {
+    pub u0: usize,
+    pub u1: usize,
+    pub v0: usize,
+    pub v1: usize,
+}
+
+impl CropRect {
+    /// The whole crop.
+    pub fn full(width: usize, height: usize) -> CropRect {
+        CropRect {
+            u0: 0,
+            u1: width,
+            v0: 0,
+            v1: height,
+        }
+    }
+
+    pub fn contains(&self, u: usize, v: usize) -> bool {
+        (self.u0..self.u1).contains(&u) && (self.v0..self.v1).contains(&v)
+    }
 }
 
 impl ContactZone {
@@ -66,13 +95,28 @@ impl ContactZone {
                 mask_in_crop.push(r_um <= radius_um);
             }
         }
+        let zone_pixels = mask_in_crop.iter().filter(|&&b| b).count();
         ContactZone {
             width,
             height,
             um_per_px,
             radius_um,
             mask_in_crop,
+            zone_pixels,
         }
+    }
+
+    /// Whether every crop pixel within `radius_um` of the axis lies in `view`.
+    pub fn disk_in_view(&self, radius_um: f64, view: &CropRect) -> bool {
+        let (cu, cv) = crop_center(self.width, self.height);
+        let r = radius_um / self.um_per_px;
+        // pixel centres at integer positions: the disk's extreme pixel indices
+        let lo = |c: f64| (c - r).ceil().max(0.0) as usize;
+        let hi = |c: f64, n: usize| ((c + r).floor().max(0.0) as usize).min(n.saturating_sub(1));
+        lo(cu) >= view.u0
+            && hi(cu, self.width) < view.u1
+            && lo(cv) >= view.v0
+            && hi(cv, self.height) < view.v1
     }
 
     /// Distance (µm) of a crop pixel's centre from the fiber axis.
@@ -81,20 +125,64 @@ impl ContactZone {
         (u - cu).hypot(v - cv) * self.um_per_px
     }
 
+    /// Share of the zone's pixels inside `view`.
+    pub fn share_in_view(&self, view: &CropRect) -> f64 {
+        if self.zone_pixels == 0 {
+            return 0.0;
+        }
+        let w = self.width.max(1);
+        let seen: usize = self
+            .mask_in_crop
+            .chunks(w)
+            .enumerate()
+            .filter(|(v, _)| (view.v0..view.v1).contains(v))
+            .map(|(_, row)| {
+                row[view.u0.min(row.len())..view.u1.min(row.len())]
+                    .iter()
+                    .filter(|&&b| b)
+                    .count()
+            })
+            .sum();
+        seen as f64 / self.zone_pixels as f64
+    }
+
     /// Zero the map outside the zone; returns the max inside (the image score; 0 for an
     /// empty zone).
     pub fn mask_and_score(&self, map_in_crop: &mut [f32]) -> f32 {
+        self.mask_and_score_in_view(map_in_crop, &CropRect::full(self.width, self.height))
+            .0
+    }
+
+    /// Zero the map outside the zone and outside `view` (crop pixels beyond the camera
+    /// frame); returns the max of what is left (the image score; 0 when nothing is) and the
+    /// share of the zone's pixels in view.
+    pub fn mask_and_score_in_view(&self, map_in_crop: &mut [f32], view: &CropRect) -> (f32, f64) {
         let mut best = 0.0f32;
-        for (m, &inside) in map_in_crop.iter_mut().zip(&self.mask_in_crop) {
-            if inside {
-                if *m > best {
-                    best = *m;
+        let mut seen = 0usize;
+        let w = self.width.max(1);
+        for (v, (row, mask)) in map_in_crop
+            .chunks_mut(w)
+            .zip(self.mask_in_crop.chunks(w))
+            .enumerate()
+        {
+            let row_in_view = (view.v0..view.v1).contains(&v);
+            for (u, (m, &inside)) in row.iter_mut().zip(mask).enumerate() {
+                if inside && row_in_view && (view.u0..view.u1).contains(&u) {
+                    seen += 1;
+                    if *m > best {
+                        best = *m;
+                    }
+                } else {
+                    *m = 0.0;
                 }
-            } else {
-                *m = 0.0;
             }
         }
-        best
+        let share = if self.zone_pixels == 0 {
+            0.0
+        } else {
+            seen as f64 / self.zone_pixels as f64
+        };
+        (best, share)
     }
 }
 
@@ -611,6 +699,45 @@ mod tests {
         let mut out = Vec::new();
         extract_defects(map, z, thr, &mut scratch, &mut out);
         out
+    }
+
+    #[test]
+    fn pixels_beyond_the_frame_are_not_graded_and_the_share_in_view_is_counted() {
+        let n = 64;
+        let z = ContactZone::new(n, n, 2.0, 60.0); // zone radius 30 px around (31.5, 31.5)
+        let mut map = vec![0.2f32; n * n];
+        map[10 * n + 31] = 0.99; // inside the zone, top rows
+        map[40 * n + 31] = 0.7;
+        let top_cut = CropRect {
+            u0: 0,
+            u1: n,
+            v0: 20,
+            v1: n,
+        };
+        let mut m = map.clone();
+        let (score, share) = z.mask_and_score_in_view(&mut m, &top_cut);
+        assert_eq!(score, 0.7, "the peak above row 20 is beyond the frame");
+        assert!(m[..20 * n].iter().all(|&v| v == 0.0));
+        let expect = (0..n * n)
+            .filter(|&i| z.mask_in_crop[i] && i / n >= 20)
+            .count() as f64
+            / z.zone_pixels as f64;
+        assert!(
+            (share - expect).abs() < 1e-12 && share > 0.5 && share < 1.0,
+            "{share}"
+        );
+        assert!((z.share_in_view(&top_cut) - expect).abs() < 1e-12);
+        let mut m = map.clone();
+        assert_eq!(
+            z.mask_and_score_in_view(&mut m, &CropRect::full(n, n)),
+            (0.99, 1.0)
+        );
+        assert_eq!(z.mask_and_score(&mut map.clone()), 0.99);
+        // the disk of radius 20 µm (10 px) around the axis is in view; 30 µm (15 px) is not
+        let rows_21_up = CropRect { v0: 21, ..top_cut };
+        assert!(z.disk_in_view(20.0, &rows_21_up));
+        assert!(!z.disk_in_view(30.0, &rows_21_up));
+        assert!(z.disk_in_view(60.0, &CropRect::full(n, n)));
     }
 
     #[test]

@@ -264,6 +264,7 @@ mod tests {
             locate_confidence: Some(0.9),
             focus: Some(0.8),
             image_score: Some(0.9),
+            contact_zone_in_view: Some(1.0),
             anomalous: Some(true),
             pixel_threshold: 0.5,
             image_threshold: 0.5,

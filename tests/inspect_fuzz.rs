@@ -302,6 +302,7 @@ proptest! {
             locate_confidence: None,
             focus: None,
             image_score: Some(0.5),
+            contact_zone_in_view: Some(1.0),
             anomalous: None,
             pixel_threshold: 0.5,
             image_threshold: 0.5,

@@ -173,3 +173,43 @@ fn crop_space_map_maps_back_to_frame() {
     assert!(near_pit > r.pixel_threshold, "{near_pit}");
     assert_eq!(frame_map[0], 0.0);
 }
+
+#[test]
+fn fiber_cut_by_the_frame_edge_is_unable_never_pass() {
+    // zone B reaches 57.5 µm = 115 px from the axis: with the axis 100 px below the top edge
+    // part of it is not imaged at all
+    let scale = PixelScale::square(0.5);
+    let mut insp = inspector(scale);
+    let c = [319.5, 100.0];
+    let r = insp
+        .inspect_located(&frame(scale, c, &[]), &located(c, scale, 0.8))
+        .unwrap();
+    assert_eq!(r.verdict, Verdict::Unable, "{r:?}");
+    assert!(r.reasons[0].contains("frame edge"), "{:?}", r.reasons);
+    let share = r.contact_zone_in_view.unwrap();
+    assert!(share > 0.5 && share < 0.9, "{share}");
+    assert!(r.image_score.is_none());
+}
+
+#[test]
+fn what_lies_beyond_the_frame_edge_is_not_graded() {
+    // The axis 150 px below the top edge: zones A-C are in view, zone D is cut. A dark 9 µm
+    // pit cut in half by the top edge (zone D allows defects under 10 µm): the crop repeats
+    // the edge row beyond the frame, which would draw the pit out into a long dark band
+    // (a zone-D defect far over 10 µm) if that part of the crop were graded.
+    let scale = PixelScale::square(0.5);
+    let mut insp = inspector(scale);
+    let c = [319.5, 150.0];
+    let pits = [(0.0, -75.0, 9.0)];
+    let r = insp
+        .inspect_located(&frame(scale, c, &pits), &located(c, scale, 0.8))
+        .unwrap();
+    assert_eq!(r.verdict, Verdict::Pass, "{r:?}");
+    assert!(
+        r.defects.iter().all(|d| d.size_um < 10.0),
+        "{:?}",
+        r.defects
+    );
+    let share = r.contact_zone_in_view.unwrap();
+    assert!(share > 0.7 && share < 1.0, "{share}");
+}

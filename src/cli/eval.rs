@@ -402,11 +402,15 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 });
                 geom.sample(&binary, &mut mask_crop, &mut crop_scratch);
                 valid.clear();
+                // pixels beyond the camera frame are not graded (the crop repeats edge pixels)
+                let view = inspector.in_view_in_crop();
+                let cw = geom.width.max(1);
                 valid.extend(
                     inspector
                         .contact_mask_in_crop()
                         .iter()
-                        .map(|&b| u8::from(b)),
+                        .enumerate()
+                        .map(|(i, &b)| u8::from(b && view.contains(i % cw, i / cw))),
                 );
                 gt_mask.clear();
                 gt_mask.extend(

@@ -6,6 +6,7 @@
 //! outside), where (cx, cy) is the fiber centre in frame pixels, (umx, umy) the frame's µm/px
 //! and s the model's square µm/px. scripts/endface_ref.py is the Python twin.
 
+use crate::anomaly::CropRect;
 use crate::geometry::{BBoxPx, PixelScale};
 use image::GrayImage;
 
@@ -53,6 +54,28 @@ impl CropGeometry {
             (x - self.center_in_frame[0]) / kx + (self.width as f64 - 1.0) / 2.0,
             (y - self.center_in_frame[1]) / ky + (self.height as f64 - 1.0) / 2.0,
         ]
+    }
+
+    /// The crop pixels whose sample position lies inside a `frame_w` x `frame_h` frame, at
+    /// least `margin_crop_px` crop pixels from its edge (the model's response to the repeated
+    /// edge pixels beyond it reaches a little way in).
+    pub fn in_view(&self, frame_w: u32, frame_h: u32, margin_crop_px: f64) -> CropRect {
+        let (kx, ky) = self.frame_px_per_crop_px();
+        let range = |n: usize, c: f64, k: f64, limit: u32| -> (usize, usize) {
+            let m = margin_crop_px * k;
+            let half = (n as f64 - 1.0) / 2.0;
+            let lo = (m - c) / k + half;
+            let hi = (limit as f64 - 1.0 - m - c) / k + half;
+            if !(lo.is_finite() && hi.is_finite()) || limit == 0 || hi < lo {
+                return (0, 0);
+            }
+            let a = lo.ceil().clamp(0.0, n as f64) as usize;
+            let b = (hi.floor() + 1.0).clamp(0.0, n as f64) as usize;
+            (a, b.max(a))
+        };
+        let (u0, u1) = range(self.width, self.center_in_frame[0], kx, frame_w);
+        let (v0, v1) = range(self.height, self.center_in_frame[1], ky, frame_h);
+        CropRect { u0, u1, v0, v1 }
     }
 
     /// Sample the crop from `frame` into `crop_px` (`W*H`, row-major, values 0..=255).
@@ -161,6 +184,42 @@ mod tests {
             width: 32,
             height: 24,
         }
+    }
+
+    #[test]
+    fn in_view_is_exactly_the_crop_pixels_that_sample_inside_the_frame() {
+        let g = geom();
+        for (fw, fh, margin) in [
+            (60u32, 50u32, 0.0),
+            (60, 50, 2.0),
+            (45, 33, 1.0),
+            (200, 200, 0.0),
+        ] {
+            let r = g.in_view(fw, fh, margin);
+            let (kx, ky) = g.frame_px_per_crop_px();
+            for v in 0..g.height {
+                for u in 0..g.width {
+                    let [x, y] = g.frame_from_crop(u as f64, v as f64);
+                    let inside = x >= margin * kx - 1e-9
+                        && x <= fw as f64 - 1.0 - margin * kx + 1e-9
+                        && y >= margin * ky - 1e-9
+                        && y <= fh as f64 - 1.0 - margin * ky + 1e-9;
+                    assert_eq!(
+                        r.contains(u, v),
+                        inside,
+                        "{fw}x{fh} margin {margin}: ({u}, {v}) at ({x}, {y})"
+                    );
+                }
+            }
+        }
+        // a frame that holds the whole crop: all of it; a 1x1 frame far away: none of it
+        assert_eq!(g.in_view(200, 200, 0.0), CropRect::full(32, 24));
+        let far = CropGeometry {
+            center_in_frame: [500.0, 500.0],
+            ..g
+        };
+        let r = far.in_view(10, 10, 0.0);
+        assert!(r.u0 == r.u1 || r.v0 == r.v1, "{r:?}");
     }
 
     #[test]

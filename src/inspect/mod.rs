@@ -17,7 +17,9 @@
 
 pub mod crop;
 
-use crate::anomaly::{self, AnomalyError, ContactZone, Defect, DefectScratch, SmoothScratch};
+use crate::anomaly::{
+    self, AnomalyError, ContactZone, CropRect, Defect, DefectScratch, SmoothScratch,
+};
 use crate::config::StationConfig;
 use crate::daemon::{set_reasons, set_text};
 use crate::error::exit;
@@ -114,6 +116,9 @@ pub struct Inspection {
     pub focus: Option<f64>,
     /// Max of the anomaly map inside the contact zone; `None` when the model did not run.
     pub image_score: Option<f32>,
+    /// Share of the contact zone inside the camera frame (what could be graded); `None` when
+    /// the fiber was not located.
+    pub contact_zone_in_view: Option<f64>,
     /// `image_score > image_threshold`.
     pub anomalous: Option<bool>,
     pub pixel_threshold: f32,
@@ -141,6 +146,7 @@ impl Default for Inspection {
             locate_confidence: None,
             focus: None,
             image_score: None,
+            contact_zone_in_view: None,
             anomalous: None,
             pixel_threshold: 0.0,
             image_threshold: 0.0,
@@ -183,6 +189,8 @@ pub struct Inspector {
     image_threshold: f32,
     grow_threshold: f32,
     zone: ContactZone,
+    /// The last frame's crop pixels inside the camera frame.
+    in_view: CropRect,
     crop_px: Vec<f32>,
     crop_scratch: CropScratch,
     map_in_crop: Vec<f32>,
@@ -245,6 +253,7 @@ impl Inspector {
             pixel_threshold,
             image_threshold,
             grow_threshold,
+            in_view: CropRect::full(w, h),
             zone,
             crop_px: Vec::with_capacity(w * h),
             crop_scratch: CropScratch::default(),
@@ -330,6 +339,11 @@ impl Inspector {
         &self.zone.mask_in_crop
     }
 
+    /// The last frame's crop pixels inside the camera frame (the rest is not graded).
+    pub fn in_view_in_crop(&self) -> CropRect {
+        self.in_view
+    }
+
     /// Defect labels of the last frame (crop space, 0 = none; see [`InspectedDefect::label`]).
     pub fn labels_in_crop(&self) -> &[u32] {
         &self.defect_scratch.labels_in_crop
@@ -377,13 +391,15 @@ impl Inspector {
         {
             let input = model.input();
             self.drift_scratch.clear();
+            let (w, view) = (self.zone.width.max(1), self.in_view);
             self.drift_scratch.extend(
                 input
                     .iter()
                     .zip(rec)
                     .zip(&self.zone.mask_in_crop)
-                    .filter(|(_, &inside)| inside)
-                    .map(|((a, b), _)| (a - b).abs())
+                    .enumerate()
+                    .filter(|(i, (_, &inside))| inside && view.contains(i % w, i / w))
+                    .map(|(_, ((a, b), _))| (a - b).abs())
                     .filter(|v| v.is_finite()),
             );
             let v = &mut self.drift_scratch;
@@ -480,6 +496,23 @@ impl Inspector {
             width: w,
             height: h,
         };
+        let (fw, fh) = frame.dimensions();
+        self.in_view = geometry.in_view(fw, fh, IN_VIEW_MARGIN_CROP_PX);
+        let in_view_share = self.zone.share_in_view(&self.in_view);
+        let zone_b_um = self.profile.zone_outer_radius_um(Zone::B);
+        if !self.zone.disk_in_view(zone_b_um, &self.in_view) {
+            self.map_in_crop.clear();
+            self.defect_scratch.labels_in_crop.clear();
+            let why = format!(
+                "fiber too close to the frame edge: zone B (to {zone_b_um:.1} µm from the axis) is not all in view \
+                 ({:.0} % of the contact zone is): cannot grade; centre the connector under the probe",
+                in_view_share * 100.0
+            );
+            self.unable_into(out, std::iter::once(why), Some(loc));
+            out.contact_zone_in_view = Some(in_view_share);
+            out.timings_ms.total = ms_since(t_start);
+            return Ok(());
+        }
         geometry.sample(frame, &mut self.crop_px, &mut self.crop_scratch);
         self.model.set_gray_input(&self.crop_px)?;
         t.crop = ms_since(t0);
@@ -497,7 +530,9 @@ impl Inspector {
             &mut self.map_in_crop,
             &mut self.smooth_scratch,
         )?;
-        let image_score = self.zone.mask_and_score(&mut self.map_in_crop);
+        let (image_score, in_view_share) = self
+            .zone
+            .mask_and_score_in_view(&mut self.map_in_crop, &self.in_view);
         anomaly::extract_defects_hysteresis(
             &self.map_in_crop,
             &self.zone,
@@ -519,7 +554,6 @@ impl Inspector {
             &mut self.grade_scratch,
         );
         let g = &self.grade;
-        let (fw, fh) = frame.dimensions();
         out.defects.clear();
         out.defects
             .extend(self.defects.iter().enumerate().map(|(i, d)| {
@@ -552,6 +586,7 @@ impl Inspector {
         out.locate_confidence = Some(loc.confidence);
         out.focus = Some(loc.focus);
         out.image_score = Some(image_score);
+        out.contact_zone_in_view = Some(in_view_share);
         out.anomalous = Some(image_score > self.image_threshold);
         out.pixel_threshold = self.pixel_threshold;
         out.image_threshold = self.image_threshold;
@@ -582,6 +617,7 @@ impl Inspector {
         out.locate_confidence = loc.map(|l| l.confidence);
         out.focus = loc.map(|l| l.focus);
         out.image_score = None;
+        out.contact_zone_in_view = None;
         out.anomalous = None;
         out.pixel_threshold = self.pixel_threshold;
         out.image_threshold = self.image_threshold;
@@ -596,6 +632,11 @@ fn locate_config(cfg: &StationConfig, scale: PixelScale) -> LocateConfig {
     lc.min_confidence = cfg.locate.min_confidence;
     lc
 }
+
+/// Crop pixels this close to the camera frame's edge are not graded either: the model's
+/// response to the repeated edge pixels beyond the frame reaches about this far in (chosen on
+/// the validation sets, MODEL_CARD.md "Beyond the frame's edge").
+pub const IN_VIEW_MARGIN_CROP_PX: f64 = 2.0;
 
 fn ms_since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
