@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
 # Rebuild the shipped model (models/endface-student.*) from scratch: render the synthetic
-# datasets with the release binary, then run scripts/train.sh (full profile) on them.
-#   scripts/train-shipped.sh [--minutes M] [--out DIR]      (default: 50 minutes, models/)
-# On a 2-core CPU this takes ~M + 5 minutes; on a GPU the same budget trains far more steps.
+# datasets with the release binary, then run scripts/train.sh (full profile) on them in two
+# stages: (1) teacher + student on pseudo-defects and teacher labels, (2) the student trained
+# on from stage 1's checkpoint with a third of its patches over the fiber's own structure
+# (--structure-patches: the axis and the cladding edge, where stage 1 raised false alarms).
+#   scripts/train-shipped.sh [--minutes M] [--finetune-minutes F] [--out DIR]
+#   (defaults: 50 and 45 minutes, models/)
+# On a 2-core CPU this takes ~M + F + 8 minutes; on a GPU the same budget trains far more steps.
+# The thresholds written to the manifest (0.93, grown to 0.6) were chosen on the validation
+# sets (seeds 4004, 4005; models/MODEL_CARD.md), not by the trainer.
 # The datasets land in data/ (ignored); the test set (seed 9001) is never trained on.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 minutes=50
+finetune=45
 out="$repo/models"
 while [ $# -gt 0 ]; do
     case "$1" in
         --minutes) minutes="$2"; shift 2 ;;
+        --finetune-minutes) finetune="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
-        *) echo "train-shipped.sh: unknown argument $1 (use --minutes M, --out DIR)" >&2; exit 2 ;;
+        *) echo "train-shipped.sh: unknown argument $1 (use --minutes M, --finetune-minutes F, --out DIR)" >&2; exit 2 ;;
     esac
 done
 if [ -n "${ENDFACE_BIN:-}" ]; then
@@ -38,8 +46,23 @@ render() { # dir seed args...   (re-rendered when the seed or the arguments chan
 render data/synth-train 1001 --train-good 300 --test-good 0 --per-kind 0 --label-train
 render data/synth-unlabelled 2002 --train-good 0 --test-good 40 --per-kind 8
 render data/synth-test 9001 --train-good 0 --test-good 50 --per-kind 30
+render data/synth-val 4004 --train-good 0 --test-good 50 --per-kind 12
 ENDFACE_BIN="$bin" scripts/train.sh --data data/synth-train --unlabelled data/synth-unlabelled \
-    --test data/synth-test --out "$out" --work out/train --minutes "$minutes"
+    --test data/synth-test --out out/train-stage1 --work out/train --minutes "$minutes"
+ENDFACE_BIN="$bin" scripts/train.sh --data data/synth-train --unlabelled data/synth-unlabelled \
+    --test data/synth-val --out "$out" --work out/train-stage2 --teacher-ckpt out/train/teacher.pt \
+    --resume-student out/train/student.pt --student-minutes "$finetune" --bn-recalibrate off \
+    --structure-patches 0.35 --version 1.1.0
+python3 - "$out/endface-student.manifest.json" <<'PY'
+import json, sys
+path = sys.argv[1]
+m = json.load(open(path))
+frr = m["thresholds"].get("pixel")
+m["thresholds"].update(pixel=0.93, image=0.93, grow=0.6, calibrated_on=(
+    "0.93 grown to 0.6: best verdict accuracy on labelled validation sets (seeds 4004, 4005; "
+    f"models/MODEL_CARD.md), not the test set; the trainer's FRR threshold was {frr}"))
+open(path, "w").write(json.dumps(m, indent=2, allow_nan=False) + "\n")
+PY
 # The drift monitor's reference for the demo station (sm-upc at 0.5 µm/px, the synthetic
 # camera's defaults): good frames through the new model (docs/drift.md).
 render data/synth-reference 3003 --train-good 0 --test-good 200 --per-kind 0 --fiber sm-upc \
