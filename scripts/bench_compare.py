@@ -9,6 +9,7 @@ One invocation:
   3. runs the Python baseline as a child process (this file, `baseline` mode): OpenCV locate
      (threshold + contour + fitEllipse, HoughCircles fallback), cv2.remap crop, normalize,
      onnxruntime `session.run`, the anomaly map (cv2.GaussianBlur for smoothing), contact-zone
+     and in-frame
      mask, threshold, cv2.connectedComponentsWithStats, per-component measurement, and the IEC
      rules read from firmware-config/profiles/<profile>.toml — the tool a line engineer would
      write;
@@ -183,6 +184,8 @@ class Baseline:
         self.dv = vv - (h - 1) / 2.0
         self.r_um = np.hypot(self.du, self.dv) * self.s
         self.zone_mask = self.r_um <= self.contact_r_um
+        zone_b_r = next(outer for name, outer, _ in self.zones if name == "B")
+        self.zone_b_mask = self.r_um <= zone_b_r
         # warm-up (the Rust side warms up in Model::load too)
         self.sess.run(None, {self.in_name: np.zeros((1, c, h, w), np.float32)})
 
@@ -200,6 +203,14 @@ class Baseline:
         map_x = (cx + self.du * (self.s / self.umx)).astype(np.float32)
         map_y = (cy + self.dv * (self.s / self.umy)).astype(np.float32)
         crop = cv2.remap(gray, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        # crop pixels beyond the frame (BORDER_REPLICATE streaks) are not graded; 2 crop px margin
+        fh, fw = gray.shape[:2]
+        mx, my = 2.0 * self.s / self.umx, 2.0 * self.s / self.umy
+        view = (map_x >= mx) & (map_x <= fw - 1 - mx) & (map_y >= my) & (map_y <= fh - 1 - my)
+        if not view[self.zone_b_mask].all():
+            t["crop"] = time.perf_counter() - t0
+            t["total"] = sum(t.values())
+            return {"verdict": "unable", "reasons": ["fiber too close to the frame edge"], "timings": t}
         x = ((crop.astype(np.float32) / 255.0 - self.mean) / self.std)[None, None]
         if self.c > 1:
             x = np.repeat(x, self.c, axis=1)
@@ -216,7 +227,7 @@ class Baseline:
             amap = out[self.src].reshape(self.h, self.w).astype(np.float32)
         if self.sigma > 0:
             amap = cv2.GaussianBlur(amap, (0, 0), self.sigma, borderType=cv2.BORDER_REFLECT)
-        amap = np.where(self.zone_mask, amap, 0.0).astype(np.float32)
+        amap = np.where(self.zone_mask & view, amap, 0.0).astype(np.float32)
         score = float(amap.max())
         # Hysteresis (manifest thresholds.grow): components of map > grow holding a pixel > pixel.
         binary = (amap > self.grow_t).astype(np.uint8)

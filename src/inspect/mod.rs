@@ -498,9 +498,9 @@ impl Inspector {
         };
         let (fw, fh) = frame.dimensions();
         self.in_view = geometry.in_view(fw, fh, IN_VIEW_MARGIN_CROP_PX);
-        let in_view_share = self.zone.share_in_view(&self.in_view);
         let zone_b_um = self.profile.zone_outer_radius_um(Zone::B);
         if !self.zone.disk_in_view(zone_b_um, &self.in_view) {
+            let in_view_share = self.zone.share_in_view(&self.in_view);
             self.map_in_crop.clear();
             self.defect_scratch.labels_in_crop.clear();
             let why = format!(
