@@ -176,6 +176,9 @@ class Baseline:
         self.img_t = float(m["thresholds"]["image"])
         self.grow_t = min(float(m["thresholds"].get("grow", self.pix_t)), self.pix_t)
         self.src = m["anomaly_map"]["source"]
+        # optional crack output: a defect whose pixels average >= min_mean is a crack, graded
+        # as a defect by its Feret diameter (models/MANIFEST.md)
+        self.crack = m.get("crack")
         self.sigma = float(m["anomaly_map"].get("smoothing_sigma_px", 0.0))
         self.in_name = m["input"]["name"]
         self.rec_name = next((o["name"] for o in m["outputs"] if o["name"] == "reconstruction"), "reconstruction")
@@ -252,6 +255,9 @@ class Baseline:
             scratch = length / width >= 3.0 and length >= 4.0
             r_min = float(self.r_um[ys, xs].min())
             inner = max(r_min - self.s / 2.0, 0.0)
+            if self.crack is not None and float(out[self.crack["output"]].reshape(self.h, self.w)[ys, xs].mean()) \
+                    >= float(self.crack["min_mean"]):
+                scratch = False
             size = (width if scratch else feret) * self.s
             feats.append(("scratches" if scratch else "defects", size, inner))
         t["anomaly"] = time.perf_counter() - t0

@@ -55,7 +55,7 @@ def save_model(graph, path: Path) -> None:
     path.write_bytes(model.SerializeToString())
 
 
-def recon_graph(size: int, ksize: int, sigma: float):
+def recon_graph(size: int, ksize: int, sigma: float, crack: float | None = None):
     k = gauss_kernel(ksize, sigma)[None, None]
     pad = ksize // 2
     nodes = [
@@ -74,14 +74,26 @@ def recon_graph(size: int, ksize: int, sigma: float):
         numpy_helper.from_array(np.array(20.0, np.float32), "gain"),
     ]
     shape = [1, 1, size, size]
+    outputs = [
+        helper.make_tensor_value_info("reconstruction", TensorProto.FLOAT, shape),
+        helper.make_tensor_value_info("anomaly", TensorProto.FLOAT, shape),
+    ]
+    if crack is not None:
+        # a crack-probability plane: the same value everywhere
+        nodes += [
+            helper.make_node("Mul", ["image", "zero"], ["zeros"]),
+            helper.make_node("Add", ["zeros", "crack_p"], ["crack"]),
+        ]
+        inits += [
+            numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+            numpy_helper.from_array(np.array(crack, np.float32), "crack_p"),
+        ]
+        outputs.append(helper.make_tensor_value_info("crack", TensorProto.FLOAT, shape))
     return helper.make_graph(
         nodes,
-        f"recon{size}",
+        f"recon{size}" + ("_crack" if crack is not None else ""),
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, shape)],
-        [
-            helper.make_tensor_value_info("reconstruction", TensorProto.FLOAT, shape),
-            helper.make_tensor_value_info("anomaly", TensorProto.FLOAT, shape),
-        ],
+        outputs,
         inits,
     )
 
@@ -251,6 +263,34 @@ def main() -> None:
             ],
             "um_per_px": 1.0,
             "anomaly_map": {"source": "abs_diff", "smoothing_sigma_px": 1.0},
+            "thresholds": {"pixel": 0.08, "image": 0.08, "target_false_reject_rate": 0.01, "calibrated_on": "not calibrated (fixture)"},
+        },
+    )
+
+    # recon256 plus a crack output (0.7 everywhere): every defect is a crack at min_mean 0.5
+    p = FIX / "crack256.onnx"
+    save_model(recon_graph(256, 9, 2.0, crack=0.7), p)
+    write_manifest(
+        "crack256",
+        p,
+        {
+            "kind": "reconstruction",
+            "input": {
+                "name": "image",
+                "shape": [1, 1, 256, 256],
+                "dtype": "float32",
+                "layout": "NCHW",
+                "color": "gray",
+                "normalization": {"mean": 0.5, "std": 0.5},
+            },
+            "outputs": [
+                {"name": "reconstruction", "shape": [1, 1, 256, 256], "meaning": "9x9 Gaussian blur of the input"},
+                {"name": "anomaly", "shape": [1, 1, 256, 256], "meaning": "sigmoid of the scaled difference"},
+                {"name": "crack", "shape": [1, 1, 256, 256], "meaning": "crack probability, 0.7 everywhere"},
+            ],
+            "um_per_px": 1.0,
+            "anomaly_map": {"source": "abs_diff", "smoothing_sigma_px": 1.0},
+            "crack": {"output": "crack", "min_mean": 0.5},
             "thresholds": {"pixel": 0.08, "image": 0.08, "target_false_reject_rate": 0.01, "calibrated_on": "not calibrated (fixture)"},
         },
     )

@@ -330,6 +330,15 @@ pub struct Defect {
     /// Distance (µm) from the fiber axis to the component's innermost pixel (its centre less
     /// half a pixel): decides the zone.
     pub inner_radius_um: f64,
+    /// Distance (µm) from the fiber axis to the component's outermost pixel (its centre plus
+    /// half a pixel).
+    pub outer_radius_um: f64,
+    /// Mean of the model's crack output over the component ([`classify_cracks`]); `None` when
+    /// the model has no crack output.
+    pub crack_score: Option<f32>,
+    /// The model calls it a crack: graded as a defect by its max Feret diameter whatever its
+    /// shape (a thin crack would otherwise be a scratch sized by its width).
+    pub crack: bool,
     /// Max of the anomaly map over the component.
     pub score: f32,
     /// Inclusive box in crop pixels `[u0, v0, u1, v1]`.
@@ -500,13 +509,16 @@ fn measure(
     let (mut u0, mut v0, mut u1, mut v1) = (u32::MAX, u32::MAX, 0u32, 0u32);
     let mut score = f32::MIN;
     let mut r_min = f64::INFINITY;
+    let mut r_max = 0.0f64;
     for &(u, v) in pixels {
         u0 = u0.min(u);
         v0 = v0.min(v);
         u1 = u1.max(u);
         v1 = v1.max(v);
         score = score.max(map[v as usize * w + u as usize]);
-        r_min = r_min.min(zone.radius_um(u as f64, v as f64));
+        let r = zone.radius_um(u as f64, v as f64);
+        r_min = r_min.min(r);
+        r_max = r_max.max(r);
     }
     let area_px = pixels.len();
     let feret_px = max_feret_px(pixels, v0, v1, ms);
@@ -530,10 +542,58 @@ fn measure(
         width_um: width_px * s,
         elongation,
         inner_radius_um: (r_min - s / 2.0).max(0.0),
+        outer_radius_um: r_max + s / 2.0,
+        crack_score: None,
+        crack: false,
         score,
         bbox_in_crop: [u0, v0, u1, v1],
         area_px,
         label,
+    }
+}
+
+/// Score the defects of the last [`extract_defects_hysteresis`] call (same `scratch`) with the
+/// model's crack output (`crack_in_crop`: per crop pixel, the probability that an anomalous
+/// pixel belongs to a crack; same H x W as the map): each gets the mean over its pixels as
+/// `crack_score`, and one at or above `min_mean` becomes a crack — a defect sized by its max
+/// Feret diameter, as IEC sizes any feature that is not a scratch.
+pub fn classify_cracks(
+    defects: &mut [Defect],
+    crack_in_crop: &[f32],
+    zone: &ContactZone,
+    min_mean: f32,
+    scratch: &DefectScratch,
+) {
+    let w = zone.width;
+    for d in defects.iter_mut() {
+        let k = d.label as usize;
+        let Some(px) = scratch
+            .offsets
+            .get(k)
+            .zip(scratch.offsets.get(k + 1))
+            .and_then(|(&a, &b)| scratch.pixels.get(a..b))
+        else {
+            continue;
+        };
+        if px.is_empty() {
+            continue;
+        }
+        let mut sum = 0.0f64;
+        for &(u, v) in px {
+            sum += f64::from(
+                crack_in_crop
+                    .get(v as usize * w + u as usize)
+                    .copied()
+                    .unwrap_or(0.0),
+            );
+        }
+        let mean = (sum / px.len() as f64) as f32;
+        d.crack_score = Some(mean);
+        d.crack = mean >= min_mean;
+        if d.crack {
+            d.kind = FeatureKind::Defect;
+            d.size_um = d.feret_um;
+        }
     }
 }
 
@@ -738,6 +798,70 @@ mod tests {
         assert!(z.disk_in_view(20.0, &rows_21_up));
         assert!(!z.disk_in_view(30.0, &rows_21_up));
         assert!(z.disk_in_view(60.0, &CropRect::full(n, n)));
+    }
+
+    #[test]
+    fn the_crack_output_turns_a_thin_line_into_a_defect_sized_by_its_length() {
+        let n = 64;
+        let z = ContactZone::new(n, n, 1.0, 60.0);
+        let mut map = vec![0.0f32; n * n];
+        // two thin lines (1 px wide, 20 px long) and a spot, all inside the zone
+        for u in 20..40 {
+            map[20 * n + u] = 0.9;
+            map[44 * n + u] = 0.9;
+        }
+        for v in 30..34 {
+            for u in 30..34 {
+                map[v * n + u] = 0.9;
+            }
+        }
+        let mut scratch = DefectScratch::default();
+        let mut out = Vec::new();
+        extract_defects(&map, &z, 0.5, &mut scratch, &mut out);
+        assert_eq!(out.len(), 3);
+        let before: Vec<Defect> = out.clone();
+        // the crack map says the top line is a crack (mean 0.8), the bottom one is not (0.3);
+        // the spot's pixels are split half and half (mean 0.5 = the limit: a crack)
+        let mut crack = vec![0.0f32; n * n];
+        for u in 20..40 {
+            crack[20 * n + u] = 0.8;
+            crack[44 * n + u] = 0.3;
+        }
+        for v in 30..34 {
+            for u in 30..34 {
+                crack[v * n + u] = if v < 32 { 1.0 } else { 0.0 };
+            }
+        }
+        classify_cracks(&mut out, &crack, &z, 0.5, &scratch);
+        let top = out.iter().find(|d| d.bbox_in_crop[1] == 20).unwrap();
+        let bottom = out.iter().find(|d| d.bbox_in_crop[1] == 44).unwrap();
+        let spot = out.iter().find(|d| d.bbox_in_crop[1] == 30).unwrap();
+        let was = |d: &Defect| before.iter().find(|b| b.label == d.label).unwrap().clone();
+        assert_eq!(
+            was(top).kind,
+            FeatureKind::Scratch,
+            "a thin line is a scratch by shape"
+        );
+        assert!(top.crack && (top.crack_score.unwrap() - 0.8).abs() < 1e-6);
+        assert_eq!(top.kind, FeatureKind::Defect);
+        assert_eq!(top.size_um, top.feret_um);
+        assert!(
+            top.size_um > 19.0,
+            "sized by its length, not its 1 µm width: {}",
+            top.size_um
+        );
+        assert!(!bottom.crack && (bottom.crack_score.unwrap() - 0.3).abs() < 1e-6);
+        assert_eq!(
+            *bottom,
+            Defect {
+                crack_score: Some(0.3),
+                ..was(bottom)
+            }
+        );
+        assert!(spot.crack && (spot.crack_score.unwrap() - 0.5).abs() < 1e-6);
+        assert_eq!(spot.kind, FeatureKind::Defect);
+        // without a crack output nothing is scored
+        assert!(before.iter().all(|d| d.crack_score.is_none() && !d.crack));
     }
 
     #[test]

@@ -213,6 +213,18 @@ pub struct AnomalyMapSpec {
 /// The map source `abs_diff`.
 pub const ABS_DIFF: &str = "abs_diff";
 
+/// `crack`: an output that tells cracks from scratches and spots (models/MANIFEST.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrackSpec {
+    /// Name of the output: per crop pixel, the probability in [0, 1] that an anomalous pixel
+    /// belongs to a crack. Same H x W as the anomaly map.
+    pub output: String,
+    /// A defect whose pixels average at least this is a crack: graded as a defect by its
+    /// size (max Feret diameter), not as a scratch by its width.
+    pub min_mean: f64,
+}
+
 /// `thresholds`: calibrated decision values on the anomaly map.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Thresholds {
@@ -248,6 +260,10 @@ pub struct Manifest {
     /// Scale of the model input crop (square pixels), µm per crop pixel.
     pub um_per_px: f64,
     pub anomaly_map: AnomalyMapSpec,
+    /// Optional crack classifier output; absent: cracks are measured by shape like any
+    /// linear feature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crack: Option<CrackSpec>,
     pub thresholds: Thresholds,
     #[serde(default)]
     pub training: serde_json::Value,
@@ -471,6 +487,31 @@ impl Manifest {
                         "output \"{map_name}\" has shape {:?}; the map needs the input's {h}x{w}",
                         o.shape
                     ),
+                ));
+            }
+        }
+        if let Some(cs) = &self.crack {
+            let Some(o) = self.outputs.iter().find(|o| o.name == cs.output) else {
+                return Err(bad(
+                    "crack.output",
+                    format!("\"{}\" is not one of the outputs", cs.output),
+                ));
+            };
+            let n: i64 = o.shape.iter().product();
+            let last2 = o.shape.len() >= 2 && o.shape[o.shape.len() - 2..] == [h as i64, w as i64];
+            if !last2 || n != (h * w) as i64 {
+                return Err(bad(
+                    "crack.output",
+                    format!(
+                        "output \"{}\" has shape {:?}; the crack map needs one {h}x{w} plane",
+                        cs.output, o.shape
+                    ),
+                ));
+            }
+            if !(cs.min_mean.is_finite() && (0.0..=1.0).contains(&cs.min_mean)) {
+                return Err(bad(
+                    "crack.min_mean",
+                    format!("{} is not a probability in [0, 1]", cs.min_mean),
                 ));
             }
         }
@@ -1290,6 +1331,41 @@ mod tests {
             assert!(GOOD.contains(from), "{from}");
             let e = parse(&GOOD.replacen(from, to, 1)).unwrap_err().to_string();
             assert!(e.contains(&format!("`{key}`")), "{to}: {e}");
+        }
+        // the crack output: named, one H x W plane, a probability limit
+        let with_crack = |outs: &str, crack: &str| {
+            GOOD.replacen(
+                "\"outputs\": [{\"name\": \"reconstruction\", \"shape\": [1,1,8,8]}],",
+                &format!("\"outputs\": [{{\"name\": \"reconstruction\", \"shape\": [1,1,8,8]}}{outs}], \"crack\": {crack},"),
+                1,
+            )
+        };
+        let ok = parse(&with_crack(
+            ", {\"name\": \"crack\", \"shape\": [1,1,8,8]}",
+            "{\"output\": \"crack\", \"min_mean\": 0.5}",
+        ))
+        .unwrap();
+        assert_eq!(ok.crack.as_ref().map(|c| c.output.as_str()), Some("crack"));
+        assert!(parse(GOOD).unwrap().crack.is_none());
+        for (outs, crack, key) in [
+            (
+                "",
+                "{\"output\": \"crack\", \"min_mean\": 0.5}",
+                "crack.output",
+            ),
+            (
+                ", {\"name\": \"crack\", \"shape\": [1,2,8,8]}",
+                "{\"output\": \"crack\", \"min_mean\": 0.5}",
+                "crack.output",
+            ),
+            (
+                ", {\"name\": \"crack\", \"shape\": [1,1,8,8]}",
+                "{\"output\": \"crack\", \"min_mean\": 1.5}",
+                "crack.min_mean",
+            ),
+        ] {
+            let e = parse(&with_crack(outs, crack)).unwrap_err().to_string();
+            assert!(e.contains(&format!("`{key}`")), "{outs} {crack}: {e}");
         }
         // A typo inside a strict section is refused, naming the key.
         let e = parse(&GOOD.replace("\"smoothing_sigma_px\"", "\"smoothing_sigma\""))

@@ -213,3 +213,103 @@ fn what_lies_beyond_the_frame_edge_is_not_graded() {
     let share = r.contact_zone_in_view.unwrap();
     assert!(share > 0.7 && share < 1.0, "{share}");
 }
+
+/// The clean end face of [`frame`] with a thin dark line (width `w_um`) from `a` to `b` (µm
+/// from the axis).
+fn frame_with_line(
+    scale: PixelScale,
+    center: [f64; 2],
+    a: [f64; 2],
+    b: [f64; 2],
+    w_um: f64,
+) -> GrayImage {
+    let mut f = frame(scale, center, &[]);
+    let (ab, len2) = (
+        [b[0] - a[0], b[1] - a[1]],
+        (b[0] - a[0]).powi(2) + (b[1] - a[1]).powi(2),
+    );
+    for (x, y, p) in f.enumerate_pixels_mut() {
+        let dx = (x as f64 - center[0]) * scale.um_per_px_x;
+        let dy = (y as f64 - center[1]) * scale.um_per_px_y;
+        let t = (((dx - a[0]) * ab[0] + (dy - a[1]) * ab[1]) / len2).clamp(0.0, 1.0);
+        let d = (dx - a[0] - t * ab[0]).hypot(dy - a[1] - t * ab[1]);
+        if d <= w_um / 2.0 {
+            p.0[0] = 0;
+        }
+    }
+    f
+}
+
+fn inspector_with(manifest: std::path::PathBuf, scale: PixelScale, profile: &str) -> Inspector {
+    let mut cfg = StationConfig {
+        runtime: cpu_runtime(),
+        ..StationConfig::default()
+    };
+    cfg.model.manifest = manifest;
+    cfg.calibration.um_per_px_x = scale.um_per_px_x;
+    cfg.calibration.um_per_px_y = scale.um_per_px_y;
+    cfg.locate.min_focus = 0.1;
+    Inspector::new(&cfg, Profile::builtin(profile).unwrap()).unwrap()
+}
+
+#[test]
+fn a_line_the_model_calls_a_crack_is_graded_by_its_length() {
+    let scale = PixelScale::square(0.5);
+    // 2 µm wide, 20 µm long, in multimode zone B (32.5-57.5 µm): as a scratch (size = its
+    // width, measured ~4 µm on this blurry map) zone B allows it (<= 5 µm)
+    let f = frame_with_line(scale, CENTER, [28.0, 22.0], [44.0, 34.0], 2.0);
+    let loc = located(CENTER, scale, 0.8);
+    let r = inspector_with(fixture("recon256.manifest.json"), scale, "mm")
+        .inspect_located(&f, &loc)
+        .unwrap();
+    assert_eq!(r.verdict, Verdict::Pass, "{r:?}");
+    assert_eq!(r.defects.len(), 1, "{r:?}");
+    let d = &r.defects[0];
+    assert_eq!(d.kind, FeatureKind::Scratch, "{d:?}");
+    assert!(
+        !d.crack && d.crack_score.is_none(),
+        "no crack output: {d:?}"
+    );
+    assert!(d.size_um <= 5.0 && d.length_um > 18.0, "{d:?}");
+
+    // the crack256 fixture: same map, plus a crack output of 0.7 everywhere (min_mean 0.5)
+    let r = inspector_with(fixture("crack256.manifest.json"), scale, "mm")
+        .inspect_located(&f, &loc)
+        .unwrap();
+    assert_eq!(r.verdict, Verdict::Fail, "{r:?}");
+    let c = &r.defects[0];
+    assert!(
+        c.crack && (c.crack_score.unwrap() - 0.7).abs() < 1e-6,
+        "{c:?}"
+    );
+    assert_eq!(c.kind, FeatureKind::Defect);
+    assert_eq!(c.size_um, c.feret_um);
+    assert!(
+        c.size_um > 18.0,
+        "sized by its length (zone B: none > 10 µm): {c:?}"
+    );
+    assert_eq!(c.zone, Some(Zone::B));
+    assert!(
+        r.reasons.iter().any(|s| s.contains("zone B")),
+        "{:?}",
+        r.reasons
+    );
+    let json = serde_json::to_value(c).unwrap();
+    assert_eq!(json["crack"], true);
+
+    // the same model with a stricter crack limit: a scratch again
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture("crack256.onnx"), dir.path().join("crack256.onnx")).unwrap();
+    let text = std::fs::read_to_string(fixture("crack256.manifest.json"))
+        .unwrap()
+        .replace("\"min_mean\": 0.5", "\"min_mean\": 0.9");
+    let strict = dir.path().join("crack256.manifest.json");
+    std::fs::write(&strict, text).unwrap();
+    let r = inspector_with(strict, scale, "mm")
+        .inspect_located(&f, &loc)
+        .unwrap();
+    assert_eq!(r.verdict, Verdict::Pass, "{r:?}");
+    let s = &r.defects[0];
+    assert!(!s.crack && s.kind == FeatureKind::Scratch, "{s:?}");
+    assert!((s.crack_score.unwrap() - 0.7).abs() < 1e-6);
+}

@@ -129,16 +129,19 @@ impl Serialize for DefectJson<'_> {
         // Every serialized field of `InspectedDefect`, in name order (a `Value` object's
         // order). A field added there must be added here: the test below and
         // tests/daemon_defects_json.rs (real inspections) compare with `to_value`.
-        let mut m = s.serialize_map(Some(13))?;
+        let mut m = s.serialize_map(Some(16))?;
         m.serialize_entry("area_um2", &d.area_um2)?;
         m.serialize_entry("bbox", &d.bbox)?;
         m.serialize_entry("bbox_in_crop", &d.bbox_in_crop)?;
+        m.serialize_entry("crack", &d.crack)?;
+        m.serialize_entry("crack_score", &d.crack_score.map(f64::from))?;
         m.serialize_entry("elongation", &d.elongation)?;
         m.serialize_entry("fails", &d.fails)?;
         m.serialize_entry("feret_um", &d.feret_um)?;
         m.serialize_entry("inner_radius_um", &d.inner_radius_um)?;
         m.serialize_entry("kind", &d.kind)?;
         m.serialize_entry("length_um", &d.length_um)?;
+        m.serialize_entry("outer_radius_um", &d.outer_radius_um)?;
         m.serialize_entry("score", &f64::from(d.score))?;
         m.serialize_entry("size_um", &d.size_um)?;
         m.serialize_entry("width_um", &d.width_um)?;
@@ -171,6 +174,9 @@ mod tests {
             width_um: f / 7.0,
             elongation: 1.0 + f,
             inner_radius_um: 5.5 * f,
+            outer_radius_um: 6.5 * f + 1.0,
+            crack_score: [None, Some(0.25), Some(0.75)][i as usize % 3],
+            crack: i % 3 == 2,
             bbox_in_crop: [0, i, 2 * i, 255],
             label: i + 1,
         }

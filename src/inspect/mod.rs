@@ -93,6 +93,12 @@ pub struct InspectedDefect {
     pub width_um: f64,
     pub elongation: f64,
     pub inner_radius_um: f64,
+    /// Distance (µm) from the fiber axis to its outermost pixel.
+    pub outer_radius_um: f64,
+    /// Mean crack probability over its pixels (models with a crack output; else `None`).
+    pub crack_score: Option<f32>,
+    /// The model calls it a crack: graded as a defect by its max Feret diameter.
+    pub crack: bool,
     /// Inclusive box in crop pixels.
     pub bbox_in_crop: [u32; 4],
     /// Label of its pixels in [`Inspector::labels_in_crop`].
@@ -541,6 +547,18 @@ impl Inspector {
             &mut self.defect_scratch,
             &mut self.defects,
         );
+        if let Some(cs) = &model.manifest().crack {
+            // validated at load: the output exists with the map's H x W
+            if let Some(crack) = model.output(&cs.output) {
+                anomaly::classify_cracks(
+                    &mut self.defects,
+                    crack,
+                    &self.zone,
+                    cs.min_mean as f32,
+                    &self.defect_scratch,
+                );
+            }
+        }
         t.anomaly = ms_since(t0);
 
         let t0 = Instant::now();
@@ -571,6 +589,9 @@ impl Inspector {
                     width_um: d.width_um,
                     elongation: d.elongation,
                     inner_radius_um: d.inner_radius_um,
+                    outer_radius_um: d.outer_radius_um,
+                    crack_score: d.crack_score,
+                    crack: d.crack,
                     bbox_in_crop: d.bbox_in_crop,
                     label: d.label,
                 }

@@ -172,3 +172,59 @@ def test_calibration_rejects_no_calibration_image():
     maps = np.random.default_rng(0).random((20, 32, 32)).astype(np.float32)
     cal = E.calibrate(maps, disk, 0.01)
     assert (E.image_scores(maps, disk) <= cal["image"]).all()
+
+
+def test_crack_classes_mark_exactly_the_crack_family():
+    # paint(crack_out=...): the crack family's pixels (inside the defect mask), nothing else
+    img = np.full((96, 96), 0.5, np.float32)
+    only = lambda fam: tuple(1.0 if f == fam else 0.0 for f in pseudo.FAMILIES)  # noqa: E731
+    n_crack = 0
+    for seed in range(12):
+        crack = np.ones(img.shape, bool)  # cleared by paint
+        _, m, fams = pseudo.paint(img, np.random.default_rng(seed), (48, 48), 0.66, p_clean=0.0,
+                                  weights=only("crack"), crack_out=crack)
+        assert set(fams) == {"crack"}
+        assert not (crack & ~m).any()
+        assert (crack == m).all()
+        n_crack += int(m.any())
+        crack[:] = True
+        _, m, fams = pseudo.paint(img, np.random.default_rng(seed), (48, 48), 0.66, p_clean=0.0,
+                                  weights=only("scratch"), crack_out=crack)
+        assert set(fams) == {"scratch"} and not crack.any()
+    assert n_crack >= 8
+    # the sampler's class masks: 0 clean, 1 defect, 2 crack
+    frame = np.full((300, 300), 128, np.uint8)
+    fr = _Fr((150.0, 150.0), 0.66, 0.66)
+    fr.load = lambda: frame
+    s = A.PairSampler([fr], 0.66, 128, 64, seed=2, crack_classes=True)
+    vals = set()
+    for _ in range(40):
+        _, _, m, _, _ = s.sample(np.random.default_rng(len(vals) + _))
+        vals |= set(np.unique(m).tolist())
+    assert vals <= {0, 1, 2} and 2 in vals and 1 in vals
+
+
+def test_crack_head_is_a_third_output_and_export_lists_it(tmp_path):
+    import json
+
+    import torch
+
+    from endface_train import export as X
+    from endface_train.nets import StudentUNet
+
+    net = StudentUNet((8, 16), crack_head=True).eval()
+    x = torch.zeros(1, 1, 64, 64)
+    rec, an, cr = net(x)
+    assert rec.shape == an.shape == cr.shape == (1, 1, 64, 64)
+    assert float(cr.min()) >= 0 and float(cr.max()) <= 1
+    assert len(StudentUNet((8, 16)).eval()(x)) == 2
+    p = tmp_path / "m.onnx"
+    X.export_onnx(net, p, 64)
+    import onnx
+
+    assert [o.name for o in onnx.load(str(p)).graph.output] == ["reconstruction", "anomaly", "crack"]
+    man = X.write_manifest(p, name="m", version="0", size=64, crop_um_per_px=0.66,
+                           thresholds={"pixel": 0.9, "image": 0.9}, training={}, metrics={}, crack_output=True)
+    m = json.loads(man.read_text())
+    assert m["crack"] == {"output": "crack", "min_mean": 0.5}
+    assert [o["name"] for o in m["outputs"]] == ["reconstruction", "anomaly", "crack"]

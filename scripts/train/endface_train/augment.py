@@ -88,7 +88,7 @@ class PairSampler:
     """Random training patches: (defective, clean, mask, families) from good frames."""
 
     def __init__(self, frames, crop_um_per_px, crop_size, patch, seed=0, aug_strength=1.0, p_clean=0.25,
-                 shift_px=12.0, p_structure=0.0):
+                 shift_px=12.0, p_structure=0.0, crack_classes=False):
         self.frames = frames
         self.pixels = [f.load() for f in frames]
         self.s = crop_um_per_px
@@ -101,6 +101,9 @@ class PairSampler:
         # share of patches placed over the fiber's own structure (the axis, where a lit core
         # shows, and the cladding edge): what a model most often mistakes for a defect
         self.p_structure = p_structure
+        # masks carry classes: 0 clean, 1 defect, 2 crack (pseudo "crack" family), for the
+        # student's crack head; otherwise 0/1
+        self.crack_classes = crack_classes
 
     def clean_patch(self, rng=None, fi=None, window=None, affine=None, shift=None):
         rng = rng or self.rng
@@ -152,7 +155,13 @@ class PairSampler:
         patch, c = self.clean_patch(rng)
         r = self._last_r
         clean = photometric(patch, rng, self.strength)
-        defective, mask, fams = pseudo.paint(clean, rng, c, self.s, p_clean=self.p_clean)
+        if self.crack_classes:
+            crack = np.zeros(clean.shape, bool)
+            defective, mask, fams = pseudo.paint(clean, rng, c, self.s, p_clean=self.p_clean,
+                                                 weights=pseudo.CRACK_HEAD_WEIGHTS, crack_out=crack)
+            mask = mask.astype(np.uint8) + (crack & mask).astype(np.uint8)
+        else:
+            defective, mask, fams = pseudo.paint(clean, rng, c, self.s, p_clean=self.p_clean)
         clean, defective = sensor(clean, defective, rng, self.strength)
         return defective, clean, mask, fams, r
 

@@ -27,8 +27,7 @@ class Exported(torch.nn.Module):
         self.net = net
 
     def forward(self, image):
-        rec, anomaly = self.net(image)
-        return rec, anomaly
+        return self.net(image)
 
 
 def export_onnx(net, path: Path, size: int, opset: int = 17) -> dict:
@@ -36,7 +35,8 @@ def export_onnx(net, path: Path, size: int, opset: int = 17) -> dict:
     wrapper = Exported(net).eval()
     dummy = torch.zeros(1, 1, size, size)
     path.parent.mkdir(parents=True, exist_ok=True)
-    kwargs = dict(input_names=["image"], output_names=["reconstruction", "anomaly"], opset_version=opset,
+    names = output_names(net)
+    kwargs = dict(input_names=["image"], output_names=names, opset_version=opset,
                   do_constant_folding=True)
     try:
         torch.onnx.export(wrapper, (dummy,), str(path), dynamo=False, **kwargs)
@@ -54,13 +54,18 @@ def export_onnx(net, path: Path, size: int, opset: int = 17) -> dict:
     rng = np.random.default_rng(0)
     x = ((rng.random((1, 1, size, size)) - MEAN) / STD).astype(np.float32)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    r_o, a_o = sess.run(None, {"image": x})
+    outs_o = sess.run(names, {"image": x})
     with torch.no_grad():
-        r_t, a_t = wrapper(torch.from_numpy(x))
-    err = max(float(np.abs(r_o - r_t.numpy()).max()), float(np.abs(a_o - a_t.numpy()).max()))
+        outs_t = wrapper(torch.from_numpy(x))
+    err = max(float(np.abs(o - t.numpy()).max()) for o, t in zip(outs_o, outs_t))
     if err > 1e-3:
         raise RuntimeError(f"{path}: ONNX and torch disagree by {err:.2e}")
     return {"opset": opset, "max_abs_diff_vs_torch": err, "bytes": path.stat().st_size}
+
+
+def output_names(net) -> list:
+    """The ONNX outputs: reconstruction, anomaly and, with a crack head, crack."""
+    return ["reconstruction", "anomaly"] + (["crack"] if getattr(net, "crack_head", False) else [])
 
 
 def sha256_of(path: Path) -> str:
@@ -68,7 +73,7 @@ def sha256_of(path: Path) -> str:
 
 
 def write_manifest(onnx_path: Path, *, name, version, size, crop_um_per_px, thresholds, training, metrics,
-                   smoothing_sigma_px=0.0) -> Path:
+                   smoothing_sigma_px=0.0, crack_output=False) -> Path:
     man = {
         "schema": SCHEMA,
         "kind": "reconstruction",
@@ -83,7 +88,11 @@ def write_manifest(onnx_path: Path, *, name, version, size, crop_um_per_px, thre
              "meaning": "defect-free reconstruction, same normalization as input"},
             {"name": "anomaly", "shape": [1, 1, size, size],
              "meaning": "per-pixel anomaly probability in [0,1] from the segmentation head"},
-        ],
+        ] + ([{"name": "crack", "shape": [1, 1, size, size],
+               "meaning": "per-pixel probability in [0,1] that an anomalous pixel is part of a crack "
+                          "(fracture) rather than a scratch or a spot; read only inside defects"}]
+             if crack_output else []),
+        **({"crack": {"output": "crack", "min_mean": 0.5}} if crack_output else {}),
         "um_per_px": crop_um_per_px,
         "anomaly_map": {"source": "anomaly", "smoothing_sigma_px": smoothing_sigma_px},
         "thresholds": thresholds,

@@ -42,8 +42,10 @@ class StudentUNet(nn.Module):
     - anomaly = sigmoid(segmentation head on [decoder features, input, reconstruction])
     """
 
-    def __init__(self, widths=(24, 48, 96, 128, 160), unshuffle=2, radius_channel=True, clad_radius_px=62.5 / 0.66):
+    def __init__(self, widths=(24, 48, 96, 128, 160), unshuffle=2, radius_channel=True, clad_radius_px=62.5 / 0.66,
+                 crack_head=False):
         super().__init__()
+        self.crack_head = crack_head
         self.widths = tuple(widths)
         self.f = f = unshuffle
         self.radius_channel = radius_channel
@@ -70,6 +72,19 @@ class StudentUNet(nn.Module):
         # prior: defects are rare (p ≈ 0.01 at start), as in RetinaNet; without it the head
         # starts at p = 0.5 everywhere and spends most of a short CPU budget unlearning that
         nn.init.constant_(self.seg_head[-1].bias, -4.6)
+        if crack_head:
+            # crack vs anything else, for anomalous pixels: a fracture path is jagged and
+            # branches, a polishing scratch is smooth; two 3x3 layers see the path's course
+            self.crack = nn.Sequential(
+                nn.Conv2d(w[0] + 2 * f * f, w[0], 3, padding=1, bias=False),
+                nn.BatchNorm2d(w[0]),
+                nn.SiLU(inplace=True),
+                nn.Conv2d(w[0], w[0], 3, padding=1, bias=False),
+                nn.BatchNorm2d(w[0]),
+                nn.SiLU(inplace=True),
+                nn.Conv2d(w[0], f * f, 3, padding=1),
+            )
+            nn.init.constant_(self.crack[-1].bias, -2.0)
 
     def centred_radius(self, x):
         """Radius map (in cladding radii) for a crop whose centre is the fiber axis (inference)."""
@@ -80,9 +95,13 @@ class StudentUNet(nn.Module):
         return r.expand(n, 1, hh, ww)
 
     def forward_logits(self, x, rmap=None):
+        out = self.forward_all(x, rmap)
+        return out[0], out[1]
+
+    def forward_all(self, x, rmap=None):
         """x: N x 1 x H x W normalized (H, W multiples of 16·unshuffle); rmap: distance of each
         pixel from the fiber axis in cladding radii (training patches pass theirs; None = the
-        crop is centred on the axis, as at inference) → (reconstruction, logits)."""
+        crop is centred on the axis, as at inference) → (reconstruction, logits[, crack logits])."""
         f = self.f
         xs = F.pixel_unshuffle(x, f) if f > 1 else x
         inp = xs
@@ -103,14 +122,18 @@ class StudentUNet(nn.Module):
             h = F.interpolate(h, size=s.shape[-2:], mode="bilinear", align_corners=False)
             h = blk(torch.cat([h, s], dim=1))
         rec_s = xs + self.rec_head(h)
-        logits_s = self.seg_head(torch.cat([h, xs, rec_s], dim=1))
+        feat = torch.cat([h, xs, rec_s], dim=1)
+        outs = [rec_s, self.seg_head(feat)]
+        if self.crack_head:
+            outs.append(self.crack(feat))
         if f > 1:
-            return F.pixel_shuffle(rec_s, f), F.pixel_shuffle(logits_s, f)
-        return rec_s, logits_s
+            outs = [F.pixel_shuffle(o, f) for o in outs]
+        return tuple(outs)
 
     def forward(self, x):
-        rec, logits = self.forward_logits(x)
-        return rec, torch.sigmoid(logits)
+        """(reconstruction, anomaly[, crack probability])."""
+        out = self.forward_all(x)
+        return (out[0],) + tuple(torch.sigmoid(o) for o in out[1:])
 
 
 # ---------------------------------------------------------------- teacher (diffusion)

@@ -91,6 +91,10 @@ def parse_args(argv=None):
     p.add_argument("--structure-patches", type=float, default=0.0,
                    help="share of training patches placed over the fiber axis or the cladding edge, where "
                         "good structure (a lit core, a dark rim) is most often mistaken for a defect (0-1)")
+    p.add_argument("--crack-head", action="store_true",
+                   help="train (or add to a resumed student) a third output, \"crack\": the probability that "
+                        "an anomalous pixel belongs to a crack rather than a scratch or a spot (pseudo-defect "
+                        "\"crack\" family as positives); the station grades such a defect by its size, not its width")
     return p.parse_args(argv)
 
 
@@ -210,7 +214,8 @@ def main(argv=None):
     if not 0.0 <= args.structure_patches <= 1.0:
         raise ValueError(f"--structure-patches must be in [0, 1] (got {args.structure_patches})")
     sampler = A.PairSampler(train_frames, cfg["crop_um_per_px"], cfg["crop_size"], cfg["patch"], seed=cfg["seed"],
-                            p_structure=args.structure_patches)
+                            p_structure=args.structure_patches, crack_classes=args.crack_head)
+    cfg["crack_head"] = args.crack_head
     hold_crops = crops_of(hold_frames, cfg)
     disk = D.contact_disk(cfg["crop_size"], cfg["crop_um_per_px"])
     report = {"profile": "quick" if args.quick else "full", "device": str(device), "threads": args.threads,
@@ -387,7 +392,8 @@ def main(argv=None):
                               for k, v in metrics["student"].items() if isinstance(v, dict) and k not in ("all", "recon_error_score")}}
     man = X.write_manifest(onnx_path, name=args.name, version=args.version, size=cfg["crop_size"],
                            crop_um_per_px=cfg["crop_um_per_px"], thresholds=thresholds,
-                           training=_clean(training), metrics=_clean(short))
+                           training=_clean(training), metrics=_clean(short),
+                           crack_output=getattr(student, "crack_head", False))
     report["metrics"] = metrics
     report["thresholds"] = thresholds
     report["calibration_good_scores"] = cal["good_scores"]

@@ -377,10 +377,19 @@ FAMILIES = ("scratch", "family", "crack", "spot", "cluster", "draem", "film", "c
 DEFAULT_WEIGHTS = (0.28, 0.06, 0.08, 0.19, 0.06, 0.17, 0.06, 0.10)
 
 
-def paint(img, rng, fiber_center, crop_um_per_px, p_clean=0.25, weights=DEFAULT_WEIGHTS):
-    """Paint 0-3 pseudo-defects. Returns (defective, mask, list of family names)."""
+# With a crack head (--crack-head): cracks twice as often, so the head sees enough of them
+# beside the scratches it must tell them from.
+CRACK_HEAD_WEIGHTS = (0.28, 0.06, 0.16, 0.19, 0.06, 0.17, 0.06, 0.10)
+
+
+def paint(img, rng, fiber_center, crop_um_per_px, p_clean=0.25, weights=DEFAULT_WEIGHTS, crack_out=None):
+    """Paint 0-3 pseudo-defects. Returns (defective, mask, list of family names). With
+    `crack_out` (a bool array of the image's shape) the pixels of the "crack" family are also
+    set there (cleared first): the class target of the student's crack head."""
     h, w = img.shape
     mask = np.zeros((h, w), bool)
+    if crack_out is not None:
+        crack_out[...] = False
     if rng.random() < p_clean:
         return img.copy(), mask, []
     n = int(rng.choice([1, 1, 1, 2, 2, 3]))
@@ -406,5 +415,10 @@ def paint(img, rng, fiber_center, crop_um_per_px, p_clean=0.25, weights=DEFAULT_
         else:
             out, m = chip(out, rng, fiber_center, crop_um_per_px)
         mask |= m
+        if crack_out is not None:
+            # a later feature painted over a crack takes those pixels
+            crack_out &= ~m
+            if fam == "crack":
+                crack_out |= m
         fams.append(fam)
     return out.astype(np.float32), mask, fams

@@ -72,27 +72,40 @@ class EMA:
 def save_ckpt(path, net, ema, opt, step, info, cfg):
     tmp = path.with_suffix(".tmp")
     torch.save({"model": net.state_dict(), "ema": ema.model.state_dict(), "opt": opt.state_dict(), "step": step,
-                "info": info, "widths": cfg["student_widths"], "radius_channel": net.radius_channel}, tmp)
+                "info": info, "widths": cfg["student_widths"], "radius_channel": net.radius_channel,
+                "crack_head": net.crack_head}, tmp)
     tmp.replace(path)
 
 
 def train_student(sampler, labelled, cfg, device, ckpt_path, log_every=50, resume=None):
     torch.manual_seed(cfg["seed"] + 2)
     ck = torch.load(resume, map_location=device) if resume is not None else None
+    want_crack = bool(cfg.get("crack_head", False))
     if ck is not None:
-        # The checkpoint's own architecture (older ones have no radius channel).
-        net = StudentUNet(ck.get("widths", cfg["student_widths"]), radius_channel=ck.get("radius_channel", False))
+        # The checkpoint's own architecture (older ones have no radius channel); a crack head
+        # asked for on a checkpoint without one is added (new weights, the rest resumed).
+        had_crack = ck.get("crack_head", False)
+        net = StudentUNet(ck.get("widths", cfg["student_widths"]), radius_channel=ck.get("radius_channel", False),
+                          crack_head=had_crack or want_crack)
         cfg = dict(cfg, student_widths=tuple(net.widths))
     else:
-        net = StudentUNet(cfg["student_widths"])
+        had_crack = False
+        net = StudentUNet(cfg["student_widths"], crack_head=want_crack)
     net = net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg["student_lr"], weight_decay=1e-4)
     ema = EMA(net, cfg["ema_decay"])
     step = 0
     if ck is not None:
-        net.load_state_dict(ck["model"])
-        ema.model.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["opt"])
+        added = net.crack_head and not had_crack
+        for m, key in ((net, "model"), (ema.model, "ema")):
+            missing, unexpected = m.load_state_dict(ck[key], strict=not added)
+            if unexpected or any(not k.startswith("crack.") for k in missing):
+                raise RuntimeError(f"{resume}: checkpoint does not fit the student ({missing[:3]}, {unexpected[:3]})")
+        if added:
+            # the new head's parameters are not in the saved optimizer state: fresh moments
+            log.info("student: crack head added to the checkpoint's network (new weights)")
+        else:
+            opt.load_state_dict(ck["opt"])
         step = ck["step"]
         log.info("student: resumed from %s at step %d", resume, step)
     cl = torch.channels_last
@@ -108,7 +121,7 @@ def train_student(sampler, labelled, cfg, device, ckpt_path, log_every=50, resum
     t0 = time.time()
     last_ck = t0
     start_step = step
-    sums = {"rec": 0.0, "bce": 0.0, "dice": 0.0, "n": 0}
+    sums = {"rec": 0.0, "bce": 0.0, "dice": 0.0, "crack": 0.0, "n": 0}
     stream = batch_stream(sampler, bs - n_lab, cfg["seed"] + 3 + step, cfg["data_workers"])
     net.train()
     while step < total:
@@ -119,12 +132,20 @@ def train_student(sampler, labelled, cfg, device, ckpt_path, log_every=50, resum
             y, x, m, w, r = (torch.cat(p) for p in ((y, yl), (x, xl), (m, ml), (w, wl), (r, rl)))
         y, x, m, w, r = (a.to(device).contiguous(memory_format=cl) for a in (y, x, m, w, r))
         r = r / net.clad_radius_px
+        if net.crack_head:
+            # class masks (0 clean, 1 defect, 2 crack) on the pseudo-defect part of the batch;
+            # teacher-labelled pairs carry no class: no crack loss there
+            cls_w = (m > 0.5).float()
+            if n_lab:
+                cls_w[bs - n_lab:] = 0.0
+            crack_t = (m > 1.5).float()
+            m = (m > 0.5).float()
         yn, xn = norm(y), norm(x)
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, total, cfg["student_lr"], warmup=100)
         with torch.autocast(amp_dev, dtype=torch.bfloat16, enabled=use_amp):
-            rec, logits = net.forward_logits(yn, r)
-        rec, logits = rec.float(), logits.float()
+            outs = net.forward_all(yn, r)
+        rec, logits = outs[0].float(), outs[1].float()
         # w: per-pixel trust (1 for pseudo-defect pairs; teacher-labelled pairs only near what the
         # teacher flagged)
         l_rec = (w * (1 + 3 * m) * (rec - xn).abs()).sum() / w.sum().clamp_min(1.0)
@@ -132,6 +153,15 @@ def train_student(sampler, labelled, cfg, device, ckpt_path, log_every=50, resum
         l_focal = bce_loss(logits, m, w)
         l_dice = dice_loss(logits, m, w)
         loss = l_rec + cfg["seg_weight"] * (l_focal * 5 + l_dice)
+        if net.crack_head:
+            # crack vs not, on defect pixels only (the head is read only where the map fires);
+            # both classes weighted equally however rare cracks are in the batch
+            pos = (cls_w * crack_t).sum()
+            neg = (cls_w * (1 - crack_t)).sum()
+            cw = cls_w * (crack_t * 0.5 / pos.clamp_min(1.0) + (1 - crack_t) * 0.5 / neg.clamp_min(1.0))
+            l_crack = (cw * F.binary_cross_entropy_with_logits(outs[2].float(), crack_t, reduction="none")).sum()
+            loss = loss + cfg.get("crack_weight", 1.0) * l_crack
+            sums["crack"] += l_crack.item()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -153,9 +183,9 @@ def train_student(sampler, labelled, cfg, device, ckpt_path, log_every=50, resum
             total = new_total
         if step % log_every == 0:
             n = max(1, sums["n"])
-            log.info("student step %d/%d rec %.4f bce %.4f dice %.3f (%.0f s)", step, total,
-                     sums["rec"] / n, sums["bce"] / n, sums["dice"] / n, el)
-            sums = {"rec": 0.0, "bce": 0.0, "dice": 0.0, "n": 0}
+            log.info("student step %d/%d rec %.4f bce %.4f dice %.3f crack %.3f (%.0f s)", step, total,
+                     sums["rec"] / n, sums["bce"] / n, sums["dice"] / n, sums["crack"] / n, el)
+            sums = {"rec": 0.0, "bce": 0.0, "dice": 0.0, "crack": 0.0, "n": 0}
         if time.time() - last_ck > cfg["checkpoint_seconds"]:
             save_ckpt(ckpt_path, net, ema, opt, step, {"steps": step}, cfg)
             last_ck = time.time()
@@ -171,7 +201,8 @@ def train_student(sampler, labelled, cfg, device, ckpt_path, log_every=50, resum
 
 def load_student(path, device="cpu"):
     ck = torch.load(path, map_location=device)
-    net = StudentUNet(ck["widths"], radius_channel=ck.get("radius_channel", False))
+    net = StudentUNet(ck["widths"], radius_channel=ck.get("radius_channel", False),
+                      crack_head=ck.get("crack_head", False))
     net.load_state_dict(ck["ema"])
     return net.eval(), ck.get("info", {})
 
