@@ -5,7 +5,9 @@ Runs the whole pipeline (teacher, labelling, student, export, calibration) on a 
 $ENDFACE_BIN), else the crude Python stand-in of endface_train.fake. Then checks that the
 exported model is one self-contained ONNX file that onnxruntime loads with the manifest's
 names and shapes, that the manifest's sha256 matches, and that it reconstructs good images
-measurably better than defective ones.
+measurably better than defective ones. The run trains the crack head too (--crack-head): the
+model has the third output, the manifest its `crack` section, and the station binary loads it
+and scores each defect with it.
 
     .venv/bin/python -m pytest tests/python -q          # or, without pytest:
     .venv/bin/python tests/python/test_quick_profile.py
@@ -57,7 +59,7 @@ def run_quick(tmp: Path):
     train, unl, src = make_dataset(tmp)
     out, work = tmp / "models", tmp / "work"
     rc = pipeline.main(["--data", str(train), "--unlabelled", str(unl), "--quick", "--out", str(out),
-                        "--work", str(work), "--um-per-px", "0.5"] + (["--threads", os.environ["QT"]] if os.environ.get("QT") else []))
+                        "--work", str(work), "--um-per-px", "0.5", "--crack-head"] + (["--threads", os.environ["QT"]] if os.environ.get("QT") else []))
     assert rc == 0
     return train, out, src
 
@@ -80,7 +82,9 @@ def check_outputs(train: Path, out: Path):
     assert [i.name for i in ins] == [man["input"]["name"]] == ["image"]
     assert list(ins[0].shape) == man["input"]["shape"] == [1, 1, 384, 384]
     assert ins[0].type == "tensor(float)"
-    assert [o.name for o in sess.get_outputs()] == [o["name"] for o in man["outputs"]] == ["reconstruction", "anomaly"]
+    assert [o.name for o in sess.get_outputs()] == [o["name"] for o in man["outputs"]] == [
+        "reconstruction", "anomaly", "crack"]
+    assert man["crack"] == {"output": "crack", "min_mean": 0.5}
     th = man["thresholds"]
     assert 0 < th["pixel"] <= 1 and 0 < th["image"] <= 1 and th["target_false_reject_rate"] > 0
 
@@ -122,8 +126,26 @@ def check_outputs(train: Path, out: Path):
 
     pix_auroc = float(roc_auc_score(np.concatenate(an_labels), np.concatenate(an_scores)))
     assert pix_auroc > 0.75, pix_auroc
-    return {"good_pixel_err": np.mean(good_err), "defect_pixel_err": np.mean(defect_px_err),
-            "anomaly_pixel_auroc": pix_auroc}
+    figures = {"good_pixel_err": np.mean(good_err), "defect_pixel_err": np.mean(defect_px_err),
+               "anomaly_pixel_auroc": pix_auroc}
+    # the station binary loads the model (sha256, names, shapes, crack section) and scores every
+    # defect it finds with the crack output
+    binary = D.find_endface_bin(REPO)
+    if binary:
+        cfg = out / "station.toml"
+        cfg.write_text(f'[model]\nmanifest = "{man_path}"\npixel_threshold = 0.5\ngrow_threshold = 0.3\n'
+                       '[calibration]\num_per_px_x = 0.5\num_per_px_y = 0.5\n')
+        imgs = [str(f.path) for f in test if f.kind != "good"]
+        r = subprocess.run([binary, "-q", "inspect", "--json", "--config", str(cfg)] + imgs, capture_output=True,
+                           text=True)
+        assert r.returncode in (0, 1), r.stderr
+        rows = [json.loads(line) for line in r.stdout.splitlines()]
+        defects = [d for row in rows for d in row.get("defects", [])]
+        assert defects, "the quick model found no defect at these thresholds"
+        assert all(d["crack_score"] is not None and 0.0 <= d["crack_score"] <= 1.0 for d in defects)
+        assert all(d["crack"] == (d["crack_score"] >= 0.5) for d in defects)
+        figures["station_defects_scored"] = len(defects)
+    return figures
 
 
 def test_quick_profile():

@@ -228,3 +228,38 @@ def test_crack_head_is_a_third_output_and_export_lists_it(tmp_path):
     m = json.loads(man.read_text())
     assert m["crack"] == {"output": "crack", "min_mean": 0.5}
     assert [o["name"] for o in m["outputs"]] == ["reconstruction", "anomaly", "crack"]
+
+
+def test_crack_head_only_keeps_the_resumed_network_exactly(tmp_path):
+    # --crack-head-only: a crack head trained onto a resumed student leaves its reconstruction
+    # and anomaly outputs (the exported averaged weights, BatchNorm statistics included) as they were
+    import torch
+
+    from endface_train import student as S
+    from endface_train.nets import StudentUNet
+
+    torch.manual_seed(0)
+    net = StudentUNet((8, 16), radius_channel=True)
+    ema = S.EMA(net, 0.9)
+    with torch.no_grad():  # make the averaged weights differ from the raw ones
+        for p in ema.model.parameters():
+            p.add_(0.01)
+    opt = torch.optim.AdamW(net.parameters())
+    cfg = dict(seed=0, student_widths=(8, 16), student_lr=1e-3, ema_decay=0.9, amp=False, student_batch=2,
+               labelled_fraction=0.0, student_seconds=60, student_steps=30, data_workers=0, seg_weight=1.0,
+               checkpoint_seconds=1e9, crack_head=True, crack_head_only=True)
+    ck = tmp_path / "s.pt"
+    S.save_ckpt(ck, net, ema, opt, 3, {}, cfg)
+    frame = (np.random.default_rng(1).random((300, 300)) * 255).astype(np.uint8)
+    fr = _Fr((150.0, 150.0), 0.66, 0.66)
+    fr.load = lambda: frame
+    sampler = A.PairSampler([fr], 0.66, 128, 64, seed=2, crack_classes=True)
+    trained, _ = S.train_student(sampler, None, cfg, torch.device("cpu"), tmp_path / "out.pt", resume=ck)
+    before, _ = S.load_student(ck)
+    x = torch.randn(1, 1, 64, 64)
+    with torch.no_grad():
+        r0, a0 = before(x)
+        r1, a1, c1 = trained(x)
+    assert torch.allclose(r0, r1, atol=1e-6) and torch.allclose(a0, a1, atol=1e-6)
+    head0 = StudentUNet((8, 16), crack_head=True).crack[-1].bias
+    assert float((trained.crack[-1].bias - head0).abs().max()) > 1e-5, "the head trained"

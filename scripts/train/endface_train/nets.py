@@ -125,7 +125,9 @@ class StudentUNet(nn.Module):
         feat = torch.cat([h, xs, rec_s], dim=1)
         outs = [rec_s, self.seg_head(feat)]
         if self.crack_head:
-            outs.append(self.crack(feat))
+            # the head reads the features but does not train them: telling cracks apart must
+            # not cost the reconstruction or the anomaly map anything
+            outs.append(self.crack(feat.detach()))
         if f > 1:
             outs = [F.pixel_shuffle(o, f) for o in outs]
         return tuple(outs)

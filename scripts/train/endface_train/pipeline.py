@@ -95,6 +95,9 @@ def parse_args(argv=None):
                    help="train (or add to a resumed student) a third output, \"crack\": the probability that "
                         "an anomalous pixel belongs to a crack rather than a scratch or a spot (pseudo-defect "
                         "\"crack\" family as positives); the station grades such a defect by its size, not its width")
+    p.add_argument("--crack-head-only", action="store_true",
+                   help="with --crack-head and --resume-student: train only the crack head; the resumed "
+                        "network (reconstruction, anomaly map) is kept exactly")
     return p.parse_args(argv)
 
 
@@ -214,8 +217,11 @@ def main(argv=None):
     if not 0.0 <= args.structure_patches <= 1.0:
         raise ValueError(f"--structure-patches must be in [0, 1] (got {args.structure_patches})")
     sampler = A.PairSampler(train_frames, cfg["crop_um_per_px"], cfg["crop_size"], cfg["patch"], seed=cfg["seed"],
-                            p_structure=args.structure_patches, crack_classes=args.crack_head)
-    cfg["crack_head"] = args.crack_head
+                            p_structure=args.structure_patches, crack_classes=args.crack_head or args.crack_head_only)
+    cfg["crack_head"] = args.crack_head or args.crack_head_only
+    cfg["crack_head_only"] = args.crack_head_only
+    if args.crack_head_only and not args.resume_student:
+        raise ValueError("--crack-head-only needs --resume-student (the network whose map it keeps)")
     hold_crops = crops_of(hold_frames, cfg)
     disk = D.contact_disk(cfg["crop_size"], cfg["crop_um_per_px"])
     report = {"profile": "quick" if args.quick else "full", "device": str(device), "threads": args.threads,

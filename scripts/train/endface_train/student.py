@@ -92,7 +92,15 @@ def train_student(sampler, labelled, cfg, device, ckpt_path, log_every=50, resum
         had_crack = False
         net = StudentUNet(cfg["student_widths"], crack_head=want_crack)
     net = net.to(device)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg["student_lr"], weight_decay=1e-4)
+    head_only = bool(cfg.get("crack_head_only", False))
+    if head_only:
+        if not net.crack_head:
+            raise ValueError("--crack-head-only trains the crack head alone: it needs --crack-head")
+        # everything but the crack head keeps the resumed weights (and BatchNorm statistics):
+        # the reconstruction and the anomaly map stay exactly the resumed model's
+        for name, p in net.named_parameters():
+            p.requires_grad_(name.startswith("crack."))
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=cfg["student_lr"], weight_decay=1e-4)
     ema = EMA(net, cfg["ema_decay"])
     step = 0
     if ck is not None:
@@ -101,10 +109,14 @@ def train_student(sampler, labelled, cfg, device, ckpt_path, log_every=50, resum
             missing, unexpected = m.load_state_dict(ck[key], strict=not added)
             if unexpected or any(not k.startswith("crack.") for k in missing):
                 raise RuntimeError(f"{resume}: checkpoint does not fit the student ({missing[:3]}, {unexpected[:3]})")
+        if head_only:
+            # train on the averaged weights the resumed model was exported with, so the EMA of
+            # the frozen part stays those weights exactly
+            net.load_state_dict(ck["ema"], strict=not added)
         if added:
             # the new head's parameters are not in the saved optimizer state: fresh moments
             log.info("student: crack head added to the checkpoint's network (new weights)")
-        else:
+        elif not head_only:
             opt.load_state_dict(ck["opt"])
         step = ck["step"]
         log.info("student: resumed from %s at step %d", resume, step)
@@ -124,6 +136,10 @@ def train_student(sampler, labelled, cfg, device, ckpt_path, log_every=50, resum
     sums = {"rec": 0.0, "bce": 0.0, "dice": 0.0, "crack": 0.0, "n": 0}
     stream = batch_stream(sampler, bs - n_lab, cfg["seed"] + 3 + step, cfg["data_workers"])
     net.train()
+    if head_only:
+        for name, mod in net.named_modules():
+            if name and not name.startswith("crack"):
+                mod.eval()
     while step < total:
         y, x, m, r = next(stream)
         w = torch.ones_like(m)
@@ -135,10 +151,11 @@ def train_student(sampler, labelled, cfg, device, ckpt_path, log_every=50, resum
         if net.crack_head:
             # class masks (0 clean, 1 defect, 2 crack) on the pseudo-defect part of the batch;
             # teacher-labelled pairs carry no class: no crack loss there
-            cls_w = (m > 0.5).float()
+            cls_w = torch.ones_like(m)
             if n_lab:
                 cls_w[bs - n_lab:] = 0.0
             crack_t = (m > 1.5).float()
+            other_t = ((m > 0.5) & (m < 1.5)).float()
             m = (m > 0.5).float()
         yn, xn = norm(y), norm(x)
         for g in opt.param_groups:
@@ -154,11 +171,14 @@ def train_student(sampler, labelled, cfg, device, ckpt_path, log_every=50, resum
         l_dice = dice_loss(logits, m, w)
         loss = l_rec + cfg["seg_weight"] * (l_focal * 5 + l_dice)
         if net.crack_head:
-            # crack vs not, on defect pixels only (the head is read only where the map fires);
-            # both classes weighted equally however rare cracks are in the batch
-            pos = (cls_w * crack_t).sum()
-            neg = (cls_w * (1 - crack_t)).sum()
-            cw = cls_w * (crack_t * 0.5 / pos.clamp_min(1.0) + (1 - crack_t) * 0.5 / neg.clamp_min(1.0))
+            # crack vs not. The head is read where the map fires, which is mostly on defects but
+            # also on the odd false alarm over good structure, so it learns "not a crack" on both:
+            # crack pixels, other defects' pixels and clean pixels weigh 1/2, 1/4 and 1/4 of the
+            # loss however rare each is in the batch
+            clean_t = (1 - crack_t) * (1 - other_t)
+            cw = cls_w * (crack_t * 0.5 / (cls_w * crack_t).sum().clamp_min(1.0)
+                          + other_t * 0.25 / (cls_w * other_t).sum().clamp_min(1.0)
+                          + clean_t * 0.25 / (cls_w * clean_t).sum().clamp_min(1.0))
             l_crack = (cw * F.binary_cross_entropy_with_logits(outs[2].float(), crack_t, reduction="none")).sum()
             loss = loss + cfg.get("crack_weight", 1.0) * l_crack
             sums["crack"] += l_crack.item()
