@@ -244,56 +244,36 @@ def main() -> None:
 
     p = FIX / "recon256.onnx"
     save_model(recon_graph(256, 9, 2.0), p)
-    write_manifest(
-        "recon256",
-        p,
-        {
-            "kind": "reconstruction",
-            "input": {
-                "name": "image",
-                "shape": [1, 1, 256, 256],
-                "dtype": "float32",
-                "layout": "NCHW",
-                "color": "gray",
-                "normalization": {"mean": 0.5, "std": 0.5},
-            },
-            "outputs": [
-                {"name": "reconstruction", "shape": [1, 1, 256, 256], "meaning": "9x9 Gaussian blur of the input"},
-                {"name": "anomaly", "shape": [1, 1, 256, 256], "meaning": "sigmoid of the scaled difference"},
-            ],
-            "um_per_px": 1.0,
-            "anomaly_map": {"source": "abs_diff", "smoothing_sigma_px": 1.0},
-            "thresholds": {"pixel": 0.08, "image": 0.08, "target_false_reject_rate": 0.01, "calibrated_on": "not calibrated (fixture)"},
+    body256 = {
+        "kind": "reconstruction",
+        "input": {
+            "name": "image",
+            "shape": [1, 1, 256, 256],
+            "dtype": "float32",
+            "layout": "NCHW",
+            "color": "gray",
+            "normalization": {"mean": 0.5, "std": 0.5},
         },
-    )
+        "outputs": [
+            {"name": "reconstruction", "shape": [1, 1, 256, 256], "meaning": "9x9 Gaussian blur of the input"},
+            {"name": "anomaly", "shape": [1, 1, 256, 256], "meaning": "sigmoid of the scaled difference"},
+        ],
+        "um_per_px": 1.0,
+        "anomaly_map": {"source": "abs_diff", "smoothing_sigma_px": 1.0},
+        "thresholds": {"pixel": 0.08, "image": 0.08, "target_false_reject_rate": 0.01, "calibrated_on": "not calibrated (fixture)"},
+    }
+    write_manifest("recon256", p, body256)
 
     # recon256 plus a crack output (0.7 everywhere): every defect is a crack at min_mean 0.5
     p = FIX / "crack256.onnx"
     save_model(recon_graph(256, 9, 2.0, crack=0.7), p)
-    write_manifest(
-        "crack256",
-        p,
-        {
-            "kind": "reconstruction",
-            "input": {
-                "name": "image",
-                "shape": [1, 1, 256, 256],
-                "dtype": "float32",
-                "layout": "NCHW",
-                "color": "gray",
-                "normalization": {"mean": 0.5, "std": 0.5},
-            },
-            "outputs": [
-                {"name": "reconstruction", "shape": [1, 1, 256, 256], "meaning": "9x9 Gaussian blur of the input"},
-                {"name": "anomaly", "shape": [1, 1, 256, 256], "meaning": "sigmoid of the scaled difference"},
-                {"name": "crack", "shape": [1, 1, 256, 256], "meaning": "crack probability, 0.7 everywhere"},
-            ],
-            "um_per_px": 1.0,
-            "anomaly_map": {"source": "abs_diff", "smoothing_sigma_px": 1.0},
-            "crack": {"output": "crack", "min_mean": 0.5},
-            "thresholds": {"pixel": 0.08, "image": 0.08, "target_false_reject_rate": 0.01, "calibrated_on": "not calibrated (fixture)"},
-        },
-    )
+    crack_out = {"name": "crack", "shape": [1, 1, 256, 256], "meaning": "crack probability, 0.7 everywhere"}
+    body = {}
+    for k, v in body256.items():
+        if k == "thresholds":
+            body["crack"] = {"output": "crack", "min_mean": 0.5}
+        body[k] = v + [crack_out] if k == "outputs" else v
+    write_manifest("crack256", p, body)
 
     frame = parity_frame()
     frame_path = FIX / "parity_frame.png"
