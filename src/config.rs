@@ -29,7 +29,7 @@
 //!
 //! [locate]
 //! min_confidence = 0.5
-//! min_focus = 0.10
+//! min_focus = 0.5
 //! ```
 //!
 //! Relative paths are resolved against the directory of the config file
@@ -251,15 +251,20 @@ impl Default for ModelSection {
 pub struct LocateSection {
     /// Below this localization confidence the verdict is UNABLE.
     pub min_confidence: f64,
-    /// Below this focus measure the verdict is UNABLE.
+    /// Below this focus measure the verdict is UNABLE: the measure reads 1.5 / √(σ² + 1.5²)
+    /// for a cladding edge blurred by σ µm (`locate` module doc), so 0.5 refuses frames
+    /// blurred by more than about 2.6 µm; 0 turns the check off.
     pub min_focus: f64,
 }
+
+/// Smallest non-zero `[locate] min_focus` accepted (an edge blurred by σ ≈ 4.8 µm).
+pub const MIN_FOCUS_FLOOR: f64 = 0.3;
 
 impl Default for LocateSection {
     fn default() -> Self {
         Self {
             min_confidence: 0.5,
-            min_focus: 0.10,
+            min_focus: 0.5,
         }
     }
 }
@@ -413,10 +418,24 @@ impl StationConfig {
                 format!("{} is not in [0, 1]", self.locate.min_confidence),
             ));
         }
-        if !self.locate.min_focus.is_finite() || self.locate.min_focus < 0.0 {
+        let f = self.locate.min_focus;
+        if !f.is_finite() || !(0.0..=1.0).contains(&f) {
             return Err(bad(
                 "locate.min_focus",
-                format!("{} is not a finite value ≥ 0", self.locate.min_focus),
+                format!("{f} is not in [0, 1] (0 turns the focus check off)"),
+            ));
+        }
+        if f > 0.0 && f < MIN_FOCUS_FLOOR {
+            // Values like 0.1 belong to the per-pixel focus measure before this one: on the
+            // current scale they would refuse nothing, a silent loss of the focus check.
+            return Err(bad(
+                "locate.min_focus",
+                format!(
+                    "{f} is below {MIN_FOCUS_FLOOR}: the focus measure is now 1.5/√(σ²+1.5²) for \
+                     an edge blurred by σ µm (in-focus frames read 0.6–0.97; 0.3 already allows \
+                     σ ≈ 4.8 µm), and values like 0.10 came from the old per-pixel measure — \
+                     set 0.5, or 0 to turn the focus check off"
+                ),
             ));
         }
         Ok(())
@@ -489,6 +508,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("tpu"), "{e}");
+    }
+
+    #[test]
+    fn a_min_focus_from_the_old_per_pixel_measure_is_refused_with_the_new_value() {
+        // 0.10 was the default of the per-pixel measure; on today's scale it refuses nothing.
+        let e = StationConfig::from_toml_str("[locate]\nmin_focus = 0.10", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("locate.min_focus") && e.contains("set 0.5"),
+            "{e}"
+        );
+        for bad in ["1.5", "-0.1", "nan"] {
+            let text = format!("[locate]\nmin_focus = {bad}");
+            let e = StationConfig::from_toml_str(&text, "t.toml").unwrap_err();
+            assert!(e.to_string().contains("locate.min_focus"), "{bad}: {e}");
+        }
+        for ok in ["0", "0.3", "0.5", "0.9"] {
+            let text = format!("[locate]\nmin_focus = {ok}");
+            assert!(
+                StationConfig::from_toml_str(&text, "t.toml").is_ok(),
+                "{ok}"
+            );
+        }
     }
 
     #[test]

@@ -48,7 +48,7 @@ fn inspector(scale: PixelScale) -> Inspector {
     cfg.model.manifest = fixture("recon256.manifest.json");
     cfg.calibration.um_per_px_x = scale.um_per_px_x;
     cfg.calibration.um_per_px_y = scale.um_per_px_y;
-    cfg.locate.min_focus = 0.1;
+    cfg.locate.min_focus = 0.5;
     Inspector::new(&cfg, Profile::builtin("sm-upc").unwrap()).unwrap()
 }
 
@@ -248,7 +248,7 @@ fn inspector_with(manifest: std::path::PathBuf, scale: PixelScale, profile: &str
     cfg.model.manifest = manifest;
     cfg.calibration.um_per_px_x = scale.um_per_px_x;
     cfg.calibration.um_per_px_y = scale.um_per_px_y;
-    cfg.locate.min_focus = 0.1;
+    cfg.locate.min_focus = 0.5;
     Inspector::new(&cfg, Profile::builtin(profile).unwrap()).unwrap()
 }
 

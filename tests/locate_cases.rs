@@ -243,6 +243,86 @@ fn focus_falls_monotonically_with_blur() {
     }
 }
 
+/// Focus of `s` located with its calibration.
+fn focus_of(s: &Scene) -> f64 {
+    locate(&s.render(), &LocateConfig::with_scale(scale_of(s)))
+        .unwrap_or_else(|e| panic!("{e} ({s:?})"))
+        .focus
+}
+
+#[test]
+fn focus_reads_the_blur_in_micrometres_at_any_magnification() {
+    // The same physical blur at 0.5 and 0.35 µm/px reads alike, and close to the measure's
+    // model 1.5 / √(σ² + 1.5²) (σ: the camera blur with the edge's own softness and the
+    // measure's 0.25 µm smoothing added in quadrature).
+    for look in [Look::DarkFiber, Look::BrightFiber] {
+        for sigma_um in [0.3, 1.0, 2.0, 3.0] {
+            let mut f = [0.0; 2];
+            for (i, um_per_px) in [0.5, 0.35].into_iter().enumerate() {
+                let mut s = Scene::simple(look, Fiber::Sm);
+                s.um_per_px_x = um_per_px;
+                s.edge_softness_um = 0.1;
+                s.blur_px = sigma_um / um_per_px;
+                s.noise = 1.0;
+                f[i] = focus_of(&s);
+            }
+            let total = (sigma_um * sigma_um + 0.1f64.powi(2) + 0.25f64.powi(2)).sqrt();
+            let model = 1.5 / (total * total + 2.25).sqrt();
+            assert!(
+                (f[0] - f[1]).abs() < 0.05 && (f[0] - model).abs() < 0.08,
+                "{look:?} σ {sigma_um} µm: focus {:.3} at 0.5 µm/px, {:.3} at 0.35, model {model:.3}",
+                f[0],
+                f[1]
+            );
+        }
+    }
+}
+
+#[test]
+fn focus_reads_alike_with_and_without_rims_and_an_epoxy_ring() {
+    // A double edge (bright or dark rim lines at the glass and beyond an epoxy ring) is as
+    // sharp as the plain edge under the same blur: the measure must not read it as blurrier.
+    for look in [Look::DarkFiber, Look::BrightFiber] {
+        for blur_px in [0.7, 1.5] {
+            let mut plain = Scene::simple(look, Fiber::Sm);
+            plain.blur_px = blur_px;
+            plain.noise = 1.0;
+            let base = focus_of(&plain);
+            for (inner, outer, epoxy) in [(30.0, 0.0, 0.0), (-25.0, 30.0, 2.5), (0.0, 40.0, 2.0)] {
+                let mut s = plain.clone();
+                s.inner_rim = inner;
+                s.outer_rim = outer;
+                s.epoxy_um = epoxy;
+                let f = focus_of(&s);
+                assert!(
+                    (f - base).abs() < 0.1,
+                    "{look:?} blur {blur_px} px, rims {inner}/{outer}, epoxy {epoxy}: focus {f:.3} vs {base:.3} plain"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn default_min_focus_keeps_sharp_frames_and_refuses_defocused_ones() {
+    let min_focus = endface::config::LocateSection::default().min_focus;
+    for look in [Look::DarkFiber, Look::BrightFiber] {
+        for (sigma_um, sharp) in [(0.3, true), (1.0, true), (4.0, false), (6.0, false)] {
+            let mut s = Scene::simple(look, Fiber::Sm);
+            s.blur_px = sigma_um / s.um_per_px_x;
+            // A locator refusal is UNABLE too; a sharp frame must be found.
+            let f = locate(&s.render(), &LocateConfig::with_scale(scale_of(&s)))
+                .map(|l| l.focus)
+                .unwrap_or(0.0);
+            assert_eq!(
+                f >= min_focus,
+                sharp,
+                "{look:?} σ {sigma_um} µm: focus {f:.3}, min_focus {min_focus}"
+            );
+        }
+    }
+}
+
 #[test]
 fn focus_does_not_depend_on_brightness() {
     let s = Scene::simple(Look::DarkFiber, Fiber::Sm);

@@ -52,12 +52,17 @@
 //!    twice the edge slope per pixel, over the frame's noise: 0 at 1x, 1 from 3.5x). A
 //!    mis-set aspect lowers it sharply (the edge no longer fits a circle in circle space);
 //!    the refusal then says which aspect the edge implies.
-//! 5. Focus: on the median profile, the maximum slope across the edge (0.5 px smoothing)
-//!    divided by the intensity range within ±4 µm of it, in 1/px, clamped to [0, 1]. For a
-//!    step blurred by a Gaussian of σ px it measures 1 / (√(2π)·√(σ² + 0.5)): 0.52 at
-//!    σ = 0.3, 0.33 at 1, 0.19 at 2, 0.10 at 4 px (tests/locate_cases.rs checks it falls
-//!    with blur and ignores brightness). It is per pixel, so a threshold belongs to a camera
-//!    and magnification.
+//! 5. Focus: rays cast afresh around the final circle; on their median profile, the steepest
+//!    slope within ±4 µm of the edge (smoothed by 0.25 µm, at least 0.5 px, against noise)
+//!    against the steepest slope of the same profile blurred by a further 1.5 µm. For an
+//!    edge blurred by σ (µm, the smoothing included) the ratio q of the two is
+//!    σ / √(σ² + 1.5²), and the measure is √(1 − q²) = 1.5 / √(σ² + 1.5²): 0.95 at
+//!    σ = 0.5 µm, 0.83 at 1, 0.60 at 2, 0.45 at 3 µm. A ratio of two slopes of one profile,
+//!    it does not depend on the edge's contrast or the frame's brightness, nor on whether the
+//!    edge is a step, a thin rim line or both (a double edge's rim swelled the intensity range
+//!    the earlier, range-normalized measure divided by); being in µm, one threshold holds
+//!    across cameras and magnifications. tests/locate_cases.rs checks that it falls with
+//!    blur, ignores brightness, reads alike with and without rims and at two magnifications.
 //!
 //! # Accuracy limits
 //! Where a thin line (a rim) sits right at a soft glass edge, or the glass barely differs from
@@ -89,8 +94,12 @@ const BOUNDARY_ZONE_UM: f64 = 5.5;
 const BOUNDARY_PLATEAU_UM: f64 = 2.5;
 /// Bright and dark lines (edge rims, a bore rim) narrower than this (µm) are not steps.
 const RIM_LINE_UM: f64 = 3.0;
-/// The focus measure normalizes the edge slope by the intensity range within ± this (µm).
+/// The focus measure looks for the edge's steepest slope within ± this (µm) of the circle.
 const FOCUS_RANGE_UM: f64 = 4.0;
+/// ...of the median profile smoothed by this (µm; at least half a pixel) against noise...
+const FOCUS_SMOOTH_UM: f64 = 0.25;
+/// ...and compares it with the steepest slope after a further Gaussian blur of this (µm).
+const FOCUS_BLUR_UM: f64 = 1.5;
 
 /// Settings of the localizer. Every field has a default; [`LocateConfig::validate`] names a
 /// bad key and value.
@@ -234,7 +243,8 @@ pub struct Located {
     pub radius_y_px: f64,
     /// How sure the localizer is, in [0, 1] (see the module doc).
     pub confidence: f64,
-    /// Edge sharpness of the cladding in 1/px, [0, 1]; lower is blurrier (module doc).
+    /// Sharpness of the cladding edge in [0, 1]: 1.5 / √(σ² + 1.5²) for an edge blurred by σ µm;
+    /// lower is blurrier (module doc).
     pub focus: f64,
 }
 
@@ -288,6 +298,8 @@ pub struct Locator {
     cfg: LocateConfig,
     coarse: coarse::Coarse,
     rays: refine::Rays,
+    /// Profiles around the final circle for the focus measure.
+    focus_rays: refine::Rays,
     pts: Vec<[f64; 2]>,
     weights: Vec<f64>,
     scratch: Vec<f64>,
@@ -304,6 +316,7 @@ impl Locator {
             cfg,
             coarse: coarse::Coarse::default(),
             rays: refine::Rays::default(),
+            focus_rays: refine::Rays::default(),
             pts: Vec::new(),
             weights: Vec::new(),
             scratch: Vec::new(),
@@ -473,18 +486,30 @@ impl Locator {
 
         // Rays supporting the circle, then the median edge profile over them.
         let support = self.support(c2, n_rays);
-        let profile = self.rays.edge_profile(
-            [c2.cx, c2.cy],
-            c2.r,
-            &self.inlier_rays,
-            (PLATEAU_UM.0 * px_per_um, PLATEAU_UM.1 * px_per_um),
-            FOCUS_RANGE_UM * px_per_um,
-            hit.polarity,
-        );
-        let (contrast, focus) = profile
-            .map(|p| (p.contrast, p.sharpness.clamp(0.0, 1.0)))
-            .unwrap_or((0.0, 0.0));
+        let contrast = self
+            .rays
+            .edge_contrast(
+                [c2.cx, c2.cy],
+                c2.r,
+                &self.inlier_rays,
+                (PLATEAU_UM.0 * px_per_um, PLATEAU_UM.1 * px_per_um),
+                hit.polarity,
+            )
+            .unwrap_or(0.0);
         let radius_px = c2.r + radius_shift;
+        let focus = self
+            .focus_rays
+            .edge_focus(
+                img,
+                aspect,
+                [c2.cx, c2.cy],
+                radius_px,
+                n_rays,
+                FOCUS_RANGE_UM * px_per_um,
+                (FOCUS_SMOOTH_UM * px_per_um, FOCUS_BLUR_UM * px_per_um),
+            )
+            .unwrap_or(0.0)
+            .clamp(0.0, 1.0);
         // Edge visibility: the step across the edge, or for rim-dominated edges twice the
         // edge slope over one pixel, against the frame's noise.
         let snr = contrast.max(2.0 * support.median_strength) / noise;

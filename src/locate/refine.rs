@@ -6,8 +6,8 @@
 //! either the strongest edge of the expected polarity inside a window (parabola-interpolated
 //! maximum of the smoothed profile derivative; the first, coarse pass) or the ray's crossing
 //! of the glass boundary chosen for its angular sector by [`glass_step`] (the refining pass)
-//! — and, for a fitted circle, the [`EdgeProfile`] of the median radial profile across the
-//! cladding edge: its contrast and its sharpness (the focus measure).
+//! — and, for a fitted circle, the contrast of the median radial profile across the cladding
+//! edge and its sharpness (the focus measure, [`Rays::edge_focus`]).
 
 use image::GrayImage;
 
@@ -16,9 +16,8 @@ pub(crate) const STEP_PX: f64 = 0.5;
 /// Gaussian smoothing of the profile for edge detection: sigma in samples (1 px).
 const SMOOTH_SIGMA_SAMPLES: f64 = 1.0;
 const SMOOTH_HALF: usize = 3;
-/// Light smoothing for the sharpness measure: sigma in samples (0.5 px).
+/// Least smoothing of the focus measure's profile: sigma in samples (0.5 px).
 const SHARP_SIGMA_SAMPLES: f64 = 1.0;
-const SHARP_HALF: usize = 2;
 
 /// Angular sectors in which the glass boundary is chosen separately: rims with relief
 /// (lit from one side) change which of two neighbouring edges is the stronger around the
@@ -78,19 +77,12 @@ pub(crate) struct EdgePoint {
     pub steep_dt: Option<f64>,
 }
 
-/// The cladding edge as seen on the median radial profile.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct EdgeProfile {
-    /// Polarity-signed step height across the edge (gray levels, inner plateau to outer).
-    pub contrast: f64,
-    /// Max slope across the edge / intensity range around it (1/px).
-    pub sharpness: f64,
-}
-
 /// Ray-casting scratch buffers.
 pub(crate) struct Rays {
     kernel: Vec<f64>,
-    sharp_kernel: Vec<f64>,
+    /// The focus measure's two smoothings (rebuilt for each frame's scale).
+    focus_kernel: Vec<f64>,
+    focus_kernel_sharp: Vec<f64>,
     raw: Vec<f64>,
     smooth: Vec<f64>,
     deriv: Vec<f64>,
@@ -117,7 +109,8 @@ impl Default for Rays {
     fn default() -> Self {
         Self {
             kernel: gauss_kernel(SMOOTH_SIGMA_SAMPLES, SMOOTH_HALF),
-            sharp_kernel: gauss_kernel(SHARP_SIGMA_SAMPLES, SHARP_HALF),
+            focus_kernel: Vec::new(),
+            focus_kernel_sharp: Vec::new(),
             raw: Vec::new(),
             smooth: Vec::new(),
             deriv: Vec::new(),
@@ -139,14 +132,20 @@ impl Default for Rays {
 }
 
 fn gauss_kernel(sigma: f64, half: usize) -> Vec<f64> {
-    let k: Vec<f64> = (0..=2 * half)
-        .map(|i| {
-            let d = i as f64 - half as f64;
-            (-0.5 * d * d / (sigma * sigma)).exp()
-        })
-        .collect();
+    let mut k = Vec::new();
+    fill_gauss_kernel(sigma, half, &mut k);
+    k
+}
+
+/// A normalized Gaussian kernel of `2 * half + 1` taps into `k` (reusing its allocation).
+fn fill_gauss_kernel(sigma: f64, half: usize, k: &mut Vec<f64>) {
+    k.clear();
+    k.extend((0..=2 * half).map(|i| {
+        let d = i as f64 - half as f64;
+        (-0.5 * d * d / (sigma * sigma)).exp()
+    }));
     let s: f64 = k.iter().sum();
-    k.into_iter().map(|v| v / s).collect()
+    k.iter_mut().for_each(|v| *v /= s);
 }
 
 /// Bilinear sample of the frame at frame coordinates (pixel centers on integers); the
@@ -457,18 +456,17 @@ impl Rays {
     }
 
     /// The step height between the plateaus `plateau_px` inside and outside circle
-    /// (`center`, `r`) and the edge sharpness (max slope within ±1.5 px of the edge over the
-    /// profile's range within ±`range_px`), from the median profile over `rays`.
-    pub fn edge_profile(
+    /// (`center`, `r`), from the median profile over `rays` (polarity-signed: inner plateau
+    /// to outer).
+    pub fn edge_contrast(
         &mut self,
         center: [f64; 2],
         r: f64,
         rays: &[usize],
         plateau_px: (f64, f64),
-        range_px: f64,
         polarity: f64,
-    ) -> Option<EdgeProfile> {
-        let m = self.median_profile(center, r, Some(rays), plateau_px.1.max(range_px) + 1.0)?;
+    ) -> Option<f64> {
+        let m = self.median_profile(center, r, Some(rays), plateau_px.1 + 1.0)?;
         let len = self.median.len();
         let prof = &self.median;
         let index =
@@ -479,32 +477,67 @@ impl Rays {
         };
         let inner = mean_over(-plateau_px.1, -plateau_px.0);
         let outer = mean_over(plateau_px.0, plateau_px.1);
-        let contrast = polarity * (outer - inner);
-        let (lo, hi) = prof[index(-range_px)..=index(range_px)]
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-                (lo.min(v), hi.max(v))
-            });
-        let range = hi - lo;
+        Some(polarity * (outer - inner))
+    }
 
-        // Max polarity-signed slope of the lightly smoothed median profile near the edge.
-        convolve(&self.median, &self.sharp_kernel, &mut self.median_smooth);
-        let reach = (1.5 / STEP_PX) as usize;
-        let mut slope = 0.0f64;
-        let (a, b) = (
-            m.saturating_sub(reach).max(SHARP_HALF + 1),
-            (m + reach).min(len.saturating_sub(SHARP_HALF + 2)),
+    /// Focus measure of the edge of circle (`center`, `r`) in `img`, in [0, 1]: casts its
+    /// own profiles around that circle (so it does not depend on where earlier passes cast),
+    /// takes their median, and compares its steepest slope within ± `range_px` of the edge,
+    /// smoothed by `smooth_px` (at least half a pixel), with the steepest slope after a
+    /// further blur of `blur_px`. For an edge blurred by sigma (smoothing included) the ratio
+    /// q of the two is sigma / sqrt(sigma² + blur²), and the measure is sqrt(1 - q²) =
+    /// blur / sqrt(sigma² + blur²). `None` when fewer than 8 rays stay inside the frame.
+    #[allow(clippy::too_many_arguments)] // all plain numbers of one measurement
+    pub fn edge_focus(
+        &mut self,
+        img: &GrayImage,
+        aspect: f64,
+        center: [f64; 2],
+        r: f64,
+        n_rays: usize,
+        range_px: f64,
+        (smooth_px, blur_px): (f64, f64),
+    ) -> Option<f64> {
+        let sigma_a = (smooth_px / STEP_PX).max(SHARP_SIGMA_SAMPLES);
+        let sigma_b = (sigma_a.powi(2) + (blur_px / STEP_PX).powi(2)).sqrt();
+        let (half_a, half_b) = (
+            (3.0 * sigma_a).ceil() as usize,
+            (3.0 * sigma_b).ceil() as usize,
         );
+        fill_gauss_kernel(sigma_a, half_a, &mut self.focus_kernel_sharp);
+        fill_gauss_kernel(sigma_b, half_b, &mut self.focus_kernel);
+        let half_span = range_px + (half_b + 2) as f64 * STEP_PX;
+        self.cast(
+            img,
+            aspect,
+            center,
+            (r - half_span - 1.0, r + half_span + 1.0),
+            n_rays,
+        );
+        let m = self.median_profile(center, r, None, half_span)?;
+        let len = self.median.len();
+        convolve(
+            &self.median,
+            &self.focus_kernel_sharp,
+            &mut self.median_smooth,
+        );
+        convolve(&self.median, &self.focus_kernel, &mut self.clean);
+        let reach = (range_px / STEP_PX).ceil() as usize;
+        let (a, b) = (
+            m.saturating_sub(reach).max(half_b + 1),
+            (m + reach).min(len.saturating_sub(half_b + 2)),
+        );
+        let (mut s_sharp, mut s_blur) = (0.0f64, 0.0f64);
         for k in a..=b {
-            slope = slope.max(
-                polarity * (self.median_smooth[k + 1] - self.median_smooth[k - 1])
-                    / (2.0 * STEP_PX),
-            );
+            s_sharp = s_sharp.max((self.median_smooth[k + 1] - self.median_smooth[k - 1]).abs());
+            s_blur = s_blur.max((self.clean[k + 1] - self.clean[k - 1]).abs());
         }
-        Some(EdgeProfile {
-            contrast,
-            sharpness: if range > 1.0 { slope / range } else { 0.0 },
-        })
+        if s_sharp <= 1e-9 {
+            // A flat profile: no edge to be sharp.
+            return Some(0.0);
+        }
+        let q = (s_blur / s_sharp).min(1.0);
+        Some((1.0 - q * q).sqrt())
     }
 }
 
