@@ -30,11 +30,12 @@ pub const IMAGE_EXTENSIONS: [&str; 4] = ["png", "jpg", "jpeg", "bmp"];
 const KNOWN_CONFIG_KEYS: [&str; 5] = ["fiber", "um_per_px", "um_per_px_x", "um_per_px_y", "synth"];
 
 /// Label keys beyond the format's own that the synthetic writer emits (not warned about).
-const SYNTH_LABEL_KEYS: [&str; 17] = [
+const SYNTH_LABEL_KEYS: [&str; 18] = [
     "look",
     "look_mix",
     "core_diameter_um",
     "trench_ring",
+    "trench_band",
     "double_edge",
     "epoxy_width_um",
     "edge_softness_um",
@@ -191,6 +192,7 @@ impl Label {
         put("look_mix", round3(s.look_mix).into());
         put("core_diameter_um", round3(s.core_diameter_um).into());
         put("trench_ring", s.trench_ring.into());
+        put("trench_band", s.trench_band.into());
         put("double_edge", s.double_edge.into());
         put("epoxy_width_um", round3(s.epoxy_width_um).into());
         put("edge_softness_um", round3(s.edge_softness_um).into());

@@ -339,3 +339,73 @@ fn fixed_fiber_scale_and_aspect_are_respected() {
         assert!((t.center_in_frame[1] - 99.5).abs() <= 0.15 * 200.0 + 1e-9);
     }
 }
+
+/// Real 50 µm multimode fibers often show their graded-index / trench region as a broad dark
+/// (or bright) annulus around the core, not only a thin ring (the shipped model 1.1.0
+/// false-failed such a real photograph): the camera renders both, the band exactly between
+/// the core edge and its outer radius, and tags the frame.
+#[test]
+fn multimode_trench_is_a_thin_ring_or_a_broad_band_around_the_core() {
+    let cfg = SynthConfig {
+        width: 640,
+        height: 480,
+        fiber: Some(FiberProfile::Mm),
+        um_per_px: Some(0.5),
+        aspect_y_over_x: Some(1.0),
+        ..SynthConfig::default()
+    };
+    let (mut bands, mut rings) = (0, 0);
+    let mut checked = false;
+    for seed in 0..200u64 {
+        let spec = sample_scene(&cfg, seed, Content::Good);
+        if spec.look.trench_ring == 0.0 {
+            continue;
+        }
+        let band = spec.look.trench_band_outer > 0.0;
+        if band {
+            bands += 1;
+        } else {
+            rings += 1;
+        }
+        let (img, truth) = render(&spec);
+        assert!(truth.style.trench_ring);
+        assert_eq!(truth.style.trench_band, band);
+        if !band || checked || spec.look.trench_ring.abs() < 6.0 {
+            continue;
+        }
+        // The same scene without the trench: the difference is the band, and nothing else.
+        let mut plain = spec.clone();
+        plain.look.trench_ring = 0.0;
+        let (img0, _) = render(&plain);
+        let r_core = spec.core_diameter_um / 2.0;
+        let r_out = spec.look.trench_band_outer as f64 * 62.5;
+        let (mut inside, mut n_in, mut beyond, mut n_out) = (0.0, 0, 0.0f64, 0);
+        for (x, y, p) in img.enumerate_pixels() {
+            let r = truth
+                .scale
+                .radius_um(x as f64, y as f64, truth.center_in_frame);
+            let d = p.0[0] as f64 - img0.get_pixel(x, y).0[0] as f64;
+            if r > r_core + 3.0 && r < r_out - 3.0 {
+                inside += d;
+                n_in += 1;
+            } else if r > r_out + 4.0 && r < 58.0 {
+                beyond = beyond.max(d.abs());
+                n_out += 1;
+            }
+        }
+        let mean_in = inside / n_in as f64;
+        let gain_lo = 0.5; // illumination gain and vignetting scale the level change
+        assert!(
+            mean_in * spec.look.trench_ring as f64 > 0.0
+                && mean_in.abs() > gain_lo * spec.look.trench_ring.abs() as f64,
+            "band level change {mean_in:.2} for amplitude {}",
+            spec.look.trench_ring
+        );
+        assert!(n_out > 0 && beyond <= 1.0, "beyond the band: {beyond}");
+        checked = true;
+    }
+    assert!(
+        bands >= 5 && rings >= 5 && checked,
+        "{bands} bands, {rings} rings"
+    );
+}

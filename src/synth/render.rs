@@ -213,6 +213,7 @@ pub fn render(spec: &SceneSpec) -> (GrayImage, Truth) {
             look_mix: look.look_mix,
             core_diameter_um: spec.core_diameter_um,
             trench_ring: look.trench_ring != 0.0,
+            trench_band: look.trench_ring != 0.0 && look.trench_band_outer > 0.0,
             double_edge: look.epoxy_width_um >= 0.8
                 && look.inner_rim.abs() >= 8.0
                 && look.outer_rim.abs() >= 8.0,
@@ -309,7 +310,13 @@ fn base_radiance(spec: &SceneSpec, geo: &Geo) -> Vec<f32> {
                 + look.cladding_edge_shade as f64 * rn * rn
                 + look.core_delta as f64 * (1.0 - step(r - r_core, core_soft))
                 + look.core_ring as f64 * ridge(r - r_core, 0.7)
-                + look.trench_ring as f64 * ridge(r - TRENCH_RATIO * r_clad, 0.8)
+                + look.trench_ring as f64
+                    * if look.trench_band_outer > 0.0 {
+                        step(r - r_core, core_soft)
+                            - step(r - look.trench_band_outer as f64 * r_clad, 1.0)
+                    } else {
+                        ridge(r - TRENCH_RATIO * r_clad, 0.8)
+                    }
                 + look.glass_grain as f64 * g as f64;
             if look.core_glow != 0.0 {
                 fiber += look.core_glow as f64 * (-(r / glow_r).powi(2)).exp();

@@ -6,7 +6,7 @@
 //! pixels deterministically. All geometry is in *fiber* µm (origin on the axis, x right, y
 //! down), so non-square pixels need no special casing here.
 
-use super::raster::feret_um;
+use super::raster::{feret_um, mix64};
 use super::truth::{DefectKind, FiberProfile, Look};
 use super::SynthConfig;
 use crate::geometry::{PixelScale, CLADDING_RADIUS_UM};
@@ -65,8 +65,13 @@ pub struct LookSpec {
     /// Central glow (bright-core look), amplitude and radius (µm).
     pub core_glow: f32,
     pub core_glow_radius_um: f32,
-    /// Multimode trench ring at [`TRENCH_RATIO`] of the cladding radius (0 = none).
+    /// Multimode trench ring at [`TRENCH_RATIO`] of the cladding radius (0 = none): the
+    /// signed level change of a thin ring, or of the whole band when `trench_band_outer > 0`.
     pub trench_ring: f32,
+    /// 0 for a thin ring; else the ring is a broad band from the core edge out to this
+    /// fraction of the cladding radius (the graded-index / trench region of a real 50 µm
+    /// multimode fiber, seen as a dark or bright annulus around the core).
+    pub trench_band_outer: f32,
     /// Adhesive ring between cladding and ferrule bore.
     pub epoxy_width_um: f32,
     /// Epoxy level as a mix of cladding (0) and ferrule (1) levels.
@@ -495,7 +500,12 @@ pub fn sample_scene(config: &SynthConfig, seed: u64, content: Content) -> SceneS
         (h as f64 - 1.0) / 2.0 + rng.gen_range(-0.15..0.15) * h as f64,
     ];
 
-    let look = sample_look(rng, fiber, core_diameter_um);
+    let look = sample_look(
+        rng,
+        fiber,
+        core_diameter_um,
+        mix64(seed ^ TRENCH_BAND_STREAM),
+    );
     let camera = sample_camera(rng, config, w, h);
     let illumination = sample_illumination(rng, &look, w, h, center_in_frame);
     let ferrule = sample_ferrule(rng, &scale, center_in_frame, w, h);
@@ -585,7 +595,16 @@ fn lerp(a: f64, b: f64, t: f64) -> f64 {
     a + (b - a) * t
 }
 
-fn sample_look(rng: &mut ChaCha8Rng, fiber: FiberProfile, core_um: f64) -> LookSpec {
+/// Seed salt of the trench band's own random stream: drawn apart from the scene's stream, so
+/// adding the band left every other feature of every frame as it was.
+const TRENCH_BAND_STREAM: u64 = 0x7472_656e_6368_6264;
+
+fn sample_look(
+    rng: &mut ChaCha8Rng,
+    fiber: FiberProfile,
+    core_um: f64,
+    band_seed: u64,
+) -> LookSpec {
     let x: f64 = rng.gen();
     let t = if x < 0.45 {
         rng.gen_range(0.0..0.12)
@@ -658,6 +677,18 @@ fn sample_look(rng: &mut ChaCha8Rng, fiber: FiberProfile, core_um: f64) -> LookS
                 m
             } else {
                 -m
+            }
+        } else {
+            0.0
+        },
+        trench_band_outer: if trench {
+            // Half the trench fibers show the broad annulus real 50 µm fibers show (a dark
+            // band from the core edge to ~0.6 of the cladding radius), half the thin ring.
+            let mut band = ChaCha8Rng::seed_from_u64(band_seed);
+            if band.gen_bool(0.5) {
+                band.gen_range(0.55..0.68)
+            } else {
+                0.0
             }
         } else {
             0.0

@@ -146,6 +146,9 @@ pub struct StyleTags {
     pub look_mix: f64,
     pub core_diameter_um: f64,
     pub trench_ring: bool,
+    /// The trench is a broad band around the core rather than a thin ring.
+    #[serde(default)]
+    pub trench_band: bool,
     pub double_edge: bool,
     pub epoxy_width_um: f64,
     pub edge_softness_um: f64,
