@@ -42,12 +42,16 @@ PROFILES = {
         teacher_lr=1e-3, label_steps=4, label_t_start=0.6, label_max=4,
         student_widths=(16, 32, 64, 128, 160), student_seconds=240, student_steps=1200, student_batch=12,
         student_lr=2e-3, ema_decay=0.99, eval_teacher_max=6, holdout_frac=0.2, holdout_max=40,
+        # the smoke profile trains a fixed number of steps, so a loaded machine trains the same
+        # model, only slower; the *_seconds figures become a safety stop at 3x
+        fixed_steps=True,
     ),
     "full": dict(
         patch=96, teacher_widths=(32, 64, 96, 128), teacher_seconds=360, teacher_steps=30000, teacher_batch=8,
         teacher_lr=5e-4, label_steps=6, label_t_start=0.6, label_max=40,
         student_widths=(16, 32, 64, 128, 160), student_seconds=2700, student_steps=200000, student_batch=12,
         student_lr=2e-3, ema_decay=0.998, eval_teacher_max=24, holdout_frac=0.15, holdout_max=60,
+        fixed_steps=False,
     ),
 }
 COMMON = dict(data_workers=0, crop_size=384, crop_um_per_px=0.66, seed=0, amp=True, seg_weight=1.0, labelled_fraction=0.15,
@@ -64,7 +68,9 @@ def parse_args(argv=None):
     p.add_argument("--test", type=Path, help="dataset dir whose test/ is scored (default: --data's test/)")
     p.add_argument("--out", type=Path, default=REPO / "models", help="where the .onnx + manifest go (default models/)")
     p.add_argument("--work", type=Path, default=REPO / "out" / "train", help="checkpoints and logs (default out/train/)")
-    p.add_argument("--quick", action="store_true", help="tiny CPU smoke profile (< 10 min on 2 cores)")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny CPU smoke profile (< 10 min on 2 cores; a fixed number of steps, so a slow machine "
+                        "trains the same model, only slower)")
     p.add_argument("--minutes", type=float, help="total training time budget (teacher ~30%%, student ~70%%)")
     p.add_argument("--um-per-px", help="camera scale X[,Y] µm/px for images whose labels.jsonl / dataset.toml "
                                        "give none (the station's calibration)")
@@ -178,6 +184,8 @@ def main(argv=None):
         cfg["amp"] = False
     if device.type == "cuda":  # the GPU trains; painting pseudo-defects moves to worker processes
         cfg["data_workers"] = min(4, os.cpu_count() or 1)
+    if args.minutes or args.teacher_minutes is not None or args.student_minutes is not None:
+        cfg["fixed_steps"] = False  # a stated time budget: fit the schedule to it
     if args.minutes:
         total = args.minutes * 60
         cfg["teacher_seconds"] = 0.3 * total
