@@ -263,3 +263,32 @@ def test_crack_head_only_keeps_the_resumed_network_exactly(tmp_path):
     assert torch.allclose(r0, r1, atol=1e-6) and torch.allclose(a0, a1, atol=1e-6)
     head0 = StudentUNet((8, 16), crack_head=True).crack[-1].bias
     assert float((trained.crack[-1].bias - head0).abs().max()) > 1e-5, "the head trained"
+
+
+def test_trained_files_reach_the_output_folder_manifest_last(tmp_path, monkeypatch):
+    # the station trusts only the manifest: it must be the last file to appear, so a run that
+    # stops half way leaves an .onnx that fails the old manifest's sha256, never a new manifest
+    # beside an old model
+    from endface_train import pipeline
+
+    stage, out = tmp_path / "stage", tmp_path / "out"
+    stage.mkdir()
+    out.mkdir()
+    (out / "m.onnx").write_bytes(b"old model")
+    files = []
+    for name, body in (("m.manifest.json", b"{}"), ("m.onnx", b"new model"), ("m.report.json", b"[]")):
+        (stage / name).write_bytes(body)
+        files.append(stage / name)
+    order = []
+    real_replace = pipeline.os.replace
+
+    def spy(src, dst):
+        order.append(Path(dst).name)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(pipeline.os, "replace", spy)
+    finals = pipeline.install_outputs(files, out)
+    assert order == ["m.report.json", "m.onnx", "m.manifest.json"]
+    assert (out / "m.onnx").read_bytes() == b"new model"
+    assert sorted(p.name for p in out.iterdir()) == ["m.manifest.json", "m.onnx", "m.report.json"]
+    assert [p.name for p in finals] == ["m.manifest.json", "m.onnx", "m.report.json"]

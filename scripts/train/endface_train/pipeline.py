@@ -14,6 +14,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -150,6 +151,24 @@ def teacher_maps(teacher, crops, cfg, device, sigma=1.0):
         recs.append(rec)
         maps.append(E.abs_diff_map(c, rec, sigma))
     return np.stack(recs), np.stack(maps), times
+
+
+def install_outputs(files, out: Path) -> list[Path]:
+    """Move the staged model files into `out`: the report, then the .onnx, the manifest last
+    (each by an atomic rename in `out`). A stop between the .onnx and the manifest leaves a pair
+    the station refuses by its sha256 check, never a model it would run with the wrong
+    thresholds."""
+    order = sorted(files, key=lambda p: (p.name.endswith(".manifest.json"), p.name.endswith(".onnx")))
+    finals = []
+    for f in order:
+        dst = out / f.name
+        tmp = out / (f.name + ".tmp")
+        shutil.copyfile(f, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, dst)
+        finals.append(dst)
+    return sorted(finals)
 
 
 def student_maps(onnx_student, crops):
@@ -323,8 +342,15 @@ def main(argv=None):
     log.info("student: %d parameters, %.2f GFLOPs at %d²", sinfo["params"], sinfo["gflops_384"], cfg["crop_size"])
 
     # ------------------------------------------------------------------ export + calibration
+    # Everything is written to a staging folder first and moved into --out at the very end, so
+    # a run that stops half way (or fails) never leaves --out (by default the station's
+    # models/) with a new .onnx beside the old manifest: the station would refuse that pair.
     args.out.mkdir(parents=True, exist_ok=True)
-    onnx_path = args.out / f"{args.name}.onnx"
+    stage = args.work / "export"
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    onnx_path = stage / f"{args.name}.onnx"
     exp = X.export_onnx(student, onnx_path, cfg["crop_size"])
     report["export"] = exp
     ost = X.OnnxStudent(onnx_path, threads=args.threads)
@@ -412,9 +438,10 @@ def main(argv=None):
     report["thresholds"] = thresholds
     report["calibration_good_scores"] = cal["good_scores"]
     report["wall_seconds"] = round(time.time() - t_start, 1)
-    rp = args.out / f"{args.name}.report.json"
+    rp = stage / f"{args.name}.report.json"
     rp.write_text(json.dumps(_clean(report), indent=2) + "\n")
-    log.info("wrote %s, %s, %s (%.0f s total)", onnx_path, man, rp, time.time() - t_start)
+    finals = install_outputs([onnx_path, man, rp], args.out)
+    log.info("wrote %s (%.0f s total)", ", ".join(str(f) for f in finals), time.time() - t_start)
     return 0
 
 
