@@ -64,8 +64,17 @@ def run_quick(tmp: Path, seed: int = 0):
                        # machine, and 1 and 2 threads round differently, so a loaded machine would
                        # train another model (seed 0 on 1 thread is the degenerate one below)
                        + ["--threads", os.environ.get("QT") or "2"])
-    assert rc == 0
+    # 3: the trainer's install check refused the model (it finds its own pseudo-defects no
+    # better than chance) and left --out untouched
+    assert rc in (0, 3), rc
+    if rc == 3:
+        assert not (out / "endface-student.manifest.json").exists()
+        raise InstallRefused(f"seed {seed}: the trainer's install check refused the model")
     return train, out, src
+
+
+class InstallRefused(AssertionError):
+    pass
 
 
 def check_outputs(train: Path, out: Path):
@@ -158,12 +167,14 @@ def test_quick_profile():
     # (good and defect pixel errors 0.0001 / 0.0002), and passes on 2 (0.005 / 0.10); seed 1
     # passes on both. Which way a run goes depends on rounding, so a CPU whose kernels round
     # differently can meet it with any seed: up to three seeds are tried and one must pass all
-    # checks. A broken pipeline fails all three.
+    # checks. Since session 9 the trainer itself refuses to install such a model (its install
+    # check: pseudo-defect pixel AUROC 0.54 < 0.6 there, 0.78-0.81 on working runs), which
+    # counts as a failed try here. A broken pipeline fails all three.
     failures = []
     with tempfile.TemporaryDirectory(prefix="endface-train-quick-") as d:
         for seed in (0, 1, 2):
-            train, out, src = run_quick(Path(d) / f"seed{seed}", seed=seed)
             try:
+                train, out, src = run_quick(Path(d) / f"seed{seed}", seed=seed)
                 figures = check_outputs(train, out)
             except AssertionError as e:
                 failures.append(f"seed {seed}: {e}")

@@ -292,3 +292,29 @@ def test_trained_files_reach_the_output_folder_manifest_last(tmp_path, monkeypat
     assert (out / "m.onnx").read_bytes() == b"new model"
     assert sorted(p.name for p in out.iterdir()) == ["m.manifest.json", "m.onnx", "m.report.json"]
     assert [p.name for p in finals] == ["m.manifest.json", "m.onnx", "m.report.json"]
+
+
+def test_install_check_refuses_a_model_that_finds_nothing_and_passes_one_that_does():
+    from endface_train import pipeline
+
+    size, s = 384, 0.66
+    cfg = {"seed": 0, "crop_size": size, "crop_um_per_px": s}
+    disk = D.contact_disk(size, s)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:size, 0:size]
+    r = np.hypot(xx - size / 2, yy - size / 2)
+    clean = (0.55 + 0.25 * (r < 62.5 / s) + rng.normal(0, 0.01, (size, size))).astype(np.float32)
+    crops = np.stack([clean, clean[::-1].copy()])
+
+    def identity(x):  # reconstruction = input, a map that knows nothing
+        return x, np.full_like(x, 0.01)
+
+    def finder(x):  # a map that marks what differs from the clean crop it came from
+        d = np.minimum(np.abs(x - crops[0]), np.abs(x - crops[1]))
+        return x, d / max(float(d.max()), 1e-6)
+
+    bad = pipeline.install_check(identity, crops, disk, cfg)
+    assert not bad["ok"] and bad["pseudo_defect_pixel_auroc"] <= 0.55 and bad["crops"] >= 24
+    good = pipeline.install_check(finder, crops, disk, cfg)
+    assert good["ok"] and good["pseudo_defect_pixel_auroc"] > 0.9, good
+    assert pipeline.install_check(identity, crops[:0], disk, cfg)["ok"]  # nothing to check with
