@@ -380,9 +380,10 @@ def main(argv=None):
     log.info("student: %d parameters, %.2f GFLOPs at %d²", sinfo["params"], sinfo["gflops_384"], cfg["crop_size"])
 
     # ------------------------------------------------------------------ export + calibration
-    # Everything is written to a staging folder first and moved into --out at the very end, so
-    # a run that stops half way (or fails) never leaves --out (by default the station's
-    # models/) with a new .onnx beside the old manifest: the station would refuse that pair.
+    # Everything is written to a staging folder first and moved into --out at the very end
+    # (install_outputs), so a run that stops half way, fails or fails the install check leaves
+    # --out (by default the station's models/) as it was; before, the new .onnx sat beside the
+    # old manifest for the whole calibration and evaluation.
     args.out.mkdir(parents=True, exist_ok=True)
     stage = args.work / "export"
     if stage.exists():
