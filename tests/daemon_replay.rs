@@ -320,3 +320,95 @@ fn inspector_failure_drops_ready_and_withholds_pass_then_recovers_or_stops() {
         .iter()
         .any(|t| t.role == Role::Pass && t.active));
 }
+
+/// A line driver whose writes take 3 ms each (a slow sysfs or I2C expander): the simulation
+/// records each change when it lands, after the wait.
+struct SlowLines(endface::actuate::sim::SimBackend);
+
+impl endface::actuate::OutputBackend for SlowLines {
+    fn set(
+        &mut self,
+        role: Role,
+        active: bool,
+        note: Option<u64>,
+    ) -> Result<(), endface::actuate::ActuateError> {
+        std::thread::sleep(Duration::from_millis(3));
+        self.0.set(role, active, note)
+    }
+    fn describe(&self) -> String {
+        format!("slow {}", self.0.describe())
+    }
+}
+
+#[test]
+fn slow_line_writes_never_shorten_the_strobe_or_reject_delay() {
+    // Three line writes at 0 ms (release, assert, BUSY) take 9 ms here: STROBE (5 ms) and
+    // REJECT must still come their full delay after the result lines really changed. Timed
+    // from the signal (before session 9), STROBE came 3.1 ms after the last of those writes (a
+    // PLC latching on STROBE could read lines that had not settled; CI once saw 4.90 ms for
+    // a 5 ms delay on the plain simulation).
+    let dir = tempfile::tempdir().unwrap();
+    let markers = [PASS, FAIL, PASS];
+    write_frames(&dir.path().join("frames"), &markers);
+    let cfg = config(
+        dir.path(),
+        "[camera]\nsource = \"replay\"\npath = \"frames\"\n[trigger]\nmode = \"software\"\n",
+    );
+    let cfg_reject_delay = {
+        let mut c = cfg.clone();
+        c.gpio.reject_delay_ms = 5;
+        c
+    };
+    let source = open_source(&cfg_reject_delay.camera, &SceneHints::default()).unwrap();
+    let (backend, rec) =
+        endface::actuate::sim::SimBackend::from_config(&cfg_reject_delay.gpio).unwrap();
+    let outputs =
+        endface::actuate::Outputs::new(Box::new(SlowLines(backend)), &cfg_reject_delay.gpio);
+    let d = endface::daemon::Daemon::new(
+        cfg_reject_delay,
+        source,
+        Box::new(endface::daemon::marker::MarkerInspector::new(
+            Duration::ZERO,
+        )),
+        outputs,
+    )
+    .unwrap();
+    let trigger = d.trigger_handle();
+    let stop = d.stop_flag();
+    let run = start(d, None);
+    wait_until(|| rec.level(Role::Ready), "READY");
+    for i in 0..markers.len() {
+        assert_eq!(trigger.fire(), Some(i as u64 + 1));
+        run.wait_for(i + 1);
+    }
+    stop.store(true, Ordering::SeqCst);
+    run.handle.join().unwrap();
+    let t = rec.transitions();
+    for (k, m) in markers.iter().enumerate() {
+        let n = Some(k as u64 + 1);
+        let find = |role: Role, active: bool| {
+            t.iter()
+                .find(|x| x.inspection == n && x.role == role && x.active == active)
+                .unwrap_or_else(|| panic!("inspection {}: no {role} {active}", k + 1))
+        };
+        let result = find(if *m == PASS { Role::Pass } else { Role::Fail }, true);
+        let busy_off = find(Role::Busy, false);
+        let strobe = find(Role::Strobe, true);
+        assert!(
+            ms(busy_off, strobe) >= 5.0,
+            "inspection {}: STROBE {:.2} ms after the last result-line write",
+            k + 1,
+            ms(busy_off, strobe)
+        );
+        assert!(ms(result, strobe) >= 5.0);
+        if *m == FAIL {
+            let reject = find(Role::Reject, true);
+            assert!(
+                ms(busy_off, reject) >= 5.0,
+                "inspection {}: REJECT {:.2} ms after the last result-line write",
+                k + 1,
+                ms(busy_off, reject)
+            );
+        }
+    }
+}

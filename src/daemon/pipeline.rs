@@ -1753,13 +1753,22 @@ fn output_loop(
     }
 }
 
-/// Play a result timeline starting at `t_signal`. A pulse's end is timed from when its start
-/// really happened, so a late start never shortens a pulse. Returns whether PASS was withheld.
+/// Play a result timeline starting at `t_signal`. The delayed steps (REJECT, STROBE) are timed
+/// from when the result lines were really set, and a pulse's end from when its start really
+/// happened, so a late write never shortens a delay or a pulse (a PLC that latches PASS/FAIL on
+/// STROBE must find them settled for the whole configured delay). Returns whether PASS was
+/// withheld.
 fn play_plan(sh: &Shared, plan: &[crate::actuate::Step], t_signal: u64, inspection: u64) -> bool {
     let mut started: [Option<(u64, u64)>; Role::COUNT] = [None; Role::COUNT];
     let mut withheld = false;
+    // When the steps at 0 ms (the result lines and BUSY) were really written.
+    let mut lines_set_ns = t_signal;
     for step in plan {
-        let mut deadline = t_signal + step.at_ms * 1_000_000;
+        let mut deadline = if step.at_ms == 0 {
+            t_signal
+        } else {
+            lines_set_ns + step.at_ms * 1_000_000
+        };
         if !step.active {
             if let Some((on_at_ms, on_real_ns)) = started[step.role.index()] {
                 deadline = deadline.max(on_real_ns + (step.at_ms - on_at_ms) * 1_000_000);
@@ -1775,8 +1784,12 @@ fn play_plan(sh: &Shared, plan: &[crate::actuate::Step], t_signal: u64, inspecti
             continue;
         }
         sh.drive(|o| o.set(step.role, step.active, Some(inspection)));
+        let now = monotonic_ns();
+        if step.at_ms == 0 {
+            lines_set_ns = now;
+        }
         if step.active {
-            started[step.role.index()] = Some((step.at_ms, monotonic_ns()));
+            started[step.role.index()] = Some((step.at_ms, now));
         }
     }
     withheld
