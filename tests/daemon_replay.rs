@@ -350,29 +350,13 @@ fn slow_line_writes_never_shorten_the_strobe_or_reject_delay() {
     let dir = tempfile::tempdir().unwrap();
     let markers = [PASS, FAIL, PASS];
     write_frames(&dir.path().join("frames"), &markers);
-    let cfg = config(
+    let mut cfg = config(
         dir.path(),
         "[camera]\nsource = \"replay\"\npath = \"frames\"\n[trigger]\nmode = \"software\"\n",
     );
-    let cfg_reject_delay = {
-        let mut c = cfg.clone();
-        c.gpio.reject_delay_ms = 5;
-        c
-    };
-    let source = open_source(&cfg_reject_delay.camera, &SceneHints::default()).unwrap();
-    let (backend, rec) =
-        endface::actuate::sim::SimBackend::from_config(&cfg_reject_delay.gpio).unwrap();
-    let outputs =
-        endface::actuate::Outputs::new(Box::new(SlowLines(backend)), &cfg_reject_delay.gpio);
-    let d = endface::daemon::Daemon::new(
-        cfg_reject_delay,
-        source,
-        Box::new(endface::daemon::marker::MarkerInspector::new(
-            Duration::ZERO,
-        )),
-        outputs,
-    )
-    .unwrap();
+    cfg.gpio.reject_delay_ms = 5;
+    let source = open_source(&cfg.camera, &SceneHints::default()).unwrap();
+    let (d, rec) = daemon_with_lines(cfg, source, Duration::ZERO, |b| Box::new(SlowLines(b)));
     let trigger = d.trigger_handle();
     let stop = d.stop_flag();
     let run = start(d, None);

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use endface::actuate::sim::{SimBackend, SimRecorder, Transition};
-use endface::actuate::{Outputs, Role};
+use endface::actuate::{OutputBackend, Outputs, Role};
 use endface::capture::{monotonic_ns, unix_ns, CaptureError, Frame, Source};
 use endface::daemon::marker::MarkerInspector;
 use endface::daemon::{Daemon, DaemonConfig, ResultEvent, RunOptions, Summary, Verdict};
@@ -65,8 +65,18 @@ pub fn daemon(
     source: Box<dyn Source>,
     delay: Duration,
 ) -> (Daemon, SimRecorder) {
+    daemon_with_lines(cfg, source, delay, |b| Box::new(b))
+}
+
+/// [`daemon`] with the simulated lines behind `wrap` (a slow or failing driver).
+pub fn daemon_with_lines(
+    cfg: DaemonConfig,
+    source: Box<dyn Source>,
+    delay: Duration,
+    wrap: impl FnOnce(SimBackend) -> Box<dyn OutputBackend>,
+) -> (Daemon, SimRecorder) {
     let (backend, rec) = SimBackend::from_config(&cfg.gpio).unwrap();
-    let outputs = Outputs::new(Box::new(backend), &cfg.gpio);
+    let outputs = Outputs::new(wrap(backend), &cfg.gpio);
     let d = Daemon::new(cfg, source, Box::new(MarkerInspector::new(delay)), outputs).unwrap();
     (d, rec)
 }
