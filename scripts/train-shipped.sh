@@ -4,8 +4,9 @@
 # stages: (1) teacher + student on pseudo-defects and teacher labels, (2) the student trained
 # on from stage 1's checkpoint with a third of its patches over the fiber's own structure
 # (--structure-patches: the axis and the cladding edge, where stage 1 raised false alarms).
-#   scripts/train-shipped.sh [--minutes M] [--finetune-minutes F] [--out DIR]
-#   (defaults: 50 and 45 minutes, models/)
+#   scripts/train-shipped.sh [--minutes M] [--finetune-minutes F] [--out DIR] [--version V] [--threads N]
+#   (defaults: 50 and 45 minutes, models/, the version in models/endface-student.manifest.json,
+#   the trainer's own thread rule)
 # On a 2-core CPU this takes ~M + F + 8 minutes; on a GPU the same budget trains far more steps.
 # The thresholds written to the manifest (0.93, grown to 0.6) were chosen on the validation
 # sets (seeds 4004, 4005; models/MODEL_CARD.md), not by the trainer.
@@ -16,12 +17,16 @@ cd "$repo"
 minutes=50
 finetune=45
 out="$repo/models"
+version=""
+threads=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --minutes) minutes="$2"; shift 2 ;;
         --finetune-minutes) finetune="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
-        *) echo "train-shipped.sh: unknown argument $1 (use --minutes M, --finetune-minutes F, --out DIR)" >&2; exit 2 ;;
+        --version) version="$2"; shift 2 ;;
+        --threads) threads="$2"; shift 2 ;;
+        *) echo "train-shipped.sh: unknown argument $1 (use --minutes M, --finetune-minutes F, --out DIR, --version V, --threads N)" >&2; exit 2 ;;
     esac
 done
 if [ -n "${ENDFACE_BIN:-}" ]; then
@@ -29,6 +34,9 @@ if [ -n "${ENDFACE_BIN:-}" ]; then
 else
     cargo build --release --quiet --bin endface
     bin="$repo/target/release/endface"
+fi
+if [ -z "$version" ]; then
+    version="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' "$repo/models/endface-student.manifest.json")"
 fi
 render() { # dir seed args...   (re-rendered when the seed or the arguments change)
     local dir="$1" seed="$2"; shift 2
@@ -48,11 +56,11 @@ render data/synth-unlabelled 2002 --train-good 0 --test-good 40 --per-kind 8
 render data/synth-test 9001 --train-good 0 --test-good 50 --per-kind 30
 render data/synth-val 4004 --train-good 0 --test-good 50 --per-kind 12
 ENDFACE_BIN="$bin" scripts/train.sh --data data/synth-train --unlabelled data/synth-unlabelled \
-    --test data/synth-test --out out/train-stage1 --work out/train --minutes "$minutes"
+    --test data/synth-test --out out/train-stage1 --work out/train --minutes "$minutes" --threads "$threads"
 ENDFACE_BIN="$bin" scripts/train.sh --data data/synth-train --unlabelled data/synth-unlabelled \
     --test data/synth-val --out "$out" --work out/train-stage2 --teacher-ckpt out/train/teacher.pt \
     --resume-student out/train/student.pt --student-minutes "$finetune" --bn-recalibrate off \
-    --structure-patches 0.35 --version 1.1.0
+    --structure-patches 0.35 --version "$version" --threads "$threads"
 python3 - "$out/endface-student.manifest.json" <<'PY'
 import json, sys
 path = sys.argv[1]
