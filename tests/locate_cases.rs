@@ -165,6 +165,21 @@ fn jpeg_noise_and_uneven_light() {
     check(&s, 0.3, 0.006);
 }
 
+/// A faint cladding edge (15 gray levels) under read noise of 6 levels: each ray's step
+/// measurement averages its plateaus, so the edge is well seen (session 10: a visibility
+/// factor against the per-pixel noise refused such frames as "too uncertain").
+#[test]
+fn faint_edge_under_read_noise_is_located_not_refused() {
+    for look in [Look::BrightFiber, Look::DarkFiber] {
+        let mut s = Scene::simple(look, Fiber::Sm);
+        s.glass_contrast = 0.25;
+        s.noise = 6.0;
+        s.blur_px = 1.0;
+        s.center_in_frame = [301.3, 228.6];
+        check(&s, 0.6, 0.01);
+    }
+}
+
 #[test]
 fn double_edge_from_an_epoxy_ring_gives_one_consistent_circle() {
     let mut s = Scene::simple(Look::DarkFiber, Fiber::Sm);

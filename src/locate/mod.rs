@@ -48,8 +48,9 @@
 //!    must be (relief, a chip).
 //! 4. Confidence = (fraction of all rays whose edge is of useful strength and lies within
 //!    max(1.5 px, 1 % of r) of the circle) × fit factor (RMS of those residuals: 1 up to
-//!    0.5 px, 0 at 2.5 px) × visibility factor (the larger of the step across the edge and
-//!    twice the edge slope per pixel, over the frame's noise: 0 at 1x, 1 from 3.5x). A
+//!    0.5 px, 0 at 2.5 px) × visibility factor (the larger of the step across the edge over
+//!    the noise of one ray's measurement of that step — two 3 µm plateau means — and twice
+//!    the edge slope per pixel over the frame's noise: 0 at 1x, 1 from 3.5x). A
 //!    mis-set aspect lowers it sharply (the edge no longer fits a circle in circle space);
 //!    the refusal then says which aspect the edge implies.
 //! 5. Focus: rays cast afresh around the final circle; on their median profile, the steepest
@@ -510,9 +511,13 @@ impl Locator {
             )
             .unwrap_or(0.0)
             .clamp(0.0, 1.0);
-        // Edge visibility: the step across the edge, or for rim-dominated edges twice the
-        // edge slope over one pixel, against the frame's noise.
-        let snr = contrast.max(2.0 * support.median_strength) / noise;
+        // Edge visibility: the step across the edge against the noise of one ray's own
+        // measurement of it (the difference of two plateau means, each over the plateau's
+        // length in pixels), or for rim-dominated edges twice the edge slope over one pixel
+        // against the frame's noise.
+        let plateau_len_px = ((PLATEAU_UM.1 - PLATEAU_UM.0) * px_per_um).max(1.0);
+        let step_noise = noise * (2.0 / plateau_len_px).sqrt();
+        let snr = (contrast / step_noise).max(2.0 * support.median_strength / noise);
         let q_fit = (1.25 - 0.5 * support.rms).clamp(0.0, 1.0);
         let q_snr = ((snr - 1.0) / 2.5).clamp(0.0, 1.0);
         let confidence = (support.fraction * q_fit * q_snr).clamp(0.0, 1.0);

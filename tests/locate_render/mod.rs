@@ -78,6 +78,9 @@ pub struct Scene {
     pub chips: Vec<Chip>,
     pub blobs: Vec<Blob>,
     pub jpeg_quality: Option<u8>,
+    /// Scales the glass levels' distance from the ferrule level (1: the look's own levels;
+    /// 0.25: a faint cladding edge).
+    pub glass_contrast: f64,
     pub seed: u64,
 }
 
@@ -106,6 +109,7 @@ impl Scene {
             chips: Vec::new(),
             blobs: Vec::new(),
             jpeg_quality: None,
+            glass_contrast: 1.0,
             seed: 1,
         }
     }
@@ -226,6 +230,7 @@ impl Scene {
             } else {
                 None
             },
+            glass_contrast: 1.0,
             seed,
         }
     }
@@ -247,6 +252,10 @@ impl Scene {
             Look::DarkFiber => (75.0, 90.0 * core_gain, 195.0),
             Look::BrightFiber => (140.0, 205.0, 80.0),
         };
+        let (clad, core) = (
+            ferrule + (clad - ferrule) * self.glass_contrast,
+            ferrule + (core - ferrule) * self.glass_contrast,
+        );
         let step = |d_um: f64| smooth_step(d_um / sigma_um);
         let mut img = GrayImage::new(w, h);
         let diag = ((w as f64 / 2.0).powi(2) + (h as f64 / 2.0).powi(2)).sqrt();
