@@ -96,6 +96,10 @@ def parse_args(argv=None):
     p.add_argument("--test-max", type=int, help="score at most this many test images (even share per kind)")
     p.add_argument("--teacher-minutes", type=float, help="teacher training budget (overrides the profile)")
     p.add_argument("--student-minutes", type=float, help="student training budget (overrides the profile)")
+    p.add_argument("--patch", type=int,
+                   help="training patch side in crop pixels (default: the profile's 96); larger patches give the "
+                        "network more context per sample and its BatchNorm statistics closer to a whole crop's, "
+                        "at fewer steps per minute")
     p.add_argument("--structure-patches", type=float, default=0.0,
                    help="share of training patches placed over the fiber axis or the cladding edge, where "
                         "good structure (a lit core, a dark rim) is most often mistaken for a defect (0-1)")
@@ -279,6 +283,10 @@ def main(argv=None):
     train_frames, hold_frames, unl = ([f for f in fs if ok(f)] for fs in (train_frames, hold_frames, unl))
     log.info("data: %d train good, %d held-out good (calibration), %d test, %d unlabelled", len(train_frames),
              len(hold_frames), len(test_frames), len(unl))
+    if args.patch is not None:
+        if not 32 <= args.patch <= cfg["crop_size"] or args.patch % 32:
+            raise ValueError(f"--patch must be a multiple of 32 between 32 and {cfg['crop_size']} (got {args.patch})")
+        cfg["patch"] = args.patch
     if not 0.0 <= args.structure_patches <= 1.0:
         raise ValueError(f"--structure-patches must be in [0, 1] (got {args.structure_patches})")
     sampler = A.PairSampler(train_frames, cfg["crop_um_per_px"], cfg["crop_size"], cfg["patch"], seed=cfg["seed"],
