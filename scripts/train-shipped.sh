@@ -2,12 +2,14 @@
 # Rebuild the shipped model (models/endface-student.*) from scratch: render the synthetic
 # datasets with the release binary, then run scripts/train.sh (full profile) on them: teacher +
 # student on pseudo-defects and teacher labels. With --finetune-minutes F > 0 a second stage
-# trains the student on from that checkpoint with a third of its patches over the fiber's own
-# structure (--structure-patches: the axis and the cladding edge); model 1.1.0 was made that
-# way, but for 1.2.0 (session 10) the second stage made the model worse on the validation sets
-# (models/MODEL_CARD.md), so it is off by default.
-#   scripts/train-shipped.sh [--minutes M] [--finetune-minutes F] [--out DIR] [--version V] [--threads N]
-#   (defaults: 50 minutes, no second stage, models/, the version in
+# trains the student on from that checkpoint for F more minutes (same teacher, a new cosine
+# tail): --finetune-structure S puts a share S of its patches over the fiber's own structure
+# (the axis and the cladding edge; model 1.1.0 was made with 0.35, which made 1.2.0 worse on
+# the validation sets, models/MODEL_CARD.md), --finetune-patch P trains on P-pixel patches
+# instead of the profile's 96.
+#   scripts/train-shipped.sh [--minutes M] [--finetune-minutes F] [--finetune-structure S]
+#                            [--finetune-patch P] [--out DIR] [--version V] [--threads N]
+#   (defaults: 50 minutes, no second stage, structure 0, patch 96, models/, the version in
 #   models/endface-student.manifest.json, the trainer's own thread rule)
 # On a 2-core CPU this takes ~M + F + 8 minutes; on a GPU the same budget trains far more steps.
 # The thresholds written to the manifest (0.93, grown to 0.6) were chosen on the validation
@@ -18,6 +20,8 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 minutes=50
 finetune=0
+ft_structure=0
+ft_patch=""
 out="$repo/models"
 version=""
 threads=0
@@ -25,10 +29,12 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --minutes) minutes="$2"; shift 2 ;;
         --finetune-minutes) finetune="$2"; shift 2 ;;
+        --finetune-structure) ft_structure="$2"; shift 2 ;;
+        --finetune-patch) ft_patch="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
         --version) version="$2"; shift 2 ;;
         --threads) threads="$2"; shift 2 ;;
-        *) echo "train-shipped.sh: unknown argument $1 (use --minutes M, --finetune-minutes F, --out DIR, --version V, --threads N)" >&2; exit 2 ;;
+        *) echo "train-shipped.sh: unknown argument $1 (use --minutes M, --finetune-minutes F, --finetune-structure S, --finetune-patch P, --out DIR, --version V, --threads N)" >&2; exit 2 ;;
     esac
 done
 if [ -n "${ENDFACE_BIN:-}" ]; then
@@ -68,7 +74,7 @@ else
     ENDFACE_BIN="$bin" scripts/train.sh --data data/synth-train --unlabelled data/synth-unlabelled \
         --test data/synth-val --out "$out" --work out/train-stage2 --teacher-ckpt out/train/teacher.pt \
         --resume-student out/train/student.pt --student-minutes "$finetune" --bn-recalibrate off \
-        --structure-patches 0.35 --version "$version" --threads "$threads"
+        --structure-patches "$ft_structure" ${ft_patch:+--patch "$ft_patch"} --version "$version" --threads "$threads"
 fi
 python3 - "$out/endface-student.manifest.json" <<'PY'
 import json, sys
