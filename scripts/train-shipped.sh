@@ -8,7 +8,7 @@
 # the validation sets, models/MODEL_CARD.md), --finetune-patch P trains on P-pixel patches
 # instead of the profile's 96.
 #   scripts/train-shipped.sh [--minutes M] [--finetune-minutes F] [--finetune-structure S]
-#                            [--finetune-patch P] [--out DIR] [--version V] [--threads N]
+#                            [--finetune-patch P] [--finetune-threads T] [--out DIR] [--version V] [--threads N]
 #   (defaults: 50 minutes, no second stage, structure 0, patch 96, models/, the version in
 #   models/endface-student.manifest.json, the trainer's own thread rule)
 # On a 2-core CPU this takes ~M + F + 8 minutes; on a GPU the same budget trains far more steps.
@@ -22,6 +22,7 @@ minutes=50
 finetune=0
 ft_structure=0
 ft_patch=""
+ft_threads=""
 out="$repo/models"
 version=""
 threads=0
@@ -31,10 +32,11 @@ while [ $# -gt 0 ]; do
         --finetune-minutes) finetune="$2"; shift 2 ;;
         --finetune-structure) ft_structure="$2"; shift 2 ;;
         --finetune-patch) ft_patch="$2"; shift 2 ;;
+        --finetune-threads) ft_threads="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
         --version) version="$2"; shift 2 ;;
         --threads) threads="$2"; shift 2 ;;
-        *) echo "train-shipped.sh: unknown argument $1 (use --minutes M, --finetune-minutes F, --finetune-structure S, --finetune-patch P, --out DIR, --version V, --threads N)" >&2; exit 2 ;;
+        *) echo "train-shipped.sh: unknown argument $1 (use --minutes M, --finetune-minutes F, --finetune-structure S, --finetune-patch P, --finetune-threads T, --out DIR, --version V, --threads N)" >&2; exit 2 ;;
     esac
 done
 if [ -n "${ENDFACE_BIN:-}" ]; then
@@ -72,9 +74,9 @@ else
     ENDFACE_BIN="$bin" scripts/train.sh --data data/synth-train --unlabelled data/synth-unlabelled \
         --test data/synth-test --out out/train-stage1 --work out/train --minutes "$minutes" --threads "$threads"
     ENDFACE_BIN="$bin" scripts/train.sh --data data/synth-train --unlabelled data/synth-unlabelled \
-        --test data/synth-val --out "$out" --work out/train-stage2 --teacher-ckpt out/train/teacher.pt \
+        --test data/synth-test --out "$out" --work out/train-stage2 --teacher-ckpt out/train/teacher.pt \
         --resume-student out/train/student.pt --student-minutes "$finetune" --bn-recalibrate off \
-        --structure-patches "$ft_structure" ${ft_patch:+--patch "$ft_patch"} --version "$version" --threads "$threads"
+        --structure-patches "$ft_structure" ${ft_patch:+--patch "$ft_patch"} --version "$version" --threads "${ft_threads:-$threads}"
 fi
 python3 - "$out/endface-student.manifest.json" <<'PY'
 import json, sys
