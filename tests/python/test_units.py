@@ -127,6 +127,20 @@ def test_structure_patches_hold_the_fiber_axis_or_the_cladding_edge():
     assert share(0.0) < 0.6
 
 
+def test_a_patch_as_large_as_the_crop_is_the_whole_crop():
+    # --patch 384 (full-crop fine-tuning): every sample is the whole contract crop, the fiber
+    # centre where the shift puts it, the radius map the crop's own
+    frame = np.full((600, 600), 128, np.uint8)
+    fr = _Fr((300.0, 300.0), 0.5, 0.5)
+    fr.load = lambda: frame
+    s = A.PairSampler([fr], 0.66, 384, 384, seed=2)
+    patch, c = s.clean_patch(np.random.default_rng(1), affine=np.eye(2), shift=(0.0, 0.0))
+    assert patch.shape == (384, 384)
+    assert abs(c[0] - 191.5) < 1e-6 and abs(c[1] - 191.5) < 1e-6
+    assert s._last_r.shape == (384, 384)
+    assert s._last_r.min() < 5.0 and s._last_r.max() > 260.0
+
+
 def test_metrics_on_a_perfect_and_a_random_map():
     rng = np.random.default_rng(0)
     disk = D.contact_disk(64, 0.66 * 384 / 64)
