@@ -141,6 +141,24 @@ def test_a_patch_as_large_as_the_crop_is_the_whole_crop():
     assert s._last_r.min() < 5.0 and s._last_r.max() > 260.0
 
 
+def test_bad_training_arguments_stop_with_one_usage_line(capsys):
+    import pytest
+
+    from endface_train import pipeline as P
+
+    base = ["--data", "nowhere"]
+    for extra, said in ((["--patch", "100"], "--patch must be a multiple of 32"),
+                        (["--patch", "416"], "--patch must be a multiple of 32"),
+                        (["--structure-patches", "1.5"], "--structure-patches must be in [0, 1]"),
+                        (["--crack-head-only"], "--crack-head-only needs --resume-student")):
+        with pytest.raises(SystemExit) as e:
+            P.parse_args(base + extra)
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert said in err and "Traceback" not in err, err
+    assert P.parse_args(base + ["--patch", "384"]).patch == 384
+
+
 def test_metrics_on_a_perfect_and_a_random_map():
     rng = np.random.default_rng(0)
     disk = D.contact_disk(64, 0.66 * 384 / 64)

@@ -113,7 +113,16 @@ def parse_args(argv=None):
     p.add_argument("--crack-head-only", action="store_true",
                    help="with --crack-head and --resume-student: train only the crack head; the resumed "
                         "network (reconstruction, anomaly map) is kept exactly")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    # argument checks that need no data: one usage line and exit status 2, before any work
+    crop = COMMON["crop_size"]
+    if args.patch is not None and (not 32 <= args.patch <= crop or args.patch % 32):
+        p.error(f"--patch must be a multiple of 32 between 32 and {crop} (got {args.patch})")
+    if not 0.0 <= args.structure_patches <= 1.0:
+        p.error(f"--structure-patches must be in [0, 1] (got {args.structure_patches})")
+    if args.crack_head_only and not args.resume_student:
+        p.error("--crack-head-only needs --resume-student (the network whose map it keeps)")
+    return args
 
 
 def setup_logging(work: Path):
@@ -284,17 +293,11 @@ def main(argv=None):
     log.info("data: %d train good, %d held-out good (calibration), %d test, %d unlabelled", len(train_frames),
              len(hold_frames), len(test_frames), len(unl))
     if args.patch is not None:
-        if not 32 <= args.patch <= cfg["crop_size"] or args.patch % 32:
-            raise ValueError(f"--patch must be a multiple of 32 between 32 and {cfg['crop_size']} (got {args.patch})")
         cfg["patch"] = args.patch
-    if not 0.0 <= args.structure_patches <= 1.0:
-        raise ValueError(f"--structure-patches must be in [0, 1] (got {args.structure_patches})")
     sampler = A.PairSampler(train_frames, cfg["crop_um_per_px"], cfg["crop_size"], cfg["patch"], seed=cfg["seed"],
                             p_structure=args.structure_patches, crack_classes=args.crack_head or args.crack_head_only)
     cfg["crack_head"] = args.crack_head or args.crack_head_only
     cfg["crack_head_only"] = args.crack_head_only
-    if args.crack_head_only and not args.resume_student:
-        raise ValueError("--crack-head-only needs --resume-student (the network whose map it keeps)")
     hold_crops = crops_of(hold_frames, cfg)
     disk = D.contact_disk(cfg["crop_size"], cfg["crop_um_per_px"])
     report = {"profile": "quick" if args.quick else "full", "device": str(device), "threads": args.threads,
