@@ -150,7 +150,9 @@ def test_bad_training_arguments_stop_with_one_usage_line(capsys):
     for extra, said in ((["--patch", "100"], "--patch must be a multiple of 32"),
                         (["--patch", "416"], "--patch must be a multiple of 32"),
                         (["--structure-patches", "1.5"], "--structure-patches must be in [0, 1]"),
-                        (["--crack-head-only"], "--crack-head-only needs --resume-student")):
+                        (["--crack-head-only"], "--crack-head-only needs --resume-student"),
+                        (["--finish-share", "0.95"], "--finish-share must be in [0, 0.9]"),
+                        (["--finish-patch", "400"], "--finish-patch must be a multiple of 32")):
         with pytest.raises(SystemExit) as e:
             P.parse_args(base + extra)
         assert e.value.code == 2
@@ -345,8 +347,68 @@ def test_install_check_refuses_a_model_that_finds_nothing_and_passes_one_that_do
         d = np.minimum(np.abs(x - crops[0]), np.abs(x - crops[1]))
         return x, d / max(float(d.max()), 1e-6)
 
+    def marks_good_fiber(x):  # finds the defects, but also marks a patch of smooth fiber at full score
+        _, a = finder(x)
+        a = a.copy()
+        a[150:170, 200:220] = 1.0
+        return x, a
+
+    cfg["target_frr"] = 0.01
     bad = pipeline.install_check(identity, crops, disk, cfg)
     assert not bad["ok"] and bad["pseudo_defect_pixel_auroc"] <= 0.55 and bad["crops"] >= 24
+    assert any("no better than chance" in p for p in bad["problems"]), bad
     good = pipeline.install_check(finder, crops, disk, cfg)
     assert good["ok"] and good["pseudo_defect_pixel_auroc"] > 0.9, good
+    assert good["pseudo_defect_image_recall"] > 0.9 and good["problems"] == [], good
+    # the failure of session 11's long patch-only runs: the map finds the defects (pixel AUROC
+    # high) but good fiber scores as high, so the calibrated threshold (1.0) catches nothing
+    sat = pipeline.install_check(marks_good_fiber, crops, disk, cfg)
+    assert not sat["ok"] and sat["pseudo_defect_pixel_auroc"] > 0.8, sat
+    assert sat["image_threshold"] == 1.0 and sat["pseudo_defect_image_recall"] < 0.05, sat
+    assert len(sat["problems"]) == 1 and "catches" in sat["problems"][0], sat
+    # the threshold the manifest got is the one checked
+    at = pipeline.install_check(finder, crops, disk, cfg, image_threshold=0.999)
+    assert at["image_threshold"] == 0.999 and at["pseudo_defect_image_recall"] < good["pseudo_defect_image_recall"]
     assert pipeline.install_check(identity, crops[:0], disk, cfg)["ok"]  # nothing to check with
+
+
+def test_full_runs_spend_the_last_quarter_on_whole_crops(tmp_path, monkeypatch):
+    # the student runs on whole 384-px crops; the full profile's last phase trains on them, resumed
+    # from the patch phase's checkpoint with the rest of the time budget (the quick profile and
+    # --finish-share 0 train on patches only)
+    from endface_train import pipeline as P
+
+    calls = []
+
+    def fake_train(sampler, labelled, cfg, device, ckpt, resume=None):
+        calls.append(dict(patch=sampler.patch, lab=None if labelled is None else labelled.patch,
+                          seconds=cfg["student_seconds"], steps=cfg["student_steps"], resume=resume))
+        done = 1000 * len(calls)
+        return f"model{len(calls)}", {"steps": done, "seconds": 10.0 * len(calls), "patch": sampler.patch}
+
+    monkeypatch.setattr(P, "train_student", fake_train)
+
+    class S:
+        patch = 96
+        rng = None
+
+    cfg = dict(P.PROFILES["full"], **P.COMMON)
+    cfg["student_seconds"] = 400.0
+    triples = [tuple(np.zeros((384, 384), np.float32) for _ in range(4))]
+    args = P.parse_args(["--data", "x", "--work", str(tmp_path)])
+    model, info = P.train_student_phases(S(), None, triples, cfg, args, "cpu")
+    assert model == "model2" and len(calls) == 2
+    assert calls[0] == dict(patch=96, lab=None, seconds=300.0, steps=cfg["student_steps"], resume=None)
+    assert calls[1] == dict(patch=384, lab=384, seconds=100.0, steps=1000 + cfg["student_steps"],
+                            resume=tmp_path / "student.pt")
+    assert info["steps"] == 2000 and info["finish"] == {"patch": 384, "share": 0.25, "steps": 1000, "seconds": 20.0}
+    assert S.patch == 96  # the patch sampler itself is left as it was
+
+    calls.clear()
+    args = P.parse_args(["--data", "x", "--work", str(tmp_path), "--finish-share", "0"])
+    P.train_student_phases(S(), None, triples, cfg, args, "cpu")
+    assert [c["patch"] for c in calls] == [96] and calls[0]["seconds"] == 400.0
+    calls.clear()
+    quick = dict(P.PROFILES["quick"], **P.COMMON)
+    P.train_student_phases(S(), None, triples, quick, P.parse_args(["--data", "x", "--work", str(tmp_path)]), "cpu")
+    assert [c["patch"] for c in calls] == [96]
