@@ -388,7 +388,8 @@ def main(argv=None):
     tinfo = {}
     labelled = None
     triples = []
-    if args.export_only is None:
+    # --export-only with --teacher-ckpt loads the teacher too: its figures go beside the student's
+    if args.export_only is None or args.teacher_ckpt:
         if args.no_teacher:
             pass
         elif args.teacher_ckpt:
@@ -417,7 +418,7 @@ def main(argv=None):
                  cfg["label_steps"], tcal["pixel"])
 
         # -------------------------------------------------------------- labelling
-        if unl and not args.no_labelled:
+        if unl and not args.no_labelled and args.export_only is None:
             order = np.random.default_rng(cfg["seed"] + 5).permutation(len(unl))
             unl_use = [unl[i] for i in order[: cfg["label_max"]]]
             ucrops = crops_of(unl_use, cfg)
