@@ -111,6 +111,14 @@ def parse_args(argv=None):
                         "patches alone marks smooth fiber there (models/MODEL_CARD.md)")
     p.add_argument("--finish-patch", type=int,
                    help="patch side of that last phase (default: the whole crop, 384)")
+    p.add_argument("--batch", type=int,
+                   help="student batch size on --patch patches (default: the profile's, 12). A GPU steps a "
+                        "batch of 48 about as fast as one of 12")
+    p.add_argument("--finish-batch", type=int,
+                   help="student batch size in the last phase on whole crops (default: the profile's, 12)")
+    p.add_argument("--data-workers", type=int,
+                   help="processes painting pseudo-defects while the network trains (default: 0 on a CPU, "
+                        "where they would take the training threads' cores; cores - 2, at most 14, on a GPU)")
     p.add_argument("--structure-patches", type=float, default=0.0,
                    help="share of training patches placed over the fiber axis or the cladding edge, where "
                         "good structure (a lit core, a dark rim) is most often mistaken for a defect (0-1)")
@@ -133,6 +141,12 @@ def parse_args(argv=None):
         p.error(f"--finish-patch must be a multiple of 32 between 32 and {crop} (got {args.finish_patch})")
     if args.finish_share is not None and not 0.0 <= args.finish_share <= 0.9:
         p.error(f"--finish-share must be in [0, 0.9] (got {args.finish_share})")
+    for name in ("batch", "finish_batch"):
+        v = getattr(args, name)
+        if v is not None and not 2 <= v <= 512:
+            p.error(f"--{name.replace('_', '-')} must be between 2 and 512 (got {v})")
+    if args.data_workers is not None and not 0 <= args.data_workers <= 64:
+        p.error(f"--data-workers must be between 0 and 64 (got {args.data_workers})")
     if not 0.0 <= args.structure_patches <= 1.0:
         p.error(f"--structure-patches must be in [0, 1] (got {args.structure_patches})")
     if args.crack_head_only and not args.resume_student:
@@ -273,7 +287,7 @@ def train_student_phases(sampler, labelled, triples, cfg, args, device):
     wsampler.rng = np.random.default_rng(cfg["seed"] + 13)
     wlabelled = A.LabelledPatches(triples, fpatch, seed=cfg["seed"] + 17) if triples else None
     cfg2 = dict(cfg, student_seconds=budget * share, student_steps=info1["steps"] + cfg["student_steps"],
-                fixed_steps=False)
+                fixed_steps=False, student_batch=cfg.get("finish_batch", cfg["student_batch"]))
     model, info2 = train_student(wsampler, wlabelled, cfg2, device, ckpt, resume=ckpt)
     info = dict(info1, steps=info2["steps"], seconds=round(info1["seconds"] + info2["seconds"], 1),
                 finish={"patch": fpatch, "share": share, "steps": info2["steps"] - info1["steps"],
@@ -329,8 +343,16 @@ def main(argv=None):
     cfg["target_frr"] = args.target_frr
     if device.type == "cpu" and not torch.backends.mkldnn.is_available():
         cfg["amp"] = False
-    if device.type == "cuda":  # the GPU trains; painting pseudo-defects moves to worker processes
-        cfg["data_workers"] = min(4, os.cpu_count() or 1)
+    if device.type == "cuda":
+        # the GPU trains; painting pseudo-defects moves to worker processes (a 96-px patch takes
+        # ~2 ms, a whole 384-px crop ~26 ms of one core), as many as the machine has cores to spare
+        cfg["data_workers"] = max(1, min(14, (os.cpu_count() or 2) - 2))
+    if args.data_workers is not None:
+        cfg["data_workers"] = args.data_workers
+    if args.batch is not None:
+        cfg["student_batch"] = args.batch
+    if args.finish_batch is not None:
+        cfg["finish_batch"] = args.finish_batch
     if args.minutes or args.teacher_minutes is not None or args.student_minutes is not None:
         cfg["fixed_steps"] = False  # a stated time budget: fit the schedule to it
     if args.minutes:
@@ -393,7 +415,9 @@ def main(argv=None):
         if args.no_teacher:
             pass
         elif args.teacher_ckpt:
-            ck = torch.load(args.teacher_ckpt, map_location=device)
+            # the trainer's own checkpoint (dicts of tensors, tuples, numbers): torch >= 2.6 loads
+            # with weights_only=True by default, which refuses some of what older torch wrote
+            ck = torch.load(args.teacher_ckpt, map_location=device, weights_only=False)
             teacher = TeacherUNet(ck["widths"]).to(device)
             teacher.load_state_dict(ck["model"])
             teacher.eval()

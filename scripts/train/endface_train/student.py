@@ -60,13 +60,18 @@ class EMA:
     @torch.no_grad()
     def update(self, model, decay=None):
         d = self.decay if decay is None else decay
-        for e, p in zip(self.model.parameters(), model.parameters()):
-            e.mul_(d).add_(p.detach(), alpha=1 - d)
+        # one fused call per list instead of two small ops per tensor: on a GPU the per-tensor
+        # loop was a launch-bound share of every step
+        es = list(self.model.parameters())
+        ps = [p.detach() for p in model.parameters()]
         for e, b in zip(self.model.buffers(), model.buffers()):
             if e.dtype.is_floating_point:  # BN running stats: averaged like the weights
-                e.mul_(d).add_(b.detach(), alpha=1 - d)
+                es.append(e)
+                ps.append(b.detach())
             else:
                 e.copy_(b)
+        torch._foreach_mul_(es, d)
+        torch._foreach_add_(es, ps, alpha=1 - d)
 
 
 def save_ckpt(path, net, ema, opt, step, info, cfg):
@@ -79,7 +84,8 @@ def save_ckpt(path, net, ema, opt, step, info, cfg):
 
 def train_student(sampler, labelled, cfg, device, ckpt_path, log_every=50, resume=None):
     torch.manual_seed(cfg["seed"] + 2)
-    ck = torch.load(resume, map_location=device) if resume is not None else None
+    # the trainer's own checkpoints (see pipeline.py on weights_only)
+    ck = torch.load(resume, map_location=device, weights_only=False) if resume is not None else None
     want_crack = bool(cfg.get("crack_head", False))
     if ck is not None:
         # The checkpoint's own architecture (older ones have no radius channel); a crack head
@@ -227,7 +233,7 @@ def train_student(sampler, labelled, cfg, device, ckpt_path, log_every=50, resum
 
 
 def load_student(path, device="cpu"):
-    ck = torch.load(path, map_location=device)
+    ck = torch.load(path, map_location=device, weights_only=False)
     net = StudentUNet(ck["widths"], radius_channel=ck.get("radius_channel", False),
                       crack_head=ck.get("crack_head", False))
     net.load_state_dict(ck["ema"])
