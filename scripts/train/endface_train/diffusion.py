@@ -116,7 +116,7 @@ def reconstruct(net, y01: torch.Tensor, steps: int, t_start: float, seed: int = 
     """DDIM reconstruction of y (N x 1 x H x W in [0,1]) → defect-free estimate in [0,1]."""
     g = torch.Generator(device="cpu").manual_seed(seed)
     y = norm(y01)
-    ts = torch.linspace(t_start, 0.0, steps + 1)
+    ts = torch.linspace(t_start, 0.0, steps + 1, device=y.device)
     a0, s0 = alpha_sigma(ts[0:1])
     x = a0 * y + s0 * torch.randn(y.shape, generator=g).to(y.device)
     x0 = y
