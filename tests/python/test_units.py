@@ -152,13 +152,36 @@ def test_bad_training_arguments_stop_with_one_usage_line(capsys):
                         (["--structure-patches", "1.5"], "--structure-patches must be in [0, 1]"),
                         (["--crack-head-only"], "--crack-head-only needs --resume-student"),
                         (["--finish-share", "0.95"], "--finish-share must be in [0, 0.9]"),
-                        (["--finish-patch", "400"], "--finish-patch must be a multiple of 32")):
+                        (["--finish-patch", "400"], "--finish-patch must be a multiple of 32"),
+                        (["--batch", "1"], "--batch must be between 2 and 512"),
+                        (["--finish-batch", "1000"], "--finish-batch must be between 2 and 512"),
+                        (["--data-workers", "-1"], "--data-workers must be between 0 and 64")):
         with pytest.raises(SystemExit) as e:
             P.parse_args(base + extra)
         assert e.value.code == 2
         err = capsys.readouterr().err
         assert said in err and "Traceback" not in err, err
     assert P.parse_args(base + ["--patch", "384"]).patch == 384
+
+
+def test_labelled_patches_centre_on_flagged_pixels_and_carry_their_radius():
+    # one teacher-labelled crop with a single flagged pixel: most patches are centred near it,
+    # and wherever it lands in a (rotated, flipped) patch the radius channel holds its distance
+    # from the crop centre
+    size, P = 384, 64
+    rng = np.random.default_rng(0)
+    y = rng.random((size, size)).astype(np.float32)
+    m = np.zeros((size, size), np.float32)
+    m[100, 250] = 1.0
+    lp = A.LabelledPatches([(y, y.copy(), m, np.ones_like(m))], P, seed=1)
+    ys, xs, ms, ws, rs = lp.batch(60)
+    assert ys.shape == (60, 1, P, P) and rs.shape == (60, 1, P, P)
+    hit = ms[:, 0].reshape(60, -1).max(axis=1) > 0.5
+    assert hit.mean() > 0.6, hit.mean()
+    r_flag = np.hypot(100 - (size - 1) / 2, 250 - (size - 1) / 2)
+    for k in np.nonzero(hit)[0]:
+        assert abs(float(rs[k, 0][ms[k, 0] > 0.5][0]) - r_flag) < 1e-3
+    assert float(rs.max()) <= np.hypot(size / 2, size / 2) and float(rs.min()) >= 0.0
 
 
 def test_metrics_on_a_perfect_and_a_random_map():

@@ -189,6 +189,17 @@ class LabelledPatches:
         self.triples = triples
         self.patch = patch
         self.rng = np.random.default_rng(seed)
+        # per-triple flagged pixels and one radius map, computed once: recomputing them for every
+        # patch (np.nonzero over the crop, a 384² hypot) was the main-process cost that held a GPU
+        # run to ~24 steps/s (session 13)
+        self._flagged = [np.nonzero(m > 0.5) for _, _, m, _ in triples]
+        self._rr = {}
+
+    def _radius(self, H, W):
+        if (H, W) not in self._rr:
+            c0 = (H - 1) / 2
+            self._rr[(H, W)] = np.hypot(*np.meshgrid(np.arange(W) - c0, np.arange(H) - c0)).astype(np.float32)
+        return self._rr[(H, W)]
 
     def __len__(self):
         return len(self.triples)
@@ -197,11 +208,12 @@ class LabelledPatches:
         rng = rng or self.rng
         ys, xs, ms, ws, rs = [], [], [], [], []
         for _ in range(n):
-            y, x, m, w = self.triples[int(rng.integers(len(self.triples)))]
+            ti = int(rng.integers(len(self.triples)))
+            y, x, m, w = self.triples[ti]
             H, W = y.shape
             P = self.patch
             # centre the patch on a flagged pixel most of the time (they are what is learnt here)
-            ys_, xs_ = np.nonzero(m > 0.5)
+            ys_, xs_ = self._flagged[ti]
             if len(ys_) and rng.random() < 0.8:
                 k0 = int(rng.integers(len(ys_)))
                 v0 = int(np.clip(ys_[k0] - P // 2 + rng.integers(-P // 4, P // 4 + 1), 0, H - P))
@@ -210,8 +222,7 @@ class LabelledPatches:
                 v0, u0 = int(rng.integers(0, H - P + 1)), int(rng.integers(0, W - P + 1))
             k = int(rng.integers(4))
             fl = rng.random() < 0.5
-            c0 = (H - 1) / 2
-            rr = np.hypot(*np.meshgrid(np.arange(W) - c0, np.arange(H) - c0)).astype(np.float32)
+            rr = self._radius(H, W)
             out = []
             for a in (y, x, m, w, rr):
                 a = np.rot90(a[v0:v0 + P, u0:u0 + P], k)
