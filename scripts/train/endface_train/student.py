@@ -188,16 +188,17 @@ def train_student(sampler, labelled, cfg, device, ckpt_path, log_every=50, resum
                           + clean_t * 0.25 / (cls_w * clean_t).sum().clamp_min(1.0))
             l_crack = (cw * F.binary_cross_entropy_with_logits(outs[2].float(), crack_t, reduction="none")).sum()
             loss = loss + cfg.get("crack_weight", 1.0) * l_crack
-            sums["crack"] += l_crack.item()
+            sums["crack"] += l_crack.detach()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         step += 1
         ema.update(net, decay=min(cfg["ema_decay"], (1 + step) / (10 + step)))
-        sums["rec"] += l_rec.item()
-        sums["bce"] += l_focal.item()
-        sums["dice"] += l_dice.item()
+        # running sums stay on the device: reading them (a GPU sync) only when they are logged
+        sums["rec"] += l_rec.detach()
+        sums["bce"] += l_focal.detach()
+        sums["dice"] += l_dice.detach()
         sums["n"] += 1
         el = time.time() - t0
         if fixed and step - start_step == 30:
@@ -213,7 +214,7 @@ def train_student(sampler, labelled, cfg, device, ckpt_path, log_every=50, resum
         if step % log_every == 0:
             n = max(1, sums["n"])
             log.info("student step %d/%d rec %.4f bce %.4f dice %.3f crack %.3f (%.0f s)", step, total,
-                     sums["rec"] / n, sums["bce"] / n, sums["dice"] / n, sums["crack"] / n, el)
+                     *(float(sums[k]) / n for k in ("rec", "bce", "dice", "crack")), el)
             sums = {"rec": 0.0, "bce": 0.0, "dice": 0.0, "crack": 0.0, "n": 0}
         if time.time() - last_ck > cfg["checkpoint_seconds"]:
             save_ckpt(ckpt_path, net, ema, opt, step, {"steps": step}, cfg)
