@@ -36,7 +36,7 @@ if [ -f "$work/student.pt" ]; then
     "$py" - "$work/student.pt" "$res/student-ema.pt" <<'PY'
 import sys
 import torch
-ck = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
+ck = torch.load(sys.argv[1], map_location="cpu", weights_only=True)
 keep = ("ema", "widths", "radius_channel", "crack_head", "info", "step")
 torch.save({k: ck[k] for k in keep if k in ck}, sys.argv[2])
 PY

@@ -184,6 +184,30 @@ def test_labelled_patches_centre_on_flagged_pixels_and_carry_their_radius():
     assert float(rs.max()) <= np.hypot(size / 2, size / 2) and float(rs.min()) >= 0.0
 
 
+class _NotAWeight:
+    pass
+
+
+def test_checkpoints_load_without_running_code(tmp_path):
+    # a checkpoint is a pickle: one holding anything but tensors and numbers is refused unread,
+    # with its path named; the trainer's own (tensors, tuples, numbers, strings) loads
+    import pytest
+    import torch
+
+    from endface_train.student import load_checkpoint
+
+    good = tmp_path / "student.pt"
+    torch.save({"ema": {"w": torch.ones(2)}, "widths": (16, 32), "info": {"steps": 3, "seconds": 1.5},
+                "crack_head": False}, good)
+    ck = load_checkpoint(good)
+    assert ck["widths"] == (16, 32) and float(ck["ema"]["w"].sum()) == 2.0
+    bad = tmp_path / "swapped.pt"
+    torch.save({"ema": {}, "payload": _NotAWeight()}, bad)
+    with pytest.raises(ValueError) as e:
+        load_checkpoint(bad)
+    assert "swapped.pt" in str(e.value) and "not a checkpoint written by this trainer" in str(e.value)
+
+
 def test_metrics_on_a_perfect_and_a_random_map():
     rng = np.random.default_rng(0)
     disk = D.contact_disk(64, 0.66 * 384 / 64)

@@ -34,7 +34,7 @@ from . import evaluate as E
 from . import export as X
 from . import pseudo as PS
 from .nets import StudentUNet, TeacherUNet, conv_gflops, count_params
-from .student import load_student, recalibrate_bn, train_student
+from .student import load_checkpoint, load_student, recalibrate_bn, train_student
 
 log = logging.getLogger("endface_train")
 REPO = Path(__file__).resolve().parents[3]
@@ -415,9 +415,7 @@ def main(argv=None):
         if args.no_teacher:
             pass
         elif args.teacher_ckpt:
-            # the trainer's own checkpoint (dicts of tensors, tuples, numbers): torch >= 2.6 loads
-            # with weights_only=True by default, which refuses some of what older torch wrote
-            ck = torch.load(args.teacher_ckpt, map_location=device, weights_only=False)
+            ck = load_checkpoint(args.teacher_ckpt, device)
             teacher = TeacherUNet(ck["widths"]).to(device)
             teacher.load_state_dict(ck["model"])
             teacher.eval()

@@ -84,8 +84,7 @@ def save_ckpt(path, net, ema, opt, step, info, cfg):
 
 def train_student(sampler, labelled, cfg, device, ckpt_path, log_every=50, resume=None):
     torch.manual_seed(cfg["seed"] + 2)
-    # the trainer's own checkpoints (see pipeline.py on weights_only)
-    ck = torch.load(resume, map_location=device, weights_only=False) if resume is not None else None
+    ck = load_checkpoint(resume, device) if resume is not None else None
     want_crack = bool(cfg.get("crack_head", False))
     if ck is not None:
         # The checkpoint's own architecture (older ones have no radius channel); a crack head
@@ -233,8 +232,22 @@ def train_student(sampler, labelled, cfg, device, ckpt_path, log_every=50, resum
     return model, info
 
 
+def load_checkpoint(path, device="cpu"):
+    """A checkpoint this trainer wrote (dicts of tensors, numbers, strings, tuples), loaded with
+    `weights_only=True`: a checkpoint file is a pickle, and one that holds anything else (a file
+    someone swapped in) is refused instead of run. torch >= 2.6 loads this way by default."""
+    import pickle
+
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(f"{path}: not a checkpoint written by this trainer (it holds objects other than "
+                         f"tensors and numbers, refused unread: {str(e).splitlines()[0]}); use a teacher.pt / "
+                         "student.pt from scripts/train.sh's --work folder") from e
+
+
 def load_student(path, device="cpu"):
-    ck = torch.load(path, map_location=device, weights_only=False)
+    ck = load_checkpoint(path, device)
     net = StudentUNet(ck["widths"], radius_channel=ck.get("radius_channel", False),
                       crack_head=ck.get("crack_head", False))
     net.load_state_dict(ck["ema"])
