@@ -200,6 +200,35 @@ fn double_edge_from_an_epoxy_ring_gives_one_consistent_circle() {
     assert!(dr_um.abs() <= 0.4, "radius off by {dr_um:.2} µm");
 }
 
+#[test]
+fn a_wide_bright_epoxy_halo_around_a_dark_fiber_is_not_the_edge() {
+    // Dark glass, then a 5 µm epoxy ring brighter than the ferrule beyond it (a halo seen on
+    // real probes), then the ferrule. The outermost edge is the halo's falling outer flank;
+    // the polarity comes from the glass against the ferrule beyond zone C, so the glass edge
+    // is found, confidently, and not the flank 5 µm further out (which the polarity from
+    // plateaus on the ring itself picked before: radius +4.99 µm).
+    for (fiber, upx) in [(Fiber::Sm, 0.52), (Fiber::Mm50, 0.45)] {
+        let mut s = Scene::simple(Look::DarkFiber, fiber);
+        s.um_per_px_x = upx;
+        s.glass_contrast = 0.25;
+        s.epoxy_um = 5.0;
+        s.epoxy_mix = 2.2;
+        s.blur_px = 1.4;
+        s.noise = 2.0;
+        let img = s.render();
+        let mut loc = Locator::new(LocateConfig::with_scale(scale_of(&s))).unwrap();
+        let l = loc
+            .locate(&img)
+            .unwrap_or_else(|e| panic!("{e} ({fiber:?})"));
+        let e = (l.center_in_frame[0] - s.center_in_frame[0])
+            .hypot(l.center_in_frame[1] - s.center_in_frame[1]);
+        let dr_um = (l.cladding_radius_px - s.radius_px()) * s.um_per_px_x;
+        assert!(e < 0.3, "center error {e:.3} px ({fiber:?})");
+        assert!(dr_um.abs() <= 0.6, "radius off by {dr_um:.2} µm ({fiber:?})");
+        assert!(l.confidence > 0.9, "confidence {:.2} ({fiber:?})", l.confidence);
+    }
+}
+
 fn flat(w: u32, h: u32, v: u8) -> GrayImage {
     GrayImage::from_pixel(w, h, image::Luma([v]))
 }

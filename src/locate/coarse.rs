@@ -22,6 +22,9 @@ const CANDIDATES: usize = 6;
 const SECTORS: usize = 72;
 /// Minimum angular support for an edge to count at all.
 const MIN_SUPPORT: f64 = 0.3;
+/// A glass-to-ferrule step (gray levels, plateaus 14–28 % of r from the edge) smaller than
+/// this does not decide the edge polarity: the two are about equally bright.
+const FAR_STEP_MIN: f64 = 8.0;
 
 /// Result of the coarse stage (circle space, frame x-pixel units).
 #[derive(Debug, Clone, Copy)]
@@ -404,10 +407,17 @@ impl Coarse {
             }
         }
         let outer = choose_cladding(&self.rings)?;
-        // The cladding edge's polarity is the sign of the step between the glass just inside
-        // and the ferrule just outside, not of whatever thin line is outermost (a bright rim
-        // outside a dark fiber has a falling outer flank).
-        let step = self.plateau_step(px, py, outer.r);
+        // The cladding edge's polarity is the sign of the step between the glass inside and
+        // the ferrule outside, not of whatever line or ring is outermost (a bright rim or a
+        // bright epoxy halo outside a dark fiber has a falling outer flank).
+        let far = self.plateau_step(px, py, outer.r, (0.14, 0.28));
+        let step = if far.abs() >= FAR_STEP_MIN {
+            far
+        } else {
+            // Glass and ferrule about equally bright: the rims carry the edge, and the
+            // nearer plateaus tell their order better than the flat far ones.
+            self.plateau_step(px, py, outer.r, (0.06, 0.14))
+        };
         if step == 0.0 || step.signum() == outer.polarity {
             return Some(outer);
         }
@@ -424,11 +434,15 @@ impl Coarse {
         }))
     }
 
-    /// Median over sectors of (mean intensity 6–14 % of r outside) − (same inside).
-    fn plateau_step(&mut self, px: f64, py: f64, r: f64) -> f64 {
+    /// Median over sectors of (mean intensity at `band` (fractions of r) outside) − (same
+    /// inside). At 14–28 % of r it is the glass well inside the edge against the ferrule
+    /// beyond zone C; nearer plateaus sit on the ring itself when the outermost edge is the
+    /// outer flank of a bright epoxy ring or halo several µm wide (zone C is 5 µm wide), and
+    /// give that flank's polarity.
+    fn plateau_step(&mut self, px: f64, py: f64, r: f64, band: (f64, f64)) -> f64 {
         let (w, h) = (self.w, self.h);
-        let d1 = (0.06 * r).max(1.5);
-        let d2 = (0.14 * r).max(d1 + 1.0);
+        let d1 = (band.0 * r).max(1.5);
+        let d2 = (band.1 * r).max(d1 + 1.0);
         let mut diffs = std::mem::take(&mut self.scratch);
         diffs.clear();
         for a in 0..SECTORS {
