@@ -95,6 +95,10 @@ fn copy_tree(from: &Path, to: &Path) {
 }
 
 #[test]
+#[cfg_attr(
+    not(debug_assertions),
+    ignore = "uses the debug build's fake self-test (ENDFACE_SELFTEST_FAKE); `cargo test` runs it"
+)]
 fn every_fault_step_leaves_a_bootable_board() {
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path();
@@ -192,6 +196,10 @@ fn libc_sigabrt() -> i32 {
 }
 
 #[test]
+#[cfg_attr(
+    not(debug_assertions),
+    ignore = "uses the debug build's fake self-test (ENDFACE_SELFTEST_FAKE); `cargo test` runs it"
+)]
 fn cli_round_trip_and_refusal_exit_codes() {
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path();

@@ -224,8 +224,15 @@ fn a_wide_bright_epoxy_halo_around_a_dark_fiber_is_not_the_edge() {
             .hypot(l.center_in_frame[1] - s.center_in_frame[1]);
         let dr_um = (l.cladding_radius_px - s.radius_px()) * s.um_per_px_x;
         assert!(e < 0.3, "center error {e:.3} px ({fiber:?})");
-        assert!(dr_um.abs() <= 0.6, "radius off by {dr_um:.2} µm ({fiber:?})");
-        assert!(l.confidence > 0.9, "confidence {:.2} ({fiber:?})", l.confidence);
+        assert!(
+            dr_um.abs() <= 0.6,
+            "radius off by {dr_um:.2} µm ({fiber:?})"
+        );
+        assert!(
+            l.confidence > 0.9,
+            "confidence {:.2} ({fiber:?})",
+            l.confidence
+        );
     }
 }
 
