@@ -236,3 +236,37 @@ def test_dataset_layout(tmp_path):
             assert d["zone"] in A.ZONE_LETTERS and all(isinstance(v, int) and v >= 0 for v in d["bbox"])
             x0, y0, x1, y1 = d["bbox"]
             assert x0 <= x1 < im.width and y0 <= y1 < im.height and m[y0:y1 + 1, x0:x1 + 1].max() == 255
+
+
+# ---------------------------------------------------------------- the station on these frames
+
+
+def _endface():
+    import os
+
+    root = Path(__file__).resolve().parents[2]
+    for p in (os.environ.get("ENDFACE_BIN"), root / "target" / "debug" / "endface"):
+        if p and Path(p).is_file():
+            return Path(p)
+    pytest.skip("no endface binary: set ENDFACE_BIN (scripts/test.sh does)")
+
+
+def test_the_station_locates_and_grades_every_frame_of_this_renderer(tmp_path):
+    """A renderer the station was never tuned on: every frame (gray and RGB, PNG and JPEG,
+    square and PAL-like pixels, three looks, epoxy rings and halos) loads, is located within a
+    pixel of its centre and gets a pass/fail verdict (no 'unable'), through `endface eval`."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "alt"
+    A.main(["--out", str(out), "--seed", "21", "--good", "6", "--per-kind", "4", "--train-good", "1", "-q"])
+    p = subprocess.run(
+        [str(_endface()), "-q", "eval", str(out), "--config", str(root / "firmware-config" / "demo.toml"), "--json"],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    r = json.loads(p.stdout)
+    assert r["images"] == 22 and r["verdict_labelled"] == 22, r
+    assert r["unable"] == 0, r
+    loc = r["localization"]
+    assert loc["not_found"] == 0 and loc["center_error_px"]["max"] <= 1.0, loc

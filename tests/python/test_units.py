@@ -141,6 +141,37 @@ def test_a_patch_as_large_as_the_crop_is_the_whole_crop():
     assert s._last_r.min() < 5.0 and s._last_r.max() > 260.0
 
 
+def test_local_films_are_sized_in_micrometres_faint_and_off_by_default():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(5)
+    img = np.full((256, 256), 0.45, np.float32) + 0.01 * rng.standard_normal((256, 256)).astype(np.float32)
+    s = 0.66
+    sizes, deltas = [], []
+    for _ in range(60):
+        out, m = pseudo.local_film(img, rng, s)
+        lab, n = ndimage.label(m)
+        if n == 0:
+            continue
+        big = lab == (1 + int(np.argmax(ndimage.sum(m, lab, range(1, n + 1)))))
+        if big.sum() < 0.5 * m.sum() or big[0].any() or big[-1].any() or big[:, 0].any() or big[:, -1].any():
+            continue  # cut by the patch border: its size is not its own
+        sizes.append(2 * np.sqrt(big.sum() / np.pi) * s)  # equivalent diameter, µm
+        deltas.append(float(np.abs(out - img)[m].mean()))
+        assert np.abs(out - img)[~m].mean() < np.abs(out - img)[m].mean()
+    assert len(sizes) > 25
+    # 6-60 µm across (irregular outlines and soft edges move the equivalent diameter a little)
+    assert 3.0 < min(sizes) < 12.0 and 35.0 < max(sizes) < 90.0, (min(sizes), max(sizes))
+    # a few grey levels: faint ones (< 5/255) and clear ones (> 12/255), none strong
+    assert min(deltas) < 5 / 255 and max(deltas) > 12 / 255 and max(deltas) < 0.12, (min(deltas), max(deltas))
+    # share 0 leaves the pseudo-defect stream exactly as it was (reproduces earlier models)
+    flat = np.full((96, 96), 0.5, np.float32)
+    for k in range(50):
+        a = pseudo.paint(flat, np.random.default_rng(k), (48, 48), s)
+        b = pseudo.paint(flat, np.random.default_rng(k), (48, 48), s, local_film_share=0.0)
+        assert a[2] == b[2] and np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
 def test_bad_training_arguments_stop_with_one_usage_line(capsys):
     import pytest
 
@@ -155,7 +186,8 @@ def test_bad_training_arguments_stop_with_one_usage_line(capsys):
                         (["--finish-patch", "400"], "--finish-patch must be a multiple of 32"),
                         (["--batch", "1"], "--batch must be between 2 and 512"),
                         (["--finish-batch", "1000"], "--finish-batch must be between 2 and 512"),
-                        (["--data-workers", "-1"], "--data-workers must be between 0 and 64")):
+                        (["--data-workers", "-1"], "--data-workers must be between 0 and 64"),
+                        (["--local-films", "1.5"], "--local-films must be in [0, 1]")):
         with pytest.raises(SystemExit) as e:
             P.parse_args(base + extra)
         assert e.value.code == 2

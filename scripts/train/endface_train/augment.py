@@ -92,7 +92,7 @@ class PairSampler:
     """Random training patches: (defective, clean, mask, families) from good frames."""
 
     def __init__(self, frames, crop_um_per_px, crop_size, patch, seed=0, aug_strength=1.0, p_clean=0.25,
-                 shift_px=12.0, p_structure=0.0, crack_classes=False):
+                 shift_px=12.0, p_structure=0.0, crack_classes=False, local_film_share=0.0):
         self.frames = frames
         self.pixels = [f.load() for f in frames]
         self.s = crop_um_per_px
@@ -108,6 +108,8 @@ class PairSampler:
         # masks carry classes: 0 clean, 1 defect, 2 crack (pseudo "crack" family), for the
         # student's crack head; otherwise 0/1
         self.crack_classes = crack_classes
+        # share of pseudo films sized in µm (pseudo.local_film); > 0 also paints films more often
+        self.local_film_share = local_film_share
 
     def clean_patch(self, rng=None, fi=None, window=None, affine=None, shift=None):
         rng = rng or self.rng
@@ -162,10 +164,13 @@ class PairSampler:
         if self.crack_classes:
             crack = np.zeros(clean.shape, bool)
             defective, mask, fams = pseudo.paint(clean, rng, c, self.s, p_clean=self.p_clean,
-                                                 weights=pseudo.CRACK_HEAD_WEIGHTS, crack_out=crack)
+                                                 weights=pseudo.CRACK_HEAD_WEIGHTS, crack_out=crack,
+                                                 local_film_share=self.local_film_share)
             mask = mask.astype(np.uint8) + (crack & mask).astype(np.uint8)
         else:
-            defective, mask, fams = pseudo.paint(clean, rng, c, self.s, p_clean=self.p_clean)
+            w = pseudo.FILM_WEIGHTS if self.local_film_share > 0 else pseudo.DEFAULT_WEIGHTS
+            defective, mask, fams = pseudo.paint(clean, rng, c, self.s, p_clean=self.p_clean, weights=w,
+                                                 local_film_share=self.local_film_share)
         clean, defective = sensor(clean, defective, rng, self.strength)
         return defective, clean, mask, fams, r
 

@@ -16,7 +16,8 @@ rendered defects then measures generalisation, not memorisation. Families:
   parallel polishing scratches.
 - `spot`: pits / particles: small irregular blobs (radius 0.8-12 px), dark or bright, sharp or
   soft, with optional halo; `cluster`: several small ones together.
-- `film`: oil / residue: large soft low-contrast region.
+- `film`: oil / residue: large soft low-contrast region (a share of the patch); with
+  `local_film_share`, a share of them sized in µm instead (6-60 µm, 4-18 grey levels).
 - `chip`: a bite out of the cladding edge (needs the edge inside the patch, else a spot).
 """
 
@@ -340,6 +341,29 @@ def film(img, rng):
     return np.clip(out, 0, 1).astype(np.float32), mask
 
 
+def local_film(img, rng, crop_um_per_px):
+    """Oil / residue sized in µm (6-60 µm across, wherever the patch is): an irregular soft
+    blob whose thickness varies, a few grey levels lighter or darker than what it covers."""
+    h, w = img.shape
+    d_um = float(np.exp(rng.uniform(np.log(6.0), np.log(60.0))))
+    r = 0.5 * d_um / crop_um_per_px
+    cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+    rr = _blob(h, w, rng, cx, cy, r, aspect=rng.uniform(0.45, 1.0)) / max(r, 1e-3)
+    n = fractal((h, w), rng, base=int(2 ** rng.integers(2, 4)), octaves=3)
+    n = n / (np.abs(n).max() + 1e-6)
+    rr = rr + rng.uniform(0.1, 0.35) * n
+    soft = rng.uniform(0.08, 0.35)
+    alpha = _sigmoid(-(rr - 1.0) / soft)
+    thick = np.clip(1.0 + rng.uniform(0.0, 0.5) * n, 0.3, 1.5)
+    delta = rng.choice([-1, 1]) * float(np.exp(rng.uniform(np.log(0.015), np.log(0.07))))
+    out = img + delta * alpha * thick
+    if rng.random() < 0.3:  # drying edge
+        edge = np.exp(-0.5 * ((alpha - 0.5) / 0.12) ** 2)
+        out = out + rng.choice([-1, 1]) * rng.uniform(0.01, 0.04) * edge
+    mask = alpha > 0.5
+    return np.clip(out, 0, 1).astype(np.float32), mask
+
+
 def chip(img, rng, fiber_center, crop_um_per_px):
     """A notch bitten out of the cladding edge (falls back to a spot if no edge in the patch)."""
     h, w = img.shape
@@ -376,16 +400,23 @@ def chip(img, rng, fiber_center, crop_um_per_px):
 FAMILIES = ("scratch", "family", "crack", "spot", "cluster", "draem", "film", "chip")
 DEFAULT_WEIGHTS = (0.28, 0.06, 0.08, 0.19, 0.06, 0.17, 0.06, 0.10)
 
+# With µm-sized films (--local-films): films more often (0.06 -> 0.10, from the DRAEM blends),
+# since a share of them is now small and faint.
+FILM_WEIGHTS = (0.28, 0.06, 0.08, 0.19, 0.06, 0.13, 0.10, 0.10)
+
 
 # With a crack head (--crack-head): cracks twice as often, so the head sees enough of them
 # beside the scratches it must tell them from.
 CRACK_HEAD_WEIGHTS = (0.28, 0.06, 0.16, 0.19, 0.06, 0.17, 0.06, 0.10)
 
 
-def paint(img, rng, fiber_center, crop_um_per_px, p_clean=0.25, weights=DEFAULT_WEIGHTS, crack_out=None):
+def paint(img, rng, fiber_center, crop_um_per_px, p_clean=0.25, weights=DEFAULT_WEIGHTS, crack_out=None,
+          local_film_share=0.0):
     """Paint 0-3 pseudo-defects. Returns (defective, mask, list of family names). With
     `crack_out` (a bool array of the image's shape) the pixels of the "crack" family are also
-    set there (cleared first): the class target of the student's crack head."""
+    set there (cleared first): the class target of the student's crack head. A share
+    `local_film_share` of the "film" family is painted by `local_film` (sized in µm) instead of
+    `film` (a share of the patch); at 0 the random stream is the same as before it existed."""
     h, w = img.shape
     mask = np.zeros((h, w), bool)
     if crack_out is not None:
@@ -411,7 +442,10 @@ def paint(img, rng, fiber_center, crop_um_per_px, p_clean=0.25, weights=DEFAULT_
         elif fam == "draem":
             out, m = draem_blend(out, rng)
         elif fam == "film":
-            out, m = film(out, rng)
+            if local_film_share > 0 and rng.random() < local_film_share:
+                out, m = local_film(out, rng, crop_um_per_px)
+            else:
+                out, m = film(out, rng)
         else:
             out, m = chip(out, rng, fiber_center, crop_um_per_px)
         mask |= m
