@@ -168,8 +168,8 @@ class PairSampler:
                                                  local_film_share=self.local_film_share)
             mask = mask.astype(np.uint8) + (crack & mask).astype(np.uint8)
         else:
-            w = pseudo.FILM_WEIGHTS if self.local_film_share > 0 else pseudo.DEFAULT_WEIGHTS
-            defective, mask, fams = pseudo.paint(clean, rng, c, self.s, p_clean=self.p_clean, weights=w,
+            defective, mask, fams = pseudo.paint(clean, rng, c, self.s, p_clean=self.p_clean,
+                                                 weights=pseudo.weights_for(self.local_film_share),
                                                  local_film_share=self.local_film_share)
         clean, defective = sensor(clean, defective, rng, self.strength)
         return defective, clean, mask, fams, r

@@ -234,12 +234,12 @@ def install_check(onnx_student, hold_crops, disk, cfg, image_threshold=None, min
     if image_threshold is None:
         good = [float(onnx_student(c)[1][disk].max()) for c in hold_crops]
         image_threshold = float(np.quantile(good, 1 - cfg["target_frr"], method="higher"))
+    share = cfg.get("local_film_share", 0.0)
     scores, labels, img_scores, n = [], [], [], 0
     while n < max(min_crops, len(hold_crops)):
         for c in hold_crops:
-            share = cfg.get("local_film_share", 0.0)
             x, m, _ = PS.paint(c, rng, (size / 2.0, size / 2.0), cfg["crop_um_per_px"], p_clean=0.0,
-                               weights=PS.FILM_WEIGHTS if share > 0 else PS.DEFAULT_WEIGHTS, local_film_share=share)
+                               weights=PS.weights_for(share), local_film_share=share)
             m = m & disk
             if not m.any():
                 continue

@@ -405,6 +405,11 @@ DEFAULT_WEIGHTS = (0.28, 0.06, 0.08, 0.19, 0.06, 0.17, 0.06, 0.10)
 FILM_WEIGHTS = (0.28, 0.06, 0.08, 0.19, 0.06, 0.13, 0.10, 0.10)
 
 
+def weights_for(local_film_share):
+    """The family weights that go with a share of µm-sized films (the default ones at 0)."""
+    return FILM_WEIGHTS if local_film_share > 0 else DEFAULT_WEIGHTS
+
+
 # With a crack head (--crack-head): cracks twice as often, so the head sees enough of them
 # beside the scratches it must tell them from.
 CRACK_HEAD_WEIGHTS = (0.28, 0.06, 0.16, 0.19, 0.06, 0.17, 0.06, 0.10)
