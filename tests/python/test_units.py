@@ -172,6 +172,42 @@ def test_local_films_are_sized_in_micrometres_faint_and_off_by_default():
         assert a[2] == b[2] and np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
 
 
+def test_grooves_are_masked_edge_to_edge_sized_in_micrometres_and_off_by_default():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(7)
+    img = np.full((256, 256), 0.45, np.float32)
+    s = 0.66
+    widths, depths = [], []
+    for _ in range(80):
+        out, m = pseudo.groove(img, rng, s)
+        if m.sum() < 40:
+            continue
+        diff = out - img
+        # the mask is the groove's full width: its edge pixels are still clearly changed,
+        # and nothing a few pixels beyond the mask is (walls aside, which are opposite in sign)
+        edge = m & ~ndimage.binary_erosion(m)
+        sign = np.sign(np.median(diff[m]))
+        assert (sign * diff[edge]).mean() > 0.25 * (sign * diff[m]).max()
+        far = ~ndimage.binary_dilation(m, iterations=4) & ndimage.binary_dilation(m, iterations=12)
+        assert (sign * diff[far]).max() < 0.5 * (sign * diff[m]).max() + 1e-6
+        # width: area over the skeleton's length, in µm
+        dist = ndimage.distance_transform_edt(m)
+        widths.append(2 * float(dist.max()) * s)
+        depths.append(float(np.abs(diff[m]).max()))
+    assert len(widths) > 30
+    # 1.5-7 µm wide (a discrete distance map reads a little under the true half width)
+    assert min(widths) < 2.5 and 5.0 < max(widths) < 8.5, (min(widths), max(widths))
+    # a few grey levels deep (3-20 of 255)
+    assert min(depths) < 6 / 255 and 12 / 255 < max(depths) < 0.1, (min(depths), max(depths))
+    # share 0 leaves the pseudo-defect stream exactly as it was (reproduces earlier models)
+    flat = np.full((96, 96), 0.5, np.float32)
+    for k in range(50):
+        a = pseudo.paint(flat, np.random.default_rng(k), (48, 48), s)
+        b = pseudo.paint(flat, np.random.default_rng(k), (48, 48), s, groove_share=0.0)
+        assert a[2] == b[2] and np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
 def test_bad_training_arguments_stop_with_one_usage_line(capsys):
     import pytest
 
@@ -187,7 +223,8 @@ def test_bad_training_arguments_stop_with_one_usage_line(capsys):
                         (["--batch", "1"], "--batch must be between 2 and 512"),
                         (["--finish-batch", "1000"], "--finish-batch must be between 2 and 512"),
                         (["--data-workers", "-1"], "--data-workers must be between 0 and 64"),
-                        (["--local-films", "1.5"], "--local-films must be in [0, 1]")):
+                        (["--local-films", "1.5"], "--local-films must be in [0, 1]"),
+                        (["--grooves", "-0.1"], "--grooves must be in [0, 1]")):
         with pytest.raises(SystemExit) as e:
             P.parse_args(base + extra)
         assert e.value.code == 2

@@ -92,7 +92,8 @@ class PairSampler:
     """Random training patches: (defective, clean, mask, families) from good frames."""
 
     def __init__(self, frames, crop_um_per_px, crop_size, patch, seed=0, aug_strength=1.0, p_clean=0.25,
-                 shift_px=12.0, p_structure=0.0, crack_classes=False, local_film_share=0.0):
+                 shift_px=12.0, p_structure=0.0, crack_classes=False, local_film_share=0.0,
+                 groove_share=0.0):
         self.frames = frames
         self.pixels = [f.load() for f in frames]
         self.s = crop_um_per_px
@@ -110,6 +111,8 @@ class PairSampler:
         self.crack_classes = crack_classes
         # share of pseudo films sized in µm (pseudo.local_film); > 0 also paints films more often
         self.local_film_share = local_film_share
+        # share of the single pseudo scratches drawn as flat-bottomed grooves sized in µm
+        self.groove_share = groove_share
 
     def clean_patch(self, rng=None, fi=None, window=None, affine=None, shift=None):
         rng = rng or self.rng
@@ -165,12 +168,14 @@ class PairSampler:
             crack = np.zeros(clean.shape, bool)
             defective, mask, fams = pseudo.paint(clean, rng, c, self.s, p_clean=self.p_clean,
                                                  weights=pseudo.CRACK_HEAD_WEIGHTS, crack_out=crack,
-                                                 local_film_share=self.local_film_share)
+                                                 local_film_share=self.local_film_share,
+                                                 groove_share=self.groove_share)
             mask = mask.astype(np.uint8) + (crack & mask).astype(np.uint8)
         else:
             defective, mask, fams = pseudo.paint(clean, rng, c, self.s, p_clean=self.p_clean,
                                                  weights=pseudo.weights_for(self.local_film_share),
-                                                 local_film_share=self.local_film_share)
+                                                 local_film_share=self.local_film_share,
+                                                 groove_share=self.groove_share)
         clean, defective = sensor(clean, defective, rng, self.strength)
         return defective, clean, mask, fams, r
 

@@ -127,6 +127,11 @@ def parse_args(argv=None):
                         "levels) instead of as a share of the training patch, which on whole crops made every "
                         "film tens of µm wide; > 0 also paints films more often (6 -> 10 %%). Model 1.4.0: 0.6 "
                         "in its fine-tune (models/MODEL_CARD.md)")
+    p.add_argument("--grooves", type=float, default=0.0,
+                   help="share (0-1) of the single pseudo scratches drawn as flat-bottomed grooves 1.5-7 µm "
+                        "wide, 3-20 grey levels deep, solid, dashed or speckled, masked edge to edge (the "
+                        "Gaussian pseudo scratches are mostly < 2 µm wide, and the map measured wide scratches "
+                        "narrow); 0 keeps the old random stream")
     p.add_argument("--crack-head", action="store_true",
                    help="train (or add to a resumed student) a third output, \"crack\": the probability that "
                         "an anomalous pixel belongs to a crack rather than a scratch or a spot (pseudo-defect "
@@ -154,6 +159,8 @@ def parse_args(argv=None):
         p.error(f"--data-workers must be between 0 and 64 (got {args.data_workers})")
     if not 0.0 <= args.local_films <= 1.0:
         p.error(f"--local-films must be in [0, 1] (got {args.local_films})")
+    if not 0.0 <= args.grooves <= 1.0:
+        p.error(f"--grooves must be in [0, 1] (got {args.grooves})")
     if not 0.0 <= args.structure_patches <= 1.0:
         p.error(f"--structure-patches must be in [0, 1] (got {args.structure_patches})")
     if args.crack_head_only and not args.resume_student:
@@ -235,11 +242,12 @@ def install_check(onnx_student, hold_crops, disk, cfg, image_threshold=None, min
         good = [float(onnx_student(c)[1][disk].max()) for c in hold_crops]
         image_threshold = float(np.quantile(good, 1 - cfg["target_frr"], method="higher"))
     share = cfg.get("local_film_share", 0.0)
+    grooves = cfg.get("groove_share", 0.0)
     scores, labels, img_scores, n = [], [], [], 0
     while n < max(min_crops, len(hold_crops)):
         for c in hold_crops:
             x, m, _ = PS.paint(c, rng, (size / 2.0, size / 2.0), cfg["crop_um_per_px"], p_clean=0.0,
-                               weights=PS.weights_for(share), local_film_share=share)
+                               weights=PS.weights_for(share), local_film_share=share, groove_share=grooves)
             m = m & disk
             if not m.any():
                 continue
@@ -404,9 +412,10 @@ def main(argv=None):
     if args.patch is not None:
         cfg["patch"] = args.patch
     cfg["local_film_share"] = args.local_films
+    cfg["groove_share"] = args.grooves
     sampler = A.PairSampler(train_frames, cfg["crop_um_per_px"], cfg["crop_size"], cfg["patch"], seed=cfg["seed"],
                             p_structure=args.structure_patches, crack_classes=args.crack_head or args.crack_head_only,
-                            local_film_share=args.local_films)
+                            local_film_share=args.local_films, groove_share=args.grooves)
     cfg["crack_head"] = args.crack_head or args.crack_head_only
     cfg["crack_head_only"] = args.crack_head_only
     hold_crops = crops_of(hold_frames, cfg)
@@ -578,7 +587,9 @@ def main(argv=None):
         "pseudo_defects": "Perlin-mask texture blends (DRAEM-style, procedural textures), curved/broken/faint "
                           "scratches, spots/clusters, films, edge chips"
                           + (f"; {cfg['local_film_share']:.0%} of films sized in µm (6-60 µm)"
-                             if cfg.get("local_film_share", 0) > 0 else ""),
+                             if cfg.get("local_film_share", 0) > 0 else "")
+                          + (f"; {cfg['groove_share']:.0%} of single scratches as flat grooves 1.5-7 µm wide"
+                             if cfg.get("groove_share", 0) > 0 else ""),
         "student": {k: sinfo[k] for k in ("params", "gflops_384", "steps", "seconds", "batch", "patch", "finish")
                     if k in sinfo},
         "teacher": {k: tinfo[k] for k in ("params", "steps", "seconds", "ddim_steps") if k in tinfo},

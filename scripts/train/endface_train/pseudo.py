@@ -265,6 +265,46 @@ def scratch(img, rng, family=False, crack=False):
     return np.clip(out, 0, 1).astype(np.float32), mask
 
 
+def groove(img, rng, crop_um_per_px):
+    """A polishing groove sized in µm: a flat-bottomed line 1.5-7 µm wide with soft edges (box
+    profile, sometimes with lighter or darker walls), a few grey levels deep, solid, broken into
+    dashes a few µm long or speckled, tapering at its ends. The mask is the groove's full width,
+    so the map learns to cover a wide scratch edge to edge, not only its deepest centre (the
+    Gaussian lines of `scratch` are mostly < 2 µm wide)."""
+    h, w = img.shape
+    s = crop_um_per_px
+    w_px = float(np.exp(rng.uniform(np.log(1.5), np.log(7.0)))) / s
+    length = float(np.exp(rng.uniform(np.log(8.0), np.log(250.0)))) / s
+    pts = _polyline(rng, h, w, length)
+    edge = rng.uniform(0.4, 1.2)
+    d, arc = _dist_to_polyline(pts, h, w, margin=float(np.ceil(w_px / 2 + 3 * edge + 3)))
+    if d is None or not np.isfinite(d).any():
+        return img, np.zeros_like(img, bool)
+    near = np.isfinite(d)
+    dd = np.where(near, d, 1e6)
+    prof = _sigmoid((w_px / 2 - dd) / edge)
+    if rng.random() < 0.35:  # walls: a rim of the opposite sign on both sides
+        prof = prof - rng.uniform(0.2, 0.6) * np.exp(-0.5 * ((dd - w_px / 2 - edge) / max(edge, 0.6)) ** 2)
+    total = float(arc[near].max()) + 1.0
+    taper = np.clip(np.minimum(arc, total - arc) / (rng.uniform(1.0, 5.0) / s), 0, 1)
+    v = rng.random()
+    if v < 0.45:  # solid, slowly varying depth
+        along = 0.8 + 0.2 * np.sin(arc * s / rng.uniform(8, 40) + rng.uniform(0, 2 * np.pi))
+    elif v < 0.75:  # dashes a few µm long
+        period, duty = rng.uniform(3, 15) / s, rng.uniform(0.35, 0.8)
+        along = ((arc / period + rng.uniform(0, 1)) % 1.0 < duty).astype(np.float32)
+    else:  # speckled
+        nn = perlin((1, 256), (1, 32), rng)[0]
+        along = np.clip(0.55 + 0.6 * (2 * _norm01(np.interp(arc.ravel() % 256, np.arange(256), nn)) - 1),
+                        0, 1).reshape(arc.shape)
+    along = np.where(near, along * taper, 0.0)
+    mag = float(np.exp(rng.uniform(np.log(0.012), np.log(0.08))))
+    sign = 1.0 if rng.random() < 0.35 else -1.0
+    out = img + sign * mag * prof * along
+    mask = near & (dd <= max(w_px / 2, 0.75)) & (along > 0.3)
+    return np.clip(out, 0, 1).astype(np.float32), mask
+
+
 def _sigmoid(z):
     return 0.5 * (1 + np.tanh(0.5 * np.clip(z, -60, 60)))
 
@@ -416,12 +456,13 @@ CRACK_HEAD_WEIGHTS = (0.28, 0.06, 0.16, 0.19, 0.06, 0.17, 0.06, 0.10)
 
 
 def paint(img, rng, fiber_center, crop_um_per_px, p_clean=0.25, weights=DEFAULT_WEIGHTS, crack_out=None,
-          local_film_share=0.0):
+          local_film_share=0.0, groove_share=0.0):
     """Paint 0-3 pseudo-defects. Returns (defective, mask, list of family names). With
     `crack_out` (a bool array of the image's shape) the pixels of the "crack" family are also
     set there (cleared first): the class target of the student's crack head. A share
     `local_film_share` of the "film" family is painted by `local_film` (sized in µm) instead of
-    `film` (a share of the patch); at 0 the random stream is the same as before it existed."""
+    `film` (a share of the patch), and a share `groove_share` of the "scratch" family by `groove`
+    (a flat-bottomed line sized in µm); at 0 the random stream is the same as before each existed."""
     h, w = img.shape
     mask = np.zeros((h, w), bool)
     if crack_out is not None:
@@ -435,7 +476,10 @@ def paint(img, rng, fiber_center, crop_um_per_px, p_clean=0.25, weights=DEFAULT_
     for _ in range(n):
         fam = FAMILIES[rng.choice(len(FAMILIES), p=wts)]
         if fam == "scratch":
-            out, m = scratch(out, rng)
+            if groove_share > 0 and rng.random() < groove_share:
+                out, m = groove(out, rng, crop_um_per_px)
+            else:
+                out, m = scratch(out, rng)
         elif fam == "family":
             out, m = scratch(out, rng, family=True)
         elif fam == "crack":
