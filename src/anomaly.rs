@@ -347,6 +347,9 @@ pub struct Defect {
     pub area_px: usize,
     /// Label of this component in the label image (1-based).
     pub label: u32,
+    /// How many connected components it was measured from: 1, or the pieces of a broken
+    /// scratch joined by [`join_broken_scratches`].
+    pub fragments: u32,
 }
 
 impl Defect {
@@ -549,6 +552,7 @@ fn measure(
         bbox_in_crop: [u0, v0, u1, v1],
         area_px,
         label,
+        fragments: 1,
     }
 }
 
@@ -595,6 +599,392 @@ pub fn classify_cracks(
             d.size_um = d.feret_um;
         }
     }
+}
+
+/// Default largest gap (µm) bridged between two pieces of one broken scratch
+/// ([`join_broken_scratches`]; station config `[model] scratch_join_gap_um`).
+pub const DEFAULT_SCRATCH_JOIN_GAP_UM: f64 = 10.0;
+/// Pieces a broken scratch may be joined from at most: with more components than
+/// [`JOIN_MAX_COMPONENTS`] in a frame nothing is joined (a contaminated end-face, not a line).
+pub const JOIN_MAX_COMPONENTS: usize = 64;
+/// An elongated piece (principal axes ratio at least this) must lie along the line it joins.
+const JOIN_ELONGATED_RATIO: f64 = 1.5;
+/// Largest angle (degrees) between an elongated piece and the line it joins.
+const JOIN_MAX_ANGLE_DEG: f64 = 20.0;
+
+/// Reusable buffers for [`join_broken_scratches`].
+#[derive(Debug, Default, Clone)]
+pub struct JoinScratch {
+    frags: Vec<Fragment>,
+    parent: Vec<usize>,
+    group: Vec<usize>,
+    merged: Vec<Defect>,
+    remove: Vec<bool>,
+    counts: Vec<u32>,
+    /// Old label -> label of the scratch it was joined into (identity otherwise).
+    relabel: Vec<u32>,
+}
+
+/// Shape of one component for joining: centroid, principal direction, axes ratio, reach.
+#[derive(Debug, Clone, Copy)]
+struct Fragment {
+    cx: f64,
+    cy: f64,
+    ex: f64,
+    ey: f64,
+    ratio: f64,
+    reach: f64,
+    joinable: bool,
+}
+
+fn pixels_of(scratch: &DefectScratch, label: u32) -> &[(u32, u32)] {
+    let k = label as usize;
+    scratch
+        .offsets
+        .get(k)
+        .zip(scratch.offsets.get(k + 1))
+        .and_then(|(&a, &b)| scratch.pixels.get(a..b))
+        .unwrap_or(&[])
+}
+
+fn fragment_of(px: &[(u32, u32)]) -> Fragment {
+    let n = px.len().max(1) as f64;
+    let (mut sx, mut sy) = (0.0, 0.0);
+    for &(u, v) in px {
+        sx += u as f64;
+        sy += v as f64;
+    }
+    let (cx, cy) = (sx / n, sy / n);
+    let (mut sxx, mut syy, mut sxy, mut reach2) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    for &(u, v) in px {
+        let (dx, dy) = (u as f64 - cx, v as f64 - cy);
+        sxx += dx * dx;
+        syy += dy * dy;
+        sxy += dx * dy;
+        reach2 = reach2.max(dx * dx + dy * dy);
+    }
+    // Pixel squares add 1/12 to each axis' variance.
+    let (sxx, syy, sxy) = (sxx / n + 1.0 / 12.0, syy / n + 1.0 / 12.0, sxy / n);
+    let th = 0.5 * (2.0 * sxy).atan2(sxx - syy);
+    let tr = 0.5 * (sxx + syy);
+    let disc = (0.25 * (sxx - syy).powi(2) + sxy * sxy).sqrt();
+    let (l1, l2) = (tr + disc, (tr - disc).max(1e-9));
+    Fragment {
+        cx,
+        cy,
+        ex: th.cos(),
+        ey: th.sin(),
+        ratio: (l1 / l2).sqrt(),
+        reach: reach2.sqrt() + 0.5,
+        joinable: !px.is_empty(),
+    }
+}
+
+/// Extent of `px` along the unit direction `(ex, ey)` from `(ox, oy)`: (min, max) of the pixel
+/// centres' projections.
+fn span_along(px: &[(u32, u32)], ox: f64, oy: f64, ex: f64, ey: f64) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for &(u, v) in px {
+        let t = (u as f64 - ox) * ex + (v as f64 - oy) * ey;
+        lo = lo.min(t);
+        hi = hi.max(t);
+    }
+    (lo, hi)
+}
+
+fn find(parent: &mut [usize], mut i: usize) -> usize {
+    while parent[i] != i {
+        parent[i] = parent[parent[i]];
+        i = parent[i];
+    }
+    i
+}
+
+/// Join the pieces of broken scratches into one scratch each (IEC 61300-3-35 notes: scratches
+/// are "often broken or speckled lines"; graded piece by piece, the dashes of one scratch count
+/// as many small defects, and a dashed scratch wider than its dashes are long is measured as
+/// spots, not by its width).
+///
+/// Pieces are linked when the gap between them along the line through their centroids is at
+/// most `max_gap_um` and each piece that has a direction of its own (principal axes ratio ≥
+/// 1.5) lies along that line or across it (within 20°; a dash shorter than its scratch is wide
+/// lies across). A linked group becomes one scratch only when it is
+/// one straight line: a line fitted to all its pixels passes within half the line's width (at
+/// least one pixel) of every piece's centroid, the pieces follow each other along it without
+/// overlapping, the whole is at least [`SCRATCH_MIN_ELONGATION`] times as long as it is wide, and
+/// it has three pieces or more — or two that are each elongated along the line. Otherwise the
+/// piece farthest from the line is left out and the rest tried again. Cracks (the model's crack
+/// output) are never joined.
+///
+/// The scratch's width is measured across the line: its cross-section (pixels per 1-px slice
+/// along the line) at the 75th percentile of the slices, so a dash shorter than the scratch is
+/// wide still measures the scratch's width; its length is the whole line's extent; zone, score and box
+/// are those of all its pieces. Its pixels take the first piece's label in
+/// `scratch.labels_in_crop` (so outlines cover the whole line); `fragments` says how many
+/// components it was joined from. Run after [`extract_defects_hysteresis`] (and
+/// [`classify_cracks`]) with the same `scratch`; the per-label pixel lists are stale afterwards.
+pub fn join_broken_scratches(
+    defects: &mut Vec<Defect>,
+    zone: &ContactZone,
+    max_gap_um: f64,
+    scratch: &mut DefectScratch,
+    js: &mut JoinScratch,
+) {
+    let n = defects.len();
+    // (a NaN gap joins nothing, as 0 does)
+    if max_gap_um.is_nan() || max_gap_um <= 0.0 || !(2..=JOIN_MAX_COMPONENTS).contains(&n) {
+        return;
+    }
+    let s = zone.um_per_px;
+    let max_gap_px = max_gap_um / s;
+    let cos_max = JOIN_MAX_ANGLE_DEG.to_radians().cos();
+    let sin_max = JOIN_MAX_ANGLE_DEG.to_radians().sin();
+    js.frags.clear();
+    for d in defects.iter() {
+        let mut f = fragment_of(pixels_of(scratch, d.label));
+        f.joinable &= !d.crack;
+        js.frags.push(f);
+    }
+    js.parent.clear();
+    js.parent.extend(0..n);
+    for i in 0..n {
+        for j in i + 1..n {
+            let (a, b) = (js.frags[i], js.frags[j]);
+            if !a.joinable || !b.joinable {
+                continue;
+            }
+            let (dx, dy) = (b.cx - a.cx, b.cy - a.cy);
+            let dist = dx.hypot(dy);
+            if dist <= 0.0 || dist - a.reach - b.reach > max_gap_px {
+                continue;
+            }
+            let (ux, uy) = (dx / dist, dy / dist);
+            // a piece with a direction lies along the line, or across it (a dash shorter
+            // than the scratch is wide)
+            let along = |f: &Fragment| {
+                let c = (f.ex * ux + f.ey * uy).abs();
+                f.ratio < JOIN_ELONGATED_RATIO || c >= cos_max || c <= sin_max
+            };
+            if !along(&a) || !along(&b) {
+                continue;
+            }
+            let (_, a_hi) = span_along(pixels_of(scratch, defects[i].label), a.cx, a.cy, ux, uy);
+            let (b_lo, _) = span_along(pixels_of(scratch, defects[j].label), a.cx, a.cy, ux, uy);
+            // pixel centres one apart touch: the gap is what lies between them
+            if b_lo - a_hi - 1.0 > max_gap_px || b_lo - a_hi < -1.0 {
+                continue;
+            }
+            let (ri, rj) = (find(&mut js.parent, i), find(&mut js.parent, j));
+            if ri != rj {
+                js.parent[ri.max(rj)] = ri.min(rj);
+            }
+        }
+    }
+    js.merged.clear();
+    js.remove.clear();
+    js.remove.resize(n, false);
+    let max_label = defects.iter().map(|d| d.label).max().unwrap_or(0);
+    js.relabel.clear();
+    js.relabel.extend(0..=max_label);
+    for root in 0..n {
+        js.group.clear();
+        for i in 0..n {
+            if find(&mut js.parent, i) == root {
+                js.group.push(i);
+            }
+        }
+        while js.group.len() >= 2 {
+            match fit_line(
+                defects,
+                scratch,
+                &js.frags,
+                &js.group,
+                s,
+                max_gap_px,
+                &mut js.counts,
+            ) {
+                LineFit::Scratch(d) => {
+                    for &i in &js.group {
+                        js.remove[i] = true;
+                    }
+                    for &i in &js.group {
+                        if let Some(r) = js.relabel.get_mut(defects[i].label as usize) {
+                            *r = d.label;
+                        }
+                    }
+                    js.merged.push(*d);
+                    break;
+                }
+                LineFit::Drop(k) => {
+                    js.group.remove(k);
+                }
+                LineFit::No => break,
+            }
+        }
+    }
+    if js.merged.is_empty() {
+        return;
+    }
+    for l in scratch.labels_in_crop.iter_mut() {
+        if let Some(&r) = js.relabel.get(*l as usize) {
+            *l = r;
+        }
+    }
+    let mut k = 0;
+    defects.retain(|_| {
+        let keep = !js.remove[k];
+        k += 1;
+        keep
+    });
+    defects.append(&mut js.merged);
+    defects.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(a.label.cmp(&b.label)));
+}
+
+enum LineFit {
+    /// The group is one broken scratch.
+    Scratch(Box<Defect>),
+    /// Not a line: leave out this member (index into the group) and try again.
+    Drop(usize),
+    /// Not a line, and nothing to leave out.
+    No,
+}
+
+/// `s`: µm per crop pixel; `max_gap_px`: the largest gap between consecutive pieces.
+fn fit_line(
+    defects: &[Defect],
+    scratch: &DefectScratch,
+    frags: &[Fragment],
+    group: &[usize],
+    s: f64,
+    max_gap_px: f64,
+    counts: &mut Vec<u32>,
+) -> LineFit {
+    // Line through all the group's pixels (principal axis of their union).
+    let (mut n, mut sx, mut sy) = (0.0f64, 0.0f64, 0.0f64);
+    for &i in group {
+        for &(u, v) in pixels_of(scratch, defects[i].label) {
+            n += 1.0;
+            sx += u as f64;
+            sy += v as f64;
+        }
+    }
+    if n == 0.0 {
+        return LineFit::No;
+    }
+    let (cx, cy) = (sx / n, sy / n);
+    let (mut sxx, mut syy, mut sxy) = (0.0f64, 0.0f64, 0.0f64);
+    for &i in group {
+        for &(u, v) in pixels_of(scratch, defects[i].label) {
+            let (dx, dy) = (u as f64 - cx, v as f64 - cy);
+            sxx += dx * dx;
+            syy += dy * dy;
+            sxy += dx * dy;
+        }
+    }
+    let th = 0.5 * (2.0 * sxy).atan2(sxx - syy);
+    let (ex, ey) = (th.cos(), th.sin());
+    let (nx, ny) = (-ey, ex);
+    // Each piece: extent along the line, and offset of its centroid from it.
+    let mut along_sum = 0.0;
+    let mut area = 0usize;
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    let mut spans: [(f64, f64); JOIN_MAX_COMPONENTS] = [(0.0, 0.0); JOIN_MAX_COMPONENTS];
+    let mut worst = (0usize, 0.0f64);
+    let mut all_elongated = true;
+    for (k, &i) in group.iter().enumerate() {
+        let px = pixels_of(scratch, defects[i].label);
+        let (a, b) = span_along(px, cx, cy, ex, ey);
+        let (c, d) = span_along(px, cx, cy, nx, ny);
+        spans[k] = (a, b);
+        along_sum += b - a + 1.0;
+        area += px.len();
+        lo = lo.min(a);
+        hi = hi.max(b);
+        let f = &frags[i];
+        let off = ((f.cx - cx) * nx + (f.cy - cy) * ny).abs();
+        if off > worst.1 {
+            worst = (k, off);
+        }
+        all_elongated &= (b - a + 1.0) >= JOIN_ELONGATED_RATIO * (d - c + 1.0);
+    }
+    // Width: the line's cross-section — pixels per 1-px slice along it — at its 75th
+    // percentile over the slices that have any (a dash shorter than the scratch is wide has
+    // rounded ends, so its area over its length would read it narrow; most slices of a
+    // band, and the middle ones of each dash, hold its full width).
+    let length = hi - lo + 1.0;
+    counts.clear();
+    counts.resize(length.ceil() as usize + 1, 0);
+    for &i in group {
+        for &(u, v) in pixels_of(scratch, defects[i].label) {
+            let t = (u as f64 - cx) * ex + (v as f64 - cy) * ey - lo;
+            if let Some(c) = counts.get_mut(t.max(0.0) as usize) {
+                *c += 1;
+            }
+        }
+    }
+    counts.retain(|&c| c > 0);
+    counts.sort_unstable();
+    let width = match counts.len() {
+        0 => area as f64 / along_sum.max(1.0),
+        k => f64::from(counts[(3 * (k - 1) + 2) / 4]),
+    };
+    let drop_worst = || {
+        if group.len() > 2 {
+            LineFit::Drop(worst.0)
+        } else {
+            LineFit::No
+        }
+    };
+    if worst.1 > (0.5 * width).max(1.0) {
+        return drop_worst();
+    }
+    // Pieces follow each other along the line (a side-by-side pair is two scratches), none
+    // farther from the next than the gap allowed (leaving a piece out can open one).
+    let spans = &mut spans[..group.len()];
+    spans.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    for w in spans.windows(2) {
+        let overlap = w[0].1 - w[1].0;
+        let shorter = (w[0].1 - w[0].0).min(w[1].1 - w[1].0) + 1.0;
+        if overlap > 1.0 + 0.25 * shorter || -overlap - 1.0 > max_gap_px {
+            return drop_worst();
+        }
+    }
+    if length / width < SCRATCH_MIN_ELONGATION || (group.len() == 2 && !all_elongated) {
+        return drop_worst();
+    }
+    // One scratch from the group's pieces (the first, highest-scoring piece names it).
+    let first = &defects[group[0]];
+    let mut d = first.clone();
+    let mut bbox = first.bbox_in_crop;
+    for &i in group {
+        let o = &defects[i];
+        d.inner_radius_um = d.inner_radius_um.min(o.inner_radius_um);
+        d.outer_radius_um = d.outer_radius_um.max(o.outer_radius_um);
+        d.score = d.score.max(o.score);
+        d.feret_um = d.feret_um.max(o.feret_um);
+        d.crack_score = match (d.crack_score, o.crack_score) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        bbox = [
+            bbox[0].min(o.bbox_in_crop[0]),
+            bbox[1].min(o.bbox_in_crop[1]),
+            bbox[2].max(o.bbox_in_crop[2]),
+            bbox[3].max(o.bbox_in_crop[3]),
+        ];
+    }
+    d.kind = FeatureKind::Scratch;
+    d.crack = false;
+    d.bbox_in_crop = bbox;
+    d.area_px = area;
+    d.area_um2 = area as f64 * s * s;
+    d.width_um = width * s;
+    d.length_um = length * s;
+    d.feret_um = d.feret_um.max(length * s);
+    d.elongation = length / width;
+    d.size_um = d.width_um;
+    d.fragments = group.len() as u32;
+    LineFit::Scratch(Box::new(d))
 }
 
 /// Max Feret diameter in pixels: the largest distance between pixel centres, plus one pixel
@@ -862,6 +1252,185 @@ mod tests {
         assert_eq!(spot.kind, FeatureKind::Defect);
         // without a crack output nothing is scored
         assert!(before.iter().all(|d| d.crack_score.is_none() && !d.crack));
+    }
+
+    /// Defects of `map` (threshold 0.5), then joined with `gap_um`; and the label image.
+    fn joined(map: &[f32], z: &ContactZone, gap_um: f64) -> (Vec<Defect>, Vec<u32>) {
+        let mut scratch = DefectScratch::default();
+        let mut out = Vec::new();
+        extract_defects(map, z, 0.5, &mut scratch, &mut out);
+        join_broken_scratches(
+            &mut out,
+            z,
+            gap_um,
+            &mut scratch,
+            &mut JoinScratch::default(),
+        );
+        (out, scratch.labels_in_crop)
+    }
+
+    /// A scratch `width` px wide along `dir` (unit) through `(u0, v0)`, broken into dashes
+    /// `dash` px long with `gap` px between them, `n` dashes; score 0.9.
+    #[allow(clippy::too_many_arguments)]
+    fn dashed(
+        map: &mut [f32],
+        n_px: usize,
+        u0: f64,
+        v0: f64,
+        dir: (f64, f64),
+        width: f64,
+        dash: f64,
+        gap: f64,
+        n: usize,
+    ) {
+        let (ex, ey) = dir;
+        for v in 0..n_px {
+            for u in 0..n_px {
+                let (x, y) = (u as f64 - u0, v as f64 - v0);
+                let t = x * ex + y * ey;
+                let d = (-x * ey + y * ex).abs();
+                let period = dash + gap;
+                if t >= 0.0 && t < period * n as f64 && t % period < dash && d <= width / 2.0 {
+                    map[v * n_px + u] = 0.9;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dashes_of_one_wide_scratch_are_one_scratch_with_its_width() {
+        let n = 201;
+        let z = zone(n, 0.5);
+        for dir in [(1.0, 0.0), (0.8, 0.6), (0.0, 1.0)] {
+            let mut map = vec![0.0f32; n * n];
+            // 5 µm wide (10 px), dashes 3 µm long with 3 µm gaps: six pieces, each shorter
+            // than the scratch is wide, so each alone is a "defect" of about 6 µm.
+            dashed(&mut map, n, 40.0, 60.0, dir, 10.0, 6.0, 6.0, 6);
+            let (apart, _) = joined(&map, &z, 0.0);
+            assert_eq!(apart.len(), 6, "{dir:?}");
+            assert!(apart
+                .iter()
+                .all(|d| d.kind == FeatureKind::Defect && d.fragments == 1));
+            let (one, labels) = joined(&map, &z, DEFAULT_SCRATCH_JOIN_GAP_UM);
+            assert_eq!(one.len(), 1, "{dir:?}: {one:?}");
+            let d = &one[0];
+            assert_eq!((d.kind, d.fragments), (FeatureKind::Scratch, 6), "{dir:?}");
+            assert!(
+                (d.size_um - 5.0).abs() <= 0.75,
+                "{dir:?}: width {}",
+                d.size_um
+            );
+            assert_eq!(d.size_um, d.width_um);
+            // 6 dashes + 5 gaps = 66 px = 33 µm end to end
+            assert!(
+                (d.length_um - 33.0).abs() < 2.5,
+                "{dir:?}: length {}",
+                d.length_um
+            );
+            assert_eq!(d.area_px, apart.iter().map(|a| a.area_px).sum::<usize>());
+            assert_eq!(
+                d.inner_radius_um,
+                apart
+                    .iter()
+                    .map(|a| a.inner_radius_um)
+                    .fold(f64::INFINITY, f64::min)
+            );
+            // every piece's pixels now carry the scratch's label (the overlay outlines it whole)
+            let on: Vec<u32> = labels.iter().copied().filter(|&l| l != 0).collect();
+            assert_eq!(on.len(), d.area_px);
+            assert!(on.iter().all(|&l| l == d.label));
+        }
+    }
+
+    #[test]
+    fn a_thin_broken_scratch_is_one_scratch_not_many_small_defects() {
+        // 1 µm wide, dashes 4 µm long, 2 µm gaps: each dash alone is a short scratch or a
+        // 4 µm "defect"; ten of them would fail a single-mode zone B (5 from 2-5 µm).
+        let n = 201;
+        let z = zone(n, 0.5);
+        let mut map = vec![0.0f32; n * n];
+        dashed(&mut map, n, 30.0, 100.0, (0.96, 0.28), 2.0, 8.0, 4.0, 10);
+        let (one, _) = joined(&map, &z, DEFAULT_SCRATCH_JOIN_GAP_UM);
+        assert_eq!(one.len(), 1, "{one:?}");
+        assert_eq!((one[0].kind, one[0].fragments), (FeatureKind::Scratch, 10));
+        assert!(
+            one[0].size_um > 0.5 && one[0].size_um < 1.6,
+            "{}",
+            one[0].size_um
+        );
+    }
+
+    #[test]
+    fn particles_off_a_line_and_pieces_far_apart_are_not_joined() {
+        let n = 201;
+        let z = zone(n, 0.5);
+        let disk = |map: &mut [f32], cu: f64, cv: f64, r: f64| {
+            for v in 0..n {
+                for u in 0..n {
+                    if (u as f64 - cu).hypot(v as f64 - cv) <= r {
+                        map[v * n + u] = 0.9;
+                    }
+                }
+            }
+        };
+        // Three round particles in a triangle, close together.
+        let mut map = vec![0.0f32; n * n];
+        disk(&mut map, 60.0, 60.0, 3.0);
+        disk(&mut map, 72.0, 60.0, 3.0);
+        disk(&mut map, 66.0, 70.0, 3.0);
+        let (d, _) = joined(&map, &z, DEFAULT_SCRATCH_JOIN_GAP_UM);
+        assert_eq!(d.len(), 3, "{d:?}");
+        assert!(d
+            .iter()
+            .all(|d| d.fragments == 1 && d.kind == FeatureKind::Defect));
+        // Two round particles in a row: two pieces must each lie along the line to be joined.
+        let mut map = vec![0.0f32; n * n];
+        disk(&mut map, 60.0, 60.0, 3.0);
+        disk(&mut map, 72.0, 60.0, 3.0);
+        assert_eq!(joined(&map, &z, DEFAULT_SCRATCH_JOIN_GAP_UM).0.len(), 2);
+        // Two dashes of one line 16 µm apart: beyond the 10 µm gap, joined at 20 µm.
+        let mut map = vec![0.0f32; n * n];
+        dashed(&mut map, n, 40.0, 60.0, (1.0, 0.0), 4.0, 20.0, 32.0, 2);
+        assert_eq!(joined(&map, &z, DEFAULT_SCRATCH_JOIN_GAP_UM).0.len(), 2);
+        let (d, _) = joined(&map, &z, 20.0);
+        assert_eq!((d.len(), d[0].fragments), (1, 2), "{d:?}");
+        // Two parallel scratches side by side are two scratches.
+        let mut map = vec![0.0f32; n * n];
+        dashed(&mut map, n, 40.0, 60.0, (1.0, 0.0), 2.0, 60.0, 0.0, 1);
+        dashed(&mut map, n, 40.0, 68.0, (1.0, 0.0), 2.0, 60.0, 0.0, 1);
+        let (d, _) = joined(&map, &z, DEFAULT_SCRATCH_JOIN_GAP_UM);
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(d
+            .iter()
+            .all(|d| d.fragments == 1 && d.kind == FeatureKind::Scratch));
+        // Dashes that turn a corner (an L) are not one straight scratch.
+        let mut map = vec![0.0f32; n * n];
+        dashed(&mut map, n, 40.0, 60.0, (1.0, 0.0), 3.0, 8.0, 5.0, 3);
+        dashed(&mut map, n, 80.0, 66.0, (0.0, 1.0), 3.0, 8.0, 5.0, 3);
+        let (d, _) = joined(&map, &z, DEFAULT_SCRATCH_JOIN_GAP_UM);
+        assert!(d.len() >= 2 && d.iter().all(|d| d.fragments <= 3), "{d:?}");
+    }
+
+    #[test]
+    fn cracks_are_never_joined() {
+        let n = 201;
+        let z = zone(n, 0.5);
+        let mut map = vec![0.0f32; n * n];
+        dashed(&mut map, n, 40.0, 60.0, (1.0, 0.0), 10.0, 6.0, 6.0, 4);
+        let mut scratch = DefectScratch::default();
+        let mut out = Vec::new();
+        extract_defects(&map, &z, 0.5, &mut scratch, &mut out);
+        let crack = vec![0.9f32; n * n];
+        classify_cracks(&mut out, &crack, &z, 0.5, &scratch);
+        join_broken_scratches(
+            &mut out,
+            &z,
+            10.0,
+            &mut scratch,
+            &mut JoinScratch::default(),
+        );
+        assert_eq!(out.len(), 4);
+        assert!(out.iter().all(|d| d.crack && d.fragments == 1));
     }
 
     #[test]

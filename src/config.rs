@@ -26,6 +26,7 @@
 //! # pixel_threshold = 0.5       # override the manifest's thresholds
 //! # image_threshold = 0.5
 //! # grow_threshold = 0.5        # hysteresis: defects measured out to this map value
+//! scratch_join_gap_um = 10.0    # pieces of a broken scratch this close are one scratch; 0 = off
 //!
 //! [locate]
 //! min_confidence = 0.5
@@ -232,6 +233,10 @@ pub struct ModelSection {
     /// Overrides the manifest's `thresholds.grow`: a defect found above `pixel_threshold` is
     /// measured out to where the map falls to this value (hysteresis; models/MANIFEST.md, `thresholds.grow`).
     pub grow_threshold: Option<f64>,
+    /// Largest gap (µm) bridged between the pieces of one broken scratch, which is then graded
+    /// as one scratch by its width instead of as many small defects (0 turns joining off;
+    /// `anomaly::join_broken_scratches`).
+    pub scratch_join_gap_um: f64,
 }
 
 impl Default for ModelSection {
@@ -241,6 +246,7 @@ impl Default for ModelSection {
             pixel_threshold: None,
             image_threshold: None,
             grow_threshold: None,
+            scratch_join_gap_um: crate::anomaly::DEFAULT_SCRATCH_JOIN_GAP_UM,
         }
     }
 }
@@ -412,6 +418,13 @@ impl StationConfig {
                 }
             }
         }
+        let g = self.model.scratch_join_gap_um;
+        if !g.is_finite() || !(0.0..=50.0).contains(&g) {
+            return Err(bad(
+                "model.scratch_join_gap_um",
+                format!("{g} is not in [0, 50] µm (0 turns joining broken scratches off)"),
+            ));
+        }
         if !(0.0..=1.0).contains(&self.locate.min_confidence) {
             return Err(bad(
                 "locate.min_confidence",
@@ -494,6 +507,14 @@ mod tests {
             ("[locate]\nmin_confidence = 2.0", "locate.min_confidence"),
             ("[model]\npixel_threshold = nan", "model.pixel_threshold"),
             ("[model]\ngrow_threshold = inf", "model.grow_threshold"),
+            (
+                "[model]\nscratch_join_gap_um = -1",
+                "model.scratch_join_gap_um",
+            ),
+            (
+                "[model]\nscratch_join_gap_um = 80",
+                "model.scratch_join_gap_um",
+            ),
             (
                 "[runtime]\nmalloc_mmap_threshold_kb = 100000",
                 "runtime.malloc_mmap_threshold_kb",

@@ -260,6 +260,7 @@ mod tests {
                 crack: false,
                 bbox_in_crop: [4, 4, 5, 5],
                 label: 1,
+                fragments: 1,
             }],
             center: Some([100.0, 80.0]),
             cladding_radius_px: Some(62.5),

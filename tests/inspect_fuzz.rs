@@ -298,6 +298,7 @@ proptest! {
                 crack: false,
                 bbox_in_crop: [0, 0, 7, 7],
                 label: 1,
+                fragments: 1,
             }],
             center: Some([cx, cy]),
             cladding_radius_px: None,

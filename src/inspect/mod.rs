@@ -18,7 +18,7 @@
 pub mod crop;
 
 use crate::anomaly::{
-    self, AnomalyError, ContactZone, CropRect, Defect, DefectScratch, SmoothScratch,
+    self, AnomalyError, ContactZone, CropRect, Defect, DefectScratch, JoinScratch, SmoothScratch,
 };
 use crate::config::StationConfig;
 use crate::daemon::{set_reasons, set_text};
@@ -104,6 +104,9 @@ pub struct InspectedDefect {
     /// Label of its pixels in [`Inspector::labels_in_crop`].
     #[serde(skip)]
     pub label: u32,
+    /// Connected components of the map it was measured from: 1, or the pieces of one broken
+    /// scratch joined into it (`[model] scratch_join_gap_um`).
+    pub fragments: u32,
 }
 
 /// The result of inspecting one frame.
@@ -194,6 +197,8 @@ pub struct Inspector {
     pixel_threshold: f32,
     image_threshold: f32,
     grow_threshold: f32,
+    /// Largest gap (µm) bridged between the pieces of a broken scratch (0: never joined).
+    scratch_join_gap_um: f64,
     zone: ContactZone,
     /// The last frame's crop pixels inside the camera frame.
     in_view: CropRect,
@@ -202,6 +207,7 @@ pub struct Inspector {
     map_in_crop: Vec<f32>,
     smooth_scratch: SmoothScratch,
     defect_scratch: DefectScratch,
+    join_scratch: JoinScratch,
     defects: Vec<Defect>,
     features: Vec<grade::Feature>,
     /// Reconstruction errors inside the contact zone (drift features), reused.
@@ -259,6 +265,7 @@ impl Inspector {
             pixel_threshold,
             image_threshold,
             grow_threshold,
+            scratch_join_gap_um: cfg.model.scratch_join_gap_um,
             in_view: CropRect::full(w, h),
             zone,
             crop_px: Vec::with_capacity(w * h),
@@ -266,6 +273,7 @@ impl Inspector {
             map_in_crop: Vec::with_capacity(w * h),
             smooth_scratch: SmoothScratch::default(),
             defect_scratch: DefectScratch::default(),
+            join_scratch: JoinScratch::default(),
             defects: Vec::new(),
             features: Vec::new(),
             drift_scratch: Vec::with_capacity(w * h),
@@ -559,6 +567,13 @@ impl Inspector {
                 );
             }
         }
+        anomaly::join_broken_scratches(
+            &mut self.defects,
+            &self.zone,
+            self.scratch_join_gap_um,
+            &mut self.defect_scratch,
+            &mut self.join_scratch,
+        );
         t.anomaly = ms_since(t0);
 
         let t0 = Instant::now();
@@ -594,6 +609,7 @@ impl Inspector {
                     crack: d.crack,
                     bbox_in_crop: d.bbox_in_crop,
                     label: d.label,
+                    fragments: d.fragments,
                 }
             }));
         t.grade = ms_since(t0);
