@@ -89,6 +89,7 @@ fn json_report_has_the_contract_keys_and_consistent_counts() {
         "confusion",
         "localization",
         "per_kind",
+        "sizing",
         "latency_ms",
     ] {
         assert!(r.get(key).is_some(), "missing {key}: {stdout}");
@@ -126,6 +127,75 @@ fn json_report_has_the_contract_keys_and_consistent_counts() {
         assert!(r["latency_ms"][stage]["p50"].is_number());
     }
     assert_eq!(r["execution_provider"], "cpu");
+
+    // Sizing: every labelled defect in the contact zone with a size and a box is counted once,
+    // and moving every labelled size by +2 µm moves each kind's bias by exactly -2 µm.
+    let labels_path = ds.join("labels.jsonl");
+    let labels = std::fs::read_to_string(&labels_path).unwrap();
+    let mut lines: Vec<serde_json::Value> = labels
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let sized = lines
+        .iter()
+        .flat_map(|l| l["defects"].as_array().cloned().unwrap_or_default())
+        .filter(|d| {
+            d["size_um"].is_number()
+                && d["bbox"].is_array()
+                && ["A", "B", "C", "D"].contains(&d["zone"].as_str().unwrap_or("A"))
+        })
+        .count();
+    let sizing = r["sizing"].as_object().unwrap();
+    let counted: u64 = sizing
+        .values()
+        .map(|v| v["labelled"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted as usize, sized, "{stdout}");
+    assert!(sized > 0, "the pit and scratch frames label their defects");
+    let mut any_matched = false;
+    for (kind, v) in sizing {
+        let (n, m) = (
+            v["labelled"].as_u64().unwrap(),
+            v["matched"].as_u64().unwrap(),
+        );
+        assert!(m <= n, "{kind}: {v}");
+        if m > 0 {
+            any_matched = true;
+            assert!(v["mae_um"].as_f64().unwrap() >= v["bias_um"].as_f64().unwrap().abs() - 1e-12);
+            assert!(in_unit(&v["same_class"]), "{kind}: {v}");
+        } else {
+            assert!(
+                v["bias_um"].is_null() && v["mae_um"].is_null(),
+                "{kind}: {v}"
+            );
+        }
+    }
+    assert!(
+        any_matched,
+        "the station finds some labelled defect: {stdout}"
+    );
+    for l in &mut lines {
+        if let Some(ds) = l["defects"].as_array_mut() {
+            for d in ds {
+                if let Some(x) = d["size_um"].as_f64() {
+                    d["size_um"] = serde_json::json!(x + 2.0);
+                }
+            }
+        }
+    }
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&labels_path, text).unwrap();
+    let o2 = eval(&ds, &cfg, &["--json", "--truth-center"]);
+    assert_eq!(o2.status.code(), Some(0));
+    let r2: serde_json::Value = serde_json::from_slice(&o2.stdout).unwrap();
+    for (kind, v) in sizing {
+        let v2 = &r2["sizing"][kind];
+        assert_eq!(v["matched"], v2["matched"], "{kind}");
+        if let (Some(b), Some(b2)) = (v["bias_um"].as_f64(), v2["bias_um"].as_f64()) {
+            assert!((b - 2.0 - b2).abs() < 1e-9, "{kind}: {b} -> {b2}");
+        }
+    }
 }
 
 #[test]

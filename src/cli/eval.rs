@@ -7,9 +7,11 @@
 //! (FPR ≤ 0.3) of the anomaly map mapped back to frame pixels (0 outside the crop), IoU of the
 //! thresholded map with the ground-truth masks, verdict accuracy and confusion matrix against
 //! the labels' verdicts, localization error against the labels' centres and radii, a per-kind
-//! breakdown and per-stage latency percentiles. `--json` prints one object with the keys
+//! breakdown, per-stage latency percentiles, and how measured sizes compare with the labelled
+//! ones (`sizing`: per labelled defect kind, each labelled defect in the contact zone against the
+//! found defect its box overlaps most). `--json` prints one object with the keys
 //! `image_auroc`, `pixel_auroc`, `aupro`, `iou`, `verdict_accuracy`, `confusion`,
-//! `localization`, `per_kind`, `latency_ms` (plus context).
+//! `localization`, `per_kind`, `sizing`, `latency_ms` (plus context).
 //!
 //! Pixel metrics count only pixels inside the contact zone (zone D's outer circle around the
 //! labelled centre, else the located one): nothing beyond it is graded. `--pixel-space crop`
@@ -24,10 +26,10 @@
 use super::inspect::{build_inspector, resolve_profile, StationOpts};
 use endface::dataset::{self, Dataset, DatasetImage};
 use endface::error::{coded, exit};
-use endface::grade::{Profile, Verdict};
+use endface::grade::{FeatureKind, Profile, Verdict};
 use endface::imageio;
 use endface::inspect::crop::CropScratch;
-use endface::inspect::{InspectError, Inspection};
+use endface::inspect::{InspectError, InspectedDefect, Inspection};
 use endface::metrics::{self, BinnedPixelCurves, Confusion, Overlap, PixelCurves};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -175,6 +177,67 @@ struct KindReport {
     mean_image_score: Option<f64>,
 }
 
+/// How the sizes the station measures compare with the labels' (per labelled defect kind).
+#[derive(Debug, Serialize)]
+struct SizeReport {
+    /// Labelled defects with a size and a box.
+    labelled: usize,
+    /// Of those, how many overlap a defect the station found (boxes in frame pixels).
+    matched: usize,
+    /// Share of the matched ones the station graded as the same class (scratch, or a defect
+    /// sized by its diameter).
+    same_class: Option<f64>,
+    /// Mean of (measured − labelled) size in µm over the matched ones.
+    bias_um: Option<f64>,
+    /// Mean absolute error (µm).
+    mae_um: Option<f64>,
+    /// 90th percentile of the absolute error (µm).
+    p90_abs_um: Option<f64>,
+}
+
+#[derive(Default)]
+struct SizeAcc {
+    labelled: usize,
+    same_class: usize,
+    err: Vec<f64>,
+}
+
+impl SizeAcc {
+    fn report(mut self) -> SizeReport {
+        let n = self.err.len();
+        let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+        let bias_um = mean(&self.err);
+        let mut abs: Vec<f64> = self.err.drain(..).map(f64::abs).collect();
+        let mae_um = mean(&abs);
+        abs.sort_unstable_by(f64::total_cmp);
+        let p90_abs_um = (!abs.is_empty()).then(|| abs[((abs.len() - 1) * 9).div_ceil(10)]);
+        SizeReport {
+            labelled: self.labelled,
+            matched: n,
+            same_class: (n > 0).then(|| self.same_class as f64 / n as f64),
+            bias_um,
+            mae_um,
+            p90_abs_um,
+        }
+    }
+}
+
+/// The found defect whose box overlaps the labelled box `b` most (1 px of slack; inclusive
+/// frame-pixel boxes), if any.
+fn best_overlap(b: [u32; 4], found: &[InspectedDefect]) -> Option<&InspectedDefect> {
+    let (x0, y0) = (b[0].saturating_sub(1), b[1].saturating_sub(1));
+    let (x1, y1) = (b[2].saturating_add(1), b[3].saturating_add(1));
+    found
+        .iter()
+        .filter_map(|d| {
+            let w = x1.min(d.bbox[2]).checked_sub(x0.max(d.bbox[0]))?;
+            let h = y1.min(d.bbox[3]).checked_sub(y0.max(d.bbox[1]))?;
+            Some(((w as u64 + 1) * (h as u64 + 1), d))
+        })
+        .max_by_key(|&(a, _)| a)
+        .map(|(_, d)| d)
+}
+
 #[derive(Debug, Serialize)]
 struct Report {
     dataset: String,
@@ -193,6 +256,9 @@ struct Report {
     confusion: ConfusionOut,
     localization: Localization,
     per_kind: BTreeMap<String, KindReport>,
+    /// Measured against labelled defect sizes, per labelled defect kind (defects in the
+    /// contact zone whose label has a size and a box).
+    sizing: BTreeMap<String, SizeReport>,
     latency_ms: BTreeMap<String, Latency>,
     pixel_threshold: f32,
     image_threshold: f32,
@@ -244,6 +310,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let mut confusion = Confusion::default();
     let mut overlap = Overlap::default();
     let mut per_kind: BTreeMap<String, KindAcc> = BTreeMap::new();
+    let mut sizing: BTreeMap<String, SizeAcc> = BTreeMap::new();
     let mut lat: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
     let (mut loc_px, mut loc_um, mut rad_px) = (Vec::new(), Vec::new(), Vec::new());
     let mut not_found = 0usize;
@@ -346,6 +413,24 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 }
                 None => not_found += 1,
                 _ => {}
+            }
+        }
+
+        // Sizes: each labelled defect in the contact zone against the found defect its box
+        // overlaps most.
+        for ld in label.map_or(&[][..], |l| &l.defects[..]) {
+            let (Some(size), Some(b)) = (ld.size_um, ld.bbox) else {
+                continue;
+            };
+            if !matches!(ld.zone.as_deref(), Some("A" | "B" | "C" | "D") | None) {
+                continue;
+            }
+            let sa = sizing.entry(ld.kind.clone()).or_default();
+            sa.labelled += 1;
+            if let Some(d) = best_overlap(b, &insp.defects) {
+                sa.err.push(d.size_um - size);
+                let scratch = d.kind == FeatureKind::Scratch;
+                sa.same_class += usize::from(scratch == (ld.kind == "scratch"));
             }
         }
 
@@ -516,6 +601,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             radius_error_px: stat(rad_px),
         },
         per_kind: per_kind_out,
+        sizing: sizing.into_iter().map(|(k, a)| (k, a.report())).collect(),
         latency_ms: lat
             .into_iter()
             .map(|(k, v)| (k.to_string(), latency(v)))
@@ -590,6 +676,20 @@ fn print_human(r: &Report) {
             opt(v.flagged_rate),
             opt(v.verdict_accuracy),
             opt(v.iou)
+        );
+    }
+    println!(
+        "sizing (labelled defect kind): labelled matched same_class bias_um mae_um p90_abs_um"
+    );
+    for (k, v) in &r.sizing {
+        println!(
+            "  {k:<14} {:>4} {:>4} {} {} {} {}",
+            v.labelled,
+            v.matched,
+            opt(v.same_class),
+            opt(v.bias_um),
+            opt(v.mae_um),
+            opt(v.p90_abs_um)
         );
     }
     println!("latency ms: stage p50 p90 p99 max");
