@@ -570,15 +570,7 @@ pub fn classify_cracks(
 ) {
     let w = zone.width;
     for d in defects.iter_mut() {
-        let k = d.label as usize;
-        let Some(px) = scratch
-            .offsets
-            .get(k)
-            .zip(scratch.offsets.get(k + 1))
-            .and_then(|(&a, &b)| scratch.pixels.get(a..b))
-        else {
-            continue;
-        };
+        let px = pixels_of(scratch, d.label);
         if px.is_empty() {
             continue;
         }
@@ -637,6 +629,8 @@ struct Fragment {
     joinable: bool,
 }
 
+/// The pixels of the component labelled `label` (empty for an unknown label), as bucketed by the
+/// last extraction.
 fn pixels_of(scratch: &DefectScratch, label: u32) -> &[(u32, u32)] {
     let k = label as usize;
     scratch
