@@ -16,6 +16,7 @@ use endface::anomaly::{self, ContactZone, DefectScratch};
 use endface::config::StationConfig;
 use endface::geometry::PixelScale;
 use endface::grade::{grade, Feature, FeatureKind, Profile};
+use endface::inspect::border::find_content;
 use endface::inspect::crop::{CropGeometry, CropScratch};
 use endface::inspect::Inspector;
 use endface::locate::Located;
@@ -125,7 +126,8 @@ fn stages(c: &mut Criterion) {
         };
         g.bench_function(BenchmarkId::new("sample+normalize", &f.id), |b| {
             b.iter(|| {
-                geometry.sample(black_box(&f.img), &mut crop_px, &mut crop_scratch);
+                let content = find_content(black_box(&f.img));
+                geometry.sample(black_box(&f.img), content, &mut crop_px, &mut crop_scratch);
                 model.set_gray_input(&crop_px).unwrap();
             })
         });
@@ -141,7 +143,12 @@ fn stages(c: &mut Criterion) {
         width: w,
         height: h,
     }
-    .sample(&f.img, &mut crop_px, &mut crop_scratch);
+    .sample(
+        &f.img,
+        find_content(&f.img),
+        &mut crop_px,
+        &mut crop_scratch,
+    );
     model.set_gray_input(&crop_px).unwrap();
 
     let mut g = c.benchmark_group("model");

@@ -154,7 +154,10 @@ class Baseline:
         import numpy as np
         import onnxruntime as ort
 
-        self.cv2, self.np = cv2, np
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from endface_ref import frame_content  # the station's blanking-border rule (border.rs)
+
+        self.cv2, self.np, self.frame_content = cv2, np, frame_content
         cv2.setNumThreads(1)
         m = json.loads(manifest_path.read_text())
         self.m = m
@@ -205,11 +208,13 @@ class Baseline:
         t0 = time.perf_counter()
         map_x = (cx + self.du * (self.s / self.umx)).astype(np.float32)
         map_y = (cy + self.dv * (self.s / self.umy)).astype(np.float32)
-        crop = cv2.remap(gray, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        # crop pixels beyond the frame (BORDER_REPLICATE streaks) are not graded; 2 crop px margin
-        fh, fw = gray.shape[:2]
+        # the picture: the frame less its blanking borders (src/inspect/border.rs)
+        x0, y0, x1, y1 = self.frame_content(gray)
+        crop = cv2.remap(gray[y0:y1, x0:x1], map_x - x0, map_y - y0, cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+        # crop pixels beyond the picture (BORDER_REPLICATE streaks) are not graded; 2 crop px margin
         mx, my = 2.0 * self.s / self.umx, 2.0 * self.s / self.umy
-        view = (map_x >= mx) & (map_x <= fw - 1 - mx) & (map_y >= my) & (map_y <= fh - 1 - my)
+        view = (map_x >= x0 + mx) & (map_x <= x1 - 1 - mx) & (map_y >= y0 + my) & (map_y <= y1 - 1 - my)
         if not view[self.zone_b_mask].all():
             t["crop"] = time.perf_counter() - t0
             t["total"] = sum(t.values())

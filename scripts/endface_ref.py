@@ -6,7 +6,8 @@ CONTRACTS.md / models/MANIFEST.md, so training, threshold calibration and the pa
 
 - crop: crop pixel (u=col, v=row) samples the frame at
       x = cx + (u - (W-1)/2) * s / umx,   y = cy + (v - (H-1)/2) * s / umy
-  bilinear; the four neighbour indices clamp to the frame (= nearest edge pixel outside);
+  bilinear; the four neighbour indices clamp to the frame's picture (= nearest edge pixel
+  outside), the frame less its black blanking borders (frame_content, src/inspect/border.rs);
 - normalization: x_norm = (p/255 - mean) / std (per channel for "rgb": gray replicated);
 - anomaly map: "abs_diff" -> |x_norm - rec_norm| * std (channel 0), or an output by name;
   then scipy.ndimage.gaussian_filter(map, sigma, mode="reflect", truncate=4.0) if sigma > 0;
@@ -25,8 +26,52 @@ import numpy as np
 CONTACT_RADIUS_UM = 125.0
 
 
-def crop_frame(frame: np.ndarray, center, um_per_px_xy, s: float, width: int, height: int) -> np.ndarray:
-    """Bilinear crop (float64, 0..255) of a 2-D uint8 frame per CONTRACTS.md."""
+# src/inspect/border.rs: blanking borders
+MAX_BORDER_PX, DARK_SHARE, DARK_MAX, DARK_MIN = 48, 0.4, 60.0, 6.0
+BRIGHT_SHARE_MAX, STEP_MIN, GUARD_PX = 0.05, 15.0, 2
+
+
+def frame_content(frame: np.ndarray) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1), half-open: the frame less its blanking borders (src/inspect/border.rs)."""
+    h, w = frame.shape
+    full = (0, 0, w, h)
+    if w < 32 or h < 32:
+        return full
+    level = float(frame[::4, ::4].astype(np.float64).mean())
+    dark = min(DARK_SHARE * level, DARK_MAX)
+    if dark < DARK_MIN:
+        return full
+    f = frame.astype(np.float64)
+
+    def depth(lines: np.ndarray) -> int:  # lines[i]: the i-th line from this side
+        n = lines.shape[0]
+        cap = min(n // 16, MAX_BORDER_PX)
+        d = 0
+        while d < cap and float((lines[d] > dark).mean()) <= BRIGHT_SHARE_MAX:
+            d += 1
+        if d == 0 or d == cap:
+            return 0
+        after = min(3, n // 2 - d)
+        if after == 0:
+            return 0
+        border_mean = float(np.mean([lines[i].mean() for i in range(d)]))
+        after_mean = float(np.mean([lines[i].mean() for i in range(d, d + after)]))
+        if after_mean < border_mean + STEP_MIN:
+            return 0
+        return d + GUARD_PX
+
+    top, bottom = depth(f), depth(f[::-1])
+    left, right = depth(f.T), depth(f.T[::-1])
+    c = (left, top, w - right, h - bottom)
+    if c[2] <= c[0] or c[3] <= c[1] or c[2] - c[0] < w // 2 or c[3] - c[1] < h // 2:
+        return full
+    return c
+
+
+def crop_frame(frame: np.ndarray, center, um_per_px_xy, s: float, width: int, height: int,
+               content=None) -> np.ndarray:
+    """Bilinear crop (float64, 0..255) of a 2-D uint8 frame per CONTRACTS.md; neighbours clamp to
+    `content` (x0, y0, x1, y1), by default frame_content(frame)."""
     cx, cy = float(center[0]), float(center[1])
     umx, umy = float(um_per_px_xy[0]), float(um_per_px_xy[1])
     h, w = frame.shape
@@ -40,10 +85,11 @@ def crop_frame(frame: np.ndarray, center, um_per_px_xy, s: float, width: int, he
     fy = y - y0
     x0 = x0.astype(np.int64)
     y0 = y0.astype(np.int64)
-    xa = np.clip(x0, 0, w - 1)
-    xb = np.clip(x0 + 1, 0, w - 1)
-    ya = np.clip(y0, 0, h - 1)
-    yb = np.clip(y0 + 1, 0, h - 1)
+    cx0, cy0, cx1, cy1 = frame_content(frame) if content is None else content
+    xa = np.clip(x0, cx0, cx1 - 1)
+    xb = np.clip(x0 + 1, cx0, cx1 - 1)
+    ya = np.clip(y0, cy0, cy1 - 1)
+    yb = np.clip(y0 + 1, cy0, cy1 - 1)
     f = frame.astype(np.float64)
     top = f[ya][:, xa] * (1.0 - fx)[None, :] + f[ya][:, xb] * fx[None, :]
     bot = f[yb][:, xa] * (1.0 - fx)[None, :] + f[yb][:, xb] * fx[None, :]

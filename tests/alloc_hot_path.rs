@@ -25,6 +25,7 @@ use endface::anomaly::{self, ContactZone, DefectScratch};
 use endface::config::StationConfig;
 use endface::geometry::PixelScale;
 use endface::grade::{self, Profile};
+use endface::inspect::border::find_content;
 use endface::inspect::crop::{CropGeometry, CropScratch};
 use endface::inspect::Inspector;
 use endface::model::Model;
@@ -281,7 +282,10 @@ fn inspect_hot_path_allocations_per_frame() {
         };
         let mut c = [Count::default(); STAGES.len()];
         (_, c[0]) = counted(|| locator.locate(&f.img).unwrap());
-        ((), c[1]) = counted(|| geometry.sample(&f.img, &mut crop_px, &mut crop_scratch));
+        ((), c[1]) = counted(|| {
+            let content = find_content(&f.img);
+            geometry.sample(&f.img, content, &mut crop_px, &mut crop_scratch)
+        });
         (_, c[2]) = counted(|| model.set_gray_input(&crop_px).unwrap());
         (_, c[3]) = counted(|| model.run().unwrap());
         (_, c[4]) = counted(|| {

@@ -13,6 +13,7 @@ use endface::anomaly::{extract_defects, ContactZone, DefectScratch};
 use endface::config::StationConfig;
 use endface::geometry::PixelScale;
 use endface::imageio;
+use endface::inspect::border::find_content;
 use endface::inspect::crop::{CropGeometry, CropScratch};
 use endface::model::Manifest;
 use proptest::prelude::*;
@@ -252,7 +253,7 @@ proptest! {
             height: h,
         };
         let mut crop = Vec::new();
-        g.sample(&frame, &mut crop, &mut CropScratch::default());
+        g.sample(&frame, find_content(&frame), &mut crop, &mut CropScratch::default());
         prop_assert_eq!(crop.len(), w * h);
         prop_assert!(crop.iter().all(|p| (0.0..=255.0).contains(p)));
         let b = g.bbox_in_frame([0, 0, w as u32 - 1, h as u32 - 1], fw, fh);

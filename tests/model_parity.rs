@@ -7,6 +7,7 @@ mod common;
 use common::*;
 use endface::anomaly;
 use endface::geometry::PixelScale;
+use endface::inspect::border::find_content;
 use endface::inspect::crop::{CropGeometry, CropScratch};
 use endface::model::Model;
 use serde_json::Value;
@@ -42,7 +43,12 @@ fn check_parity(name: &str) {
         height: h,
     };
     let mut crop = Vec::new();
-    geom.sample(&frame, &mut crop, &mut CropScratch::default());
+    geom.sample(
+        &frame,
+        find_content(&frame),
+        &mut crop,
+        &mut CropScratch::default(),
+    );
     model.set_gray_input(&crop).unwrap();
     let files = &meta["files"];
     let want_input = read_f32(&parity_dir.join(files["input"].as_str().unwrap()));

@@ -28,6 +28,7 @@ use endface::dataset::{self, Dataset, DatasetImage};
 use endface::error::{coded, exit};
 use endface::grade::{FeatureKind, Profile, Verdict};
 use endface::imageio;
+use endface::inspect::border::FrameContent;
 use endface::inspect::crop::CropScratch;
 use endface::inspect::{InspectError, InspectedDefect, Inspection};
 use endface::metrics::{self, BinnedPixelCurves, Confusion, Overlap, PixelCurves};
@@ -485,7 +486,12 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 let binary = image::GrayImage::from_fn(w, h, |x, y| {
                     image::Luma([if gt.get_pixel(x, y).0[0] > 0 { 255 } else { 0 }])
                 });
-                geom.sample(&binary, &mut mask_crop, &mut crop_scratch);
+                geom.sample(
+                    &binary,
+                    FrameContent::full(w, h),
+                    &mut mask_crop,
+                    &mut crop_scratch,
+                );
                 valid.clear();
                 // pixels beyond the camera frame are not graded (the crop repeats edge pixels)
                 let view = inspector.in_view_in_crop();

@@ -2,10 +2,11 @@
 //!
 //! Crop pixel (u = col, v = row) samples the frame at
 //! `x = cx + (u - (W-1)/2) * s / umx`, `y = cy + (v - (H-1)/2) * s / umy`
-//! (bilinear; the four neighbours' indices clamp to the frame, i.e. nearest edge pixel
-//! outside), where (cx, cy) is the fiber centre in frame pixels, (umx, umy) the frame's µm/px
+//! (bilinear; the four neighbours' indices clamp to the frame's picture, i.e. nearest edge
+//! pixel outside; the picture is the frame less its blanking borders, [`super::border`]), where (cx, cy) is the fiber centre in frame pixels, (umx, umy) the frame's µm/px
 //! and s the model's square µm/px. scripts/endface_ref.py is the Python twin.
 
+use super::border::FrameContent;
 use crate::anomaly::CropRect;
 use crate::geometry::{BBoxPx, PixelScale};
 use image::GrayImage;
@@ -56,38 +57,74 @@ impl CropGeometry {
         ]
     }
 
-    /// The crop pixels whose sample position lies inside a `frame_w` x `frame_h` frame, at
-    /// least `margin_crop_px` crop pixels from its edge (the model's response to the repeated
-    /// edge pixels beyond it reaches a little way in).
-    pub fn in_view(&self, frame_w: u32, frame_h: u32, margin_crop_px: f64) -> CropRect {
+    /// The crop pixels whose sample position lies inside the frame's picture (`content`: the
+    /// whole frame, or the frame less its blanking borders, [`super::border`]), at least
+    /// `margin_crop_px` crop pixels from its edge (the model's response to the repeated edge
+    /// pixels beyond it reaches a little way in).
+    pub fn in_view(&self, content: FrameContent, margin_crop_px: f64) -> CropRect {
         let (kx, ky) = self.frame_px_per_crop_px();
-        let range = |n: usize, c: f64, k: f64, limit: u32| -> (usize, usize) {
+        let range = |n: usize, c: f64, k: f64, first: u32, end: u32| -> (usize, usize) {
             let m = margin_crop_px * k;
             let half = (n as f64 - 1.0) / 2.0;
-            let lo = (m - c) / k + half;
-            let hi = (limit as f64 - 1.0 - m - c) / k + half;
-            if !(lo.is_finite() && hi.is_finite()) || limit == 0 || hi < lo {
+            let lo = (f64::from(first) + m - c) / k + half;
+            let hi = (f64::from(end) - 1.0 - m - c) / k + half;
+            if !(lo.is_finite() && hi.is_finite()) || end <= first || hi < lo {
                 return (0, 0);
             }
             let a = lo.ceil().clamp(0.0, n as f64) as usize;
             let b = (hi.floor() + 1.0).clamp(0.0, n as f64) as usize;
             (a, b.max(a))
         };
-        let (u0, u1) = range(self.width, self.center_in_frame[0], kx, frame_w);
-        let (v0, v1) = range(self.height, self.center_in_frame[1], ky, frame_h);
+        let (u0, u1) = range(
+            self.width,
+            self.center_in_frame[0],
+            kx,
+            content.x0,
+            content.x1,
+        );
+        let (v0, v1) = range(
+            self.height,
+            self.center_in_frame[1],
+            ky,
+            content.y0,
+            content.y1,
+        );
         CropRect { u0, u1, v0, v1 }
     }
 
-    /// Sample the crop from `frame` into `crop_px` (`W*H`, row-major, values 0..=255).
-    pub fn sample(&self, frame: &GrayImage, crop_px: &mut Vec<f32>, scratch: &mut CropScratch) {
+    /// Sample the crop from `frame` into `crop_px` (`W*H`, row-major, values 0..=255). The
+    /// neighbours' indices clamp to `content` (the picture's part of the frame: blanking
+    /// borders are treated as beyond the frame); a `content` that is empty or not inside the
+    /// frame samples the whole frame.
+    pub fn sample(
+        &self,
+        frame: &GrayImage,
+        content: FrameContent,
+        crop_px: &mut Vec<f32>,
+        scratch: &mut CropScratch,
+    ) {
         let (fw, fh) = (frame.width() as usize, frame.height() as usize);
         crop_px.clear();
         if fw == 0 || fh == 0 {
             crop_px.resize(self.width * self.height, 0.0);
             return;
         }
+        let content = if content.x0 < content.x1
+            && content.y0 < content.y1
+            && content.x1 as usize <= fw
+            && content.y1 as usize <= fh
+        {
+            content
+        } else {
+            FrameContent::full(fw as u32, fh as u32)
+        };
         let (kx, ky) = self.frame_px_per_crop_px();
-        let table = |n: usize, c: f64, k: f64, limit: usize, out: &mut Vec<(usize, usize, f64)>| {
+        let table = |n: usize,
+                     c: f64,
+                     k: f64,
+                     first: usize,
+                     end: usize,
+                     out: &mut Vec<(usize, usize, f64)>| {
             out.clear();
             for i in 0..n {
                 let p = c + (i as f64 - (n as f64 - 1.0) / 2.0) * k;
@@ -99,7 +136,7 @@ impl CropGeometry {
                 };
                 let p0 = p.floor();
                 let f = p - p0;
-                let clamp = |q: f64| q.clamp(0.0, (limit - 1) as f64) as usize;
+                let clamp = |q: f64| q.clamp(first as f64, (end - 1) as f64) as usize;
                 out.push((clamp(p0), clamp(p0 + 1.0), f));
             }
         };
@@ -107,14 +144,16 @@ impl CropGeometry {
             self.width,
             self.center_in_frame[0],
             kx,
-            fw,
+            content.x0 as usize,
+            content.x1 as usize,
             &mut scratch.cols,
         );
         table(
             self.height,
             self.center_in_frame[1],
             ky,
-            fh,
+            content.y0 as usize,
+            content.y1 as usize,
             &mut scratch.rows,
         );
         let raw = frame.as_raw();
@@ -195,7 +234,7 @@ mod tests {
             (45, 33, 1.0),
             (200, 200, 0.0),
         ] {
-            let r = g.in_view(fw, fh, margin);
+            let r = g.in_view(FrameContent::full(fw, fh), margin);
             let (kx, ky) = g.frame_px_per_crop_px();
             for v in 0..g.height {
                 for u in 0..g.width {
@@ -213,12 +252,15 @@ mod tests {
             }
         }
         // a frame that holds the whole crop: all of it; a 1x1 frame far away: none of it
-        assert_eq!(g.in_view(200, 200, 0.0), CropRect::full(32, 24));
+        assert_eq!(
+            g.in_view(FrameContent::full(200, 200), 0.0),
+            CropRect::full(32, 24)
+        );
         let far = CropGeometry {
             center_in_frame: [500.0, 500.0],
             ..g
         };
-        let r = far.in_view(10, 10, 0.0);
+        let r = far.in_view(FrameContent::full(10, 10), 0.0);
         assert!(r.u0 == r.u1 || r.v0 == r.v1, "{r:?}");
     }
 
@@ -243,7 +285,12 @@ mod tests {
         let frame = GrayImage::from_fn(100, 60, |x, _| image::Luma([(2 * x) as u8]));
         let g = geom();
         let mut crop = Vec::new();
-        g.sample(&frame, &mut crop, &mut CropScratch::default());
+        g.sample(
+            &frame,
+            FrameContent::full(frame.width(), frame.height()),
+            &mut crop,
+            &mut CropScratch::default(),
+        );
         for v in 0..g.height {
             for u in 0..g.width {
                 let [x, _] = g.frame_from_crop(u as f64, v as f64);
@@ -255,7 +302,12 @@ mod tests {
             center_in_frame: [-500.0, 1000.0],
             ..g
         };
-        far.sample(&frame, &mut crop, &mut CropScratch::default());
+        far.sample(
+            &frame,
+            FrameContent::full(frame.width(), frame.height()),
+            &mut crop,
+            &mut CropScratch::default(),
+        );
         assert!(crop.iter().all(|&p| p == 0.0));
     }
 

@@ -15,6 +15,7 @@
 //!   is zeroed there before the image score and the defects are taken.
 //! - Buffers (crop, map, labels, model tensors) live in the [`Inspector`] and are reused.
 
+pub mod border;
 pub mod crop;
 
 use crate::anomaly::{
@@ -511,7 +512,11 @@ impl Inspector {
             height: h,
         };
         let (fw, fh) = frame.dimensions();
-        self.in_view = geometry.in_view(fw, fh, IN_VIEW_MARGIN_CROP_PX);
+        let content = border::find_content(frame);
+        if content.has_border(fw, fh) {
+            debug!(?content, "blanking border left out of the picture");
+        }
+        self.in_view = geometry.in_view(content, IN_VIEW_MARGIN_CROP_PX);
         let zone_b_um = self.profile.zone_outer_radius_um(Zone::B);
         if !self.zone.disk_in_view(zone_b_um, &self.in_view) {
             let in_view_share = self.zone.share_in_view(&self.in_view);
@@ -527,7 +532,7 @@ impl Inspector {
             out.timings_ms.total = ms_since(t_start);
             return Ok(());
         }
-        geometry.sample(frame, &mut self.crop_px, &mut self.crop_scratch);
+        geometry.sample(frame, content, &mut self.crop_px, &mut self.crop_scratch);
         self.model.set_gray_input(&self.crop_px)?;
         t.crop = ms_since(t0);
 
