@@ -27,6 +27,7 @@
 //! # image_threshold = 0.5
 //! # grow_threshold = 0.5        # hysteresis: defects measured out to this map value
 //! scratch_join_gap_um = 10.0    # pieces of a broken scratch this close are one scratch; 0 = off
+//! flips = 1                     # 2 / 4: also run on the mirrored crop(s), maps averaged
 //!
 //! [locate]
 //! min_confidence = 0.5
@@ -237,6 +238,10 @@ pub struct ModelSection {
     /// as one scratch by its width instead of as many small defects (0 turns joining off;
     /// `anomaly::join_broken_scratches`).
     pub scratch_join_gap_um: f64,
+    /// Test-time flips: the model also runs on the crop mirrored left-right (2), and upside
+    /// down and both (4), and its maps are averaged (`Model::run_gray_flips`); 1 = one run.
+    /// Costs that many model runs per frame.
+    pub flips: usize,
 }
 
 impl Default for ModelSection {
@@ -247,6 +252,7 @@ impl Default for ModelSection {
             image_threshold: None,
             grow_threshold: None,
             scratch_join_gap_um: crate::anomaly::DEFAULT_SCRATCH_JOIN_GAP_UM,
+            flips: 1,
         }
     }
 }
@@ -423,6 +429,15 @@ impl StationConfig {
             return Err(bad(
                 "model.scratch_join_gap_um",
                 format!("{g} is not in [0, 50] µm (0 turns joining broken scratches off)"),
+            ));
+        }
+        if !crate::model::FLIP_COUNTS.contains(&self.model.flips) {
+            return Err(bad(
+                "model.flips",
+                format!(
+                    "{} is not 1, 2 or 4 (model runs per frame on the crop and its mirror images)",
+                    self.model.flips
+                ),
             ));
         }
         if !(0.0..=1.0).contains(&self.locate.min_confidence) {

@@ -852,6 +852,27 @@ pub struct Model {
     height: usize,
     mean: Vec<f32>,
     inv_std: Vec<f32>,
+    /// [`Model::run_gray_flips`]: the mirrored crop, and per output the running sum of its
+    /// un-mirrored planes (empty for an output that is not whole H x W planes, e.g. a score).
+    flip_px: Vec<f32>,
+    flip_acc: Vec<Vec<f32>>,
+}
+
+/// The crop mirrorings [`Model::run_gray_flips`] runs, (left-right, upside-down), the
+/// unmirrored crop last so that the input tensor holds it afterwards; `flips` = n takes the
+/// last n.
+const FLIP_ORDER: [(bool, bool); 4] = [(true, true), (false, true), (true, false), (false, false)];
+
+/// The numbers of flips [`Model::run_gray_flips`] accepts.
+pub const FLIP_COUNTS: [usize; 3] = [1, 2, 4];
+
+/// Mirror a `w` x `h` plane (an involution: the same call undoes it).
+fn flip_index(u: usize, v: usize, w: usize, h: usize, fx: bool, fy: bool) -> usize {
+    let (su, sv) = (
+        if fx { w - 1 - u } else { u },
+        if fy { h - 1 - v } else { v },
+    );
+    sv * w + su
 }
 
 impl std::fmt::Debug for Model {
@@ -997,7 +1018,22 @@ impl Model {
             height,
             mean,
             inv_std,
+            flip_px: Vec::new(),
+            flip_acc: Vec::new(),
         };
+        let plane = width * height;
+        model.flip_acc = model
+            .outputs
+            .iter()
+            .map(|(_, t)| {
+                let n = t.extract_tensor().1.len();
+                if plane > 0 && n > 0 && n.is_multiple_of(plane) {
+                    vec![0.0; n]
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect();
 
         // Warm-up (mid-gray input), profiled to learn which provider ran the nodes.
         let gray = vec![127.5f32; width * height];
@@ -1166,6 +1202,61 @@ impl Model {
             ))
         };
         ran.map_err(|e| err(e, &self.onnx_path))?;
+        Ok(())
+    }
+
+    /// Run the model on a gray crop (as [`Model::set_gray_input`] + [`Model::run`]) and, with
+    /// `flips` 2 or 4, also on the crop mirrored left-right (and upside down, and both), each
+    /// output plane mirrored back and averaged over the runs (test-time augmentation: a defect
+    /// is a defect in every mirror image, the model's own quirks are not). Outputs that are not
+    /// whole H x W planes (a score) keep the unmirrored run's value; the input tensor ends
+    /// holding the unmirrored crop. `flips` is 1, 2 or 4 (checked by the station config; any
+    /// other value runs once). No heap allocation after the first call.
+    pub fn run_gray_flips(&mut self, crop_px: &[f32], flips: usize) -> Result<(), ModelError> {
+        if !matches!(flips, 2 | 4) {
+            self.set_gray_input(crop_px)?;
+            return self.run();
+        }
+        let (w, h) = (self.width, self.height);
+        let plane = w * h;
+        for acc in &mut self.flip_acc {
+            acc.iter_mut().for_each(|a| *a = 0.0);
+        }
+        let mut flip_px = std::mem::take(&mut self.flip_px);
+        for &(fx, fy) in &FLIP_ORDER[4 - flips..] {
+            flip_px.clear();
+            if crop_px.len() == plane {
+                flip_px.extend((0..plane).map(|i| crop_px[flip_index(i % w, i / w, w, h, fx, fy)]));
+            } else {
+                flip_px.extend_from_slice(crop_px); // set_gray_input reports the size
+            }
+            let ran = self.set_gray_input(&flip_px).and_then(|()| self.run());
+            if let Err(e) = ran {
+                self.flip_px = flip_px;
+                return Err(e);
+            }
+            for ((_, t), acc) in self.outputs.iter().zip(&mut self.flip_acc) {
+                let out = t.extract_tensor().1;
+                if acc.len() != out.len() {
+                    continue;
+                }
+                for (acc_p, out_p) in acc.chunks_exact_mut(plane).zip(out.chunks_exact(plane)) {
+                    for (i, a) in acc_p.iter_mut().enumerate() {
+                        *a += out_p[flip_index(i % w, i / w, w, h, fx, fy)];
+                    }
+                }
+            }
+        }
+        self.flip_px = flip_px;
+        let k = 1.0 / flips as f32;
+        for ((_, t), acc) in self.outputs.iter_mut().zip(&self.flip_acc) {
+            let (_, data) = t.extract_tensor_mut();
+            if acc.len() == data.len() {
+                for (d, a) in data.iter_mut().zip(acc) {
+                    *d = a * k;
+                }
+            }
+        }
         Ok(())
     }
 

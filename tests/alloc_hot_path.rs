@@ -213,7 +213,7 @@ fn located(f: &Frame) -> endface::locate::Located {
     }
 }
 
-const STAGES: [&str; 10] = [
+const STAGES: [&str; 11] = [
     "locate (Locator::locate)",
     "crop sample",
     "normalize into input tensor",
@@ -224,6 +224,7 @@ const STAGES: [&str; 10] = [
     "grade (grade_into)",
     "Inspector::inspect_located_into (whole)",
     "Inspector::inspect_into (whole, with locate)",
+    "model run with 4 flips ([model] flips = 4)",
 ];
 
 /// The two tests count allocations on all threads: one at a time.
@@ -313,6 +314,7 @@ fn inspect_hot_path_allocations_per_frame() {
                 .unwrap()
         });
         (_, c[9]) = counted(|| inspector.inspect_into(&f.img, &mut inspection).unwrap());
+        (_, c[10]) = counted(|| model.run_gray_flips(&crop_px, 4).unwrap());
         if i >= warmup {
             for (t, x) in totals.iter_mut().zip(c) {
                 t.allocs += x.allocs;

@@ -200,6 +200,8 @@ pub struct Inspector {
     grow_threshold: f32,
     /// Largest gap (µm) bridged between the pieces of a broken scratch (0: never joined).
     scratch_join_gap_um: f64,
+    /// `[model] flips`: model runs per frame on the crop and its mirror images.
+    flips: usize,
     zone: ContactZone,
     /// The last frame's crop pixels inside the camera frame.
     in_view: CropRect,
@@ -267,6 +269,7 @@ impl Inspector {
             image_threshold,
             grow_threshold,
             scratch_join_gap_um: cfg.model.scratch_join_gap_um,
+            flips: cfg.model.flips,
             in_view: CropRect::full(w, h),
             zone,
             crop_px: Vec::with_capacity(w * h),
@@ -533,11 +536,18 @@ impl Inspector {
             return Ok(());
         }
         geometry.sample(frame, content, &mut self.crop_px, &mut self.crop_scratch);
-        self.model.set_gray_input(&self.crop_px)?;
+        if self.flips <= 1 {
+            self.model.set_gray_input(&self.crop_px)?;
+        }
         t.crop = ms_since(t0);
 
         let t0 = Instant::now();
-        self.model.run()?;
+        if self.flips <= 1 {
+            self.model.run()?;
+        } else {
+            // the mirrored crops are normalized here too: all of it is the model's time
+            self.model.run_gray_flips(&self.crop_px, self.flips)?;
+        }
         t.infer = ms_since(t0);
 
         let t0 = Instant::now();
