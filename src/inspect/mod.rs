@@ -525,9 +525,25 @@ impl Inspector {
             let in_view_share = self.zone.share_in_view(&self.in_view);
             self.map_in_crop.clear();
             self.defect_scratch.labels_in_crop.clear();
+            let mut blanking = String::new();
+            if content.has_border(fw, fh) {
+                let sides = [
+                    ("top", content.y0),
+                    ("bottom", fh - content.y1),
+                    ("left", content.x0),
+                    ("right", fw - content.x1),
+                ];
+                for (side, px) in sides.into_iter().filter(|(_, px)| *px > 0) {
+                    let sep = if blanking.is_empty() { "" } else { ", " };
+                    blanking.push_str(&format!("{sep}{side} {px} px"));
+                }
+                blanking = format!(
+                    "; the black blanking along the frame's edges ({blanking}) counts as outside it"
+                );
+            }
             let why = format!(
                 "fiber too close to the frame edge: zone B (to {zone_b_um:.1} µm from the axis) is not all in view \
-                 ({:.0} % of the contact zone is): cannot grade; centre the connector under the probe",
+                 ({:.0} % of the contact zone is{blanking}): cannot grade; centre the connector under the probe",
                 in_view_share * 100.0
             );
             self.unable_into(out, std::iter::once(why), Some(loc));
