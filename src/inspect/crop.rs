@@ -3,8 +3,9 @@
 //! Crop pixel (u = col, v = row) samples the frame at
 //! `x = cx + (u - (W-1)/2) * s / umx`, `y = cy + (v - (H-1)/2) * s / umy`
 //! (bilinear; the four neighbours' indices clamp to the frame's picture, i.e. nearest edge
-//! pixel outside; the picture is the frame less its blanking borders, [`super::border`]), where (cx, cy) is the fiber centre in frame pixels, (umx, umy) the frame's µm/px
-//! and s the model's square µm/px. scripts/endface_ref.py is the Python twin.
+//! pixel outside; the picture is the frame less its blanking borders, [`super::border`]),
+//! where (cx, cy) is the fiber centre in frame pixels, (umx, umy) the frame's µm/px and s the
+//! model's square µm/px. scripts/endface_ref.py is the Python twin.
 
 use super::border::FrameContent;
 use crate::anomaly::CropRect;

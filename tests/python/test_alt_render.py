@@ -241,17 +241,7 @@ def test_dataset_layout(tmp_path):
 # ---------------------------------------------------------------- the station on these frames
 
 
-def _endface():
-    import os
-
-    root = Path(__file__).resolve().parents[2]
-    for p in (os.environ.get("ENDFACE_BIN"), root / "target" / "debug" / "endface"):
-        if p and Path(p).is_file():
-            return Path(p)
-    pytest.skip("no endface binary: set ENDFACE_BIN (scripts/test.sh does)")
-
-
-def test_the_station_locates_and_grades_every_frame_of_this_renderer(tmp_path):
+def test_the_station_locates_and_grades_every_frame_of_this_renderer(tmp_path, endface_bin):
     """A renderer the station was never tuned on: every frame (gray and RGB, PNG and JPEG,
     square and PAL-like pixels, three looks, epoxy rings and halos) loads, is located within a
     pixel of its centre and gets a pass/fail verdict (no 'unable'), through `endface eval`."""
@@ -261,7 +251,7 @@ def test_the_station_locates_and_grades_every_frame_of_this_renderer(tmp_path):
     out = tmp_path / "alt"
     A.main(["--out", str(out), "--seed", "21", "--good", "6", "--per-kind", "4", "--train-good", "1", "-q"])
     p = subprocess.run(
-        [str(_endface()), "-q", "eval", str(out), "--config", str(root / "firmware-config" / "demo.toml"), "--json"],
+        [str(endface_bin), "-q", "eval", str(out), "--config", str(root / "firmware-config" / "demo.toml"), "--json"],
         capture_output=True, text=True, timeout=900,
     )
     assert p.returncode == 0, p.stderr[-2000:]

@@ -9,13 +9,11 @@ what the rule says.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,13 +22,6 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import endface_ref as ref  # noqa: E402
 
 MANIFEST = ROOT / "models" / "endface-student.manifest.json"
-
-
-def _endface() -> Path:
-    for p in (os.environ.get("ENDFACE_BIN"), ROOT / "target" / "debug" / "endface"):
-        if p and Path(p).is_file():
-            return Path(p)
-    pytest.skip("no endface binary: set ENDFACE_BIN (scripts/test.sh does)")
 
 
 def _picture(w=640, h=480, seed=0):
@@ -68,8 +59,8 @@ def test_the_picture_rectangle_follows_the_rule():
     assert ref.frame_content(np.full((240, 320), 8, np.uint8)) == (0, 0, 320, 240)
 
 
-def test_the_station_crop_equals_the_twin_with_and_without_blanking(tmp_path):
-    exe = _endface()
+def test_the_station_crop_equals_the_twin_with_and_without_blanking(tmp_path, endface_bin):
+    exe = endface_bin
     data = tmp_path / "synth"
     subprocess.run([str(exe), "-q", "synth", "--out", str(data), "--seed", "77", "--train-good", "0",
                     "--test-good", "4", "--per-kind", "0", "--fiber", "sm-upc", "--um-per-px", "0.3",

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -23,13 +21,6 @@ import endface_ref  # noqa: E402
 import quantize  # noqa: E402
 
 MANIFEST = ROOT / "models" / "endface-student.manifest.json"
-
-
-def _endface() -> Path:
-    for p in (os.environ.get("ENDFACE_BIN"), ROOT / "target" / "debug" / "endface"):
-        if p and Path(p).is_file():
-            return Path(p)
-    pytest.skip("no endface binary: set ENDFACE_BIN (scripts/test.sh does)")
 
 
 def test_float_nodes_are_the_stem_and_the_heads():
@@ -43,12 +34,12 @@ def test_float_nodes_are_the_stem_and_the_heads():
     assert "/net/seg_head/seg_head.3/Conv" in seg and "/net/rec_head/Conv" not in seg
 
 
-def test_mixed_precision_variant(tmp_path):
+def test_mixed_precision_variant(tmp_path, endface_bin):
     import onnx
     import onnxruntime as ort
 
     data = tmp_path / "calib"
-    subprocess.run([str(_endface()), "-q", "synth", "--out", str(data), "--seed", "77", "--train-good", "0",
+    subprocess.run([str(endface_bin), "-q", "synth", "--out", str(data), "--seed", "77", "--train-good", "0",
                     "--test-good", "2", "--per-kind", "1"], check=True)
     out = tmp_path / "q"
     subprocess.run([sys.executable, str(ROOT / "scripts" / "quantize.py"), "--manifest", str(MANIFEST),
