@@ -267,6 +267,8 @@ mod tests {
             radius_y_px: Some(62.5),
             locate_confidence: Some(0.9),
             focus: Some(0.8),
+            bright_level: None,
+            exposure_gain: None,
             image_score: Some(0.9),
             contact_zone_in_view: Some(1.0),
             anomalous: Some(true),

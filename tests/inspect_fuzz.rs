@@ -306,6 +306,8 @@ proptest! {
             radius_y_px: None,
             locate_confidence: None,
             focus: None,
+            bright_level: None,
+            exposure_gain: None,
             image_score: Some(0.5),
             contact_zone_in_view: Some(1.0),
             anomalous: None,

@@ -17,6 +17,7 @@
 
 pub mod border;
 pub mod crop;
+pub mod exposure;
 
 use crate::anomaly::{
     self, AnomalyError, ContactZone, CropRect, Defect, DefectScratch, JoinScratch, SmoothScratch,
@@ -124,6 +125,13 @@ pub struct Inspection {
     pub radius_y_px: Option<f64>,
     pub locate_confidence: Option<f64>,
     pub focus: Option<f64>,
+    /// 99th percentile of the contact zone's grey levels in the model's crop (0–255;
+    /// [`exposure`]); for a frame too dark to locate the fiber in, the whole frame's; `None`
+    /// when neither was measured.
+    pub bright_level: Option<f32>,
+    /// Digital gain applied to an underexposed crop before the model (1 = none; [`exposure`]);
+    /// `None` when the model did not run.
+    pub exposure_gain: Option<f32>,
     /// Max of the anomaly map inside the contact zone; `None` when the model did not run.
     pub image_score: Option<f32>,
     /// Share of the contact zone inside the camera frame (what could be graded); `None` when
@@ -155,6 +163,8 @@ impl Default for Inspection {
             radius_y_px: None,
             locate_confidence: None,
             focus: None,
+            bright_level: None,
+            exposure_gain: None,
             image_score: None,
             contact_zone_in_view: None,
             anomalous: None,
@@ -450,6 +460,17 @@ impl Inspector {
         out: &mut Inspection,
     ) -> Result<(), InspectError> {
         let t0 = Instant::now();
+        if let Some(level) = exposure::frame_bright_level(frame) {
+            if level < exposure::min_gradable_level() {
+                self.map_in_crop.clear();
+                self.defect_scratch.labels_in_crop.clear();
+                let why = exposure::too_dark_reason("the frame's", level);
+                self.unable_into(out, std::iter::once(why), None);
+                out.bright_level = Some(level);
+                out.timings_ms.total = ms_since(t0);
+                return Ok(());
+            }
+        }
         let located = self.locator.locate(frame);
         let locate_ms = ms_since(t0);
         match located {
@@ -552,6 +573,24 @@ impl Inspector {
             return Ok(());
         }
         geometry.sample(frame, content, &mut self.crop_px, &mut self.crop_scratch);
+        let (bright_level, gain) = match exposure::assess(&self.crop_px, &self.zone, &self.in_view)
+        {
+            exposure::Exposure::Usable { bright_level, gain } => (Some(bright_level), gain),
+            exposure::Exposure::Unmeasured => (None, 1.0),
+            exposure::Exposure::Underexposed { bright_level } => {
+                self.map_in_crop.clear();
+                self.defect_scratch.labels_in_crop.clear();
+                let why = exposure::too_dark_reason("the contact zone's", bright_level);
+                self.unable_into(out, std::iter::once(why), Some(loc));
+                out.bright_level = Some(bright_level);
+                out.timings_ms.total = ms_since(t_start);
+                return Ok(());
+            }
+        };
+        if gain != 1.0 {
+            debug!(?bright_level, gain, "underexposed crop gained up");
+            exposure::apply_gain(&mut self.crop_px, gain);
+        }
         if self.flips <= 1 {
             self.model.set_gray_input(&self.crop_px)?;
         }
@@ -653,6 +692,8 @@ impl Inspector {
         out.radius_y_px = Some(loc.radius_y_px);
         out.locate_confidence = Some(loc.confidence);
         out.focus = Some(loc.focus);
+        out.bright_level = bright_level;
+        out.exposure_gain = Some(gain);
         out.image_score = Some(image_score);
         out.contact_zone_in_view = Some(in_view_share);
         out.anomalous = Some(image_score > self.image_threshold);
@@ -684,6 +725,8 @@ impl Inspector {
         out.radius_y_px = loc.map(|l| l.radius_y_px);
         out.locate_confidence = loc.map(|l| l.confidence);
         out.focus = loc.map(|l| l.focus);
+        out.bright_level = None;
+        out.exposure_gain = None;
         out.image_score = None;
         out.contact_zone_in_view = None;
         out.anomalous = None;
