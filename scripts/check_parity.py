@@ -113,6 +113,9 @@ def main() -> int:
             frame = load_gray(frame_path)
             crop = ref.crop_frame(frame, meta["center_in_frame"], [meta["um_per_px_x"], meta["um_per_px_y"]],
                                   float(manifest["um_per_px"]), int(w), int(h))
+            crop, _, _ = ref.expose(crop, manifest, meta["contact_radius_um"],
+                                 view=ref.in_view_mask(meta["center_in_frame"], [meta["um_per_px_x"], meta["um_per_px_y"]],
+                                                       float(manifest["um_per_px"]), int(w), int(h), ref.frame_content(frame)))  # graded: not too dark
             x_py = ref.normalize(crop, manifest)
             x_rs = read_f32(dump / files["input"]).reshape(x_py.shape)
             note("input (crop+normalize)", np.max(np.abs(x_py - x_rs)))

@@ -8,6 +8,10 @@ CONTRACTS.md / models/MANIFEST.md, so training, threshold calibration and the pa
       x = cx + (u - (W-1)/2) * s / umx,   y = cy + (v - (H-1)/2) * s / umy
   bilinear; the four neighbour indices clamp to the frame's picture (= nearest edge pixel
   outside), the frame less its black blanking borders (frame_content, src/inspect/border.rs);
+- exposure (src/inspect/exposure.rs): the crop's bright level is the 99th percentile of its
+  grey levels (rounded, 256 bins) over the contact zone; below MIN_BRIGHT_LEVEL the crop is
+  multiplied by TARGET_BRIGHT_LEVEL / level (clipped at 255), at most MAX_GAIN times; a crop
+  that would need more is not graded (UNABLE);
 - normalization: x_norm = (p/255 - mean) / std (per channel for "rgb": gray replicated);
 - anomaly map: "abs_diff" -> |x_norm - rec_norm| * std (channel 0), or an output by name;
   then scipy.ndimage.gaussian_filter(map, sigma, mode="reflect", truncate=4.0) if sigma > 0;
@@ -94,6 +98,72 @@ def crop_frame(frame: np.ndarray, center, um_per_px_xy, s: float, width: int, he
     top = f[ya][:, xa] * (1.0 - fx)[None, :] + f[ya][:, xb] * fx[None, :]
     bot = f[yb][:, xa] * (1.0 - fx)[None, :] + f[yb][:, xb] * fx[None, :]
     return top * (1.0 - fy)[:, None] + bot * fy[:, None]
+
+
+# src/inspect/exposure.rs
+MIN_BRIGHT_LEVEL, TARGET_BRIGHT_LEVEL, MAX_GAIN, BRIGHT_PERCENTILE = 96.0, 128.0, 4.0, 0.99
+
+
+def bright_level(crop: np.ndarray, mask: np.ndarray) -> float | None:
+    """99th percentile of the crop's grey levels (rounded half away from zero, clipped to 0..255)
+    over `mask` (the contact zone's pixels in view), as the station's 256-bin histogram."""
+    v = np.clip(np.floor(crop[mask] + 0.5), 0, 255).astype(np.int64)
+    if v.size == 0:
+        return None
+    cum = np.cumsum(np.bincount(v, minlength=256))
+    need = int(np.ceil(v.size * BRIGHT_PERCENTILE))
+    return float(np.searchsorted(cum, need))
+
+
+def exposure_gain(level: float) -> float | None:
+    """The gain for a crop of this bright level; None when it is too dark to grade."""
+    if level >= MIN_BRIGHT_LEVEL:
+        return 1.0
+    gain = TARGET_BRIGHT_LEVEL / max(level, np.finfo(np.float32).tiny)
+    return None if gain > MAX_GAIN else gain
+
+
+def expose(crop: np.ndarray, manifest: dict, contact_radius_um: float = CONTACT_RADIUS_UM,
+           view: np.ndarray | None = None) -> tuple[np.ndarray | None, float | None, float | None]:
+    """(crop after the station's exposure gain or None when too dark, bright level, gain).
+    `view`: boolean mask of the crop pixels that sample the picture (default: all)."""
+    mask = contact_mask(manifest, contact_radius_um)
+    if view is not None:
+        mask = mask & view
+    level = bright_level(crop, mask)
+    if level is None:
+        return crop, None, 1.0
+    gain = exposure_gain(level)
+    if gain is None:
+        return None, level, None
+    if gain == 1.0:
+        return crop, level, gain
+    out = np.minimum(crop.astype(np.float32) * np.float32(gain), np.float32(255.0))
+    return out.astype(np.float64), level, gain
+
+
+def in_view_mask(center, um_per_px_xy, s: float, width: int, height: int, content,
+                 margin_crop_px: float = 2.0) -> np.ndarray:
+    """(H, W) bool: the crop pixels that sample the picture `content` (x0, y0, x1, y1) at least
+    `margin_crop_px` crop pixels from its edge (CropGeometry::in_view, src/inspect/crop.rs)."""
+    def rng(n, c, k, first, end):
+        m = margin_crop_px * k
+        half = (n - 1.0) / 2.0
+        lo = (first + m - c) / k + half
+        hi = (end - 1.0 - m - c) / k + half
+        if end <= first or hi < lo:
+            return 0, 0
+        a = int(min(max(np.ceil(lo), 0.0), n))
+        b = int(min(max(np.floor(hi) + 1.0, 0.0), n))
+        return a, max(a, b)
+
+    kx, ky = s / float(um_per_px_xy[0]), s / float(um_per_px_xy[1])
+    x0, y0, x1, y1 = content
+    u0, u1 = rng(width, float(center[0]), kx, x0, x1)
+    v0, v1 = rng(height, float(center[1]), ky, y0, y1)
+    view = np.zeros((height, width), bool)
+    view[v0:v1, u0:u1] = True
+    return view
 
 
 def _per_channel(value, channels: int) -> np.ndarray:

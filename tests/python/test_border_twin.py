@@ -90,6 +90,9 @@ def test_the_station_crop_equals_the_twin_with_and_without_blanking(tmp_path, en
         frame = np.asarray(Image.open(p).convert("L"))
         crop = ref.crop_frame(frame, meta["center_in_frame"], [meta["um_per_px_x"], meta["um_per_px_y"]],
                               float(manifest["um_per_px"]), int(w), int(h))
+        crop, _, _ = ref.expose(crop, manifest, meta["contact_radius_um"],
+                                 view=ref.in_view_mask(meta["center_in_frame"], [meta["um_per_px_x"], meta["um_per_px_y"]],
+                                                       float(manifest["um_per_px"]), int(w), int(h), ref.frame_content(frame)))  # a dim crop is gained up
         x_py = ref.normalize(crop, manifest)
         x_rs = np.fromfile(dump / meta["files"]["input"], dtype="<f4").reshape(x_py.shape)
         assert np.max(np.abs(x_py - x_rs)) < 1e-4, p.name
