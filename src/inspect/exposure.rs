@@ -47,17 +47,24 @@ pub fn bright_level(crop_px: &[f32], zone: &ContactZone, view: &CropRect) -> Opt
     let mut hist = [0u32; 256];
     let mut n = 0u64;
     let w = zone.width;
+    let (u0, u1) = (view.u0.min(w), view.u1.min(w));
+    if u0 >= u1 {
+        return None;
+    }
     for v in view.v0..view.v1.min(zone.height) {
         let row = v * w;
-        for u in view.u0..view.u1.min(w) {
-            let i = row + u;
-            if !zone.mask_in_crop.get(i).copied().unwrap_or(false) {
-                continue;
+        let (Some(mask), Some(px)) = (
+            zone.mask_in_crop.get(row + u0..row + u1),
+            crop_px.get(row + u0..row + u1),
+        ) else {
+            break;
+        };
+        for (&inside, &p) in mask.iter().zip(px) {
+            if inside {
+                // round half up on 0..=255 (what f32::round does for non-negatives); NaN -> 0
+                hist[(p.clamp(0.0, 255.0) + 0.5) as usize & 255] += 1;
+                n += 1;
             }
-            let Some(&p) = crop_px.get(i) else { continue };
-            // NaN casts to 0; values beyond 0..=255 saturate
-            hist[p.round().clamp(0.0, 255.0) as usize] += 1;
-            n += 1;
         }
     }
     percentile_level(&hist, n)
