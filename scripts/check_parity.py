@@ -110,12 +110,12 @@ def main() -> int:
             graded += 1
             files = meta["files"]
             _, c, h, w = manifest["input"]["shape"]
-            frame = load_gray(frame_path)
+            frame, _ = ref.correct_stuck(load_gray(frame_path))  # stuck pixels replaced first
             crop = ref.crop_frame(frame, meta["center_in_frame"], [meta["um_per_px_x"], meta["um_per_px_y"]],
                                   float(manifest["um_per_px"]), int(w), int(h))
-            crop, _, _ = ref.expose(crop, manifest, meta["contact_radius_um"],
-                                 view=ref.in_view_mask(meta["center_in_frame"], [meta["um_per_px_x"], meta["um_per_px_y"]],
-                                                       float(manifest["um_per_px"]), int(w), int(h), ref.frame_content(frame)))  # graded: not too dark
+            view = ref.in_view_mask(meta["center_in_frame"], [meta["um_per_px_x"], meta["um_per_px_y"]],
+                                    float(manifest["um_per_px"]), int(w), int(h), ref.frame_content(frame))
+            crop, _, _ = ref.expose(crop, manifest, meta["contact_radius_um"], view=view)  # graded: not too dark
             x_py = ref.normalize(crop, manifest)
             x_rs = read_f32(dump / files["input"]).reshape(x_py.shape)
             note("input (crop+normalize)", np.max(np.abs(x_py - x_rs)))
@@ -124,7 +124,8 @@ def main() -> int:
                 rs = read_f32(dump / files[f"output:{o['name']}"])
                 note(f"output {o['name']}", np.max(np.abs(np.asarray(outs_py[o["name"]]).ravel() - rs)))
             amap = ref.anomaly_map(manifest, x_rs, outs_py)
-            mask = ref.contact_mask(manifest, meta["contact_radius_um"])
+            # the station grades the contact zone's pixels that sample the picture (in view)
+            mask = ref.contact_mask(manifest, meta["contact_radius_um"]) & view
             amap = np.where(mask, amap, 0.0).astype(np.float32)
             map_rs = read_f32(dump / files["anomaly_map_masked"]).reshape(amap.shape)
             note("anomaly map", np.max(np.abs(amap - map_rs)))

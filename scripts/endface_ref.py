@@ -4,6 +4,10 @@ This is the Python twin of `src/inspect.rs` (crop) and `src/anomaly.rs` (map), w
 CONTRACTS.md / models/MANIFEST.md, so training, threshold calibration and the parity check
 (scripts/check_parity.py) compute exactly what the Rust inspector computes:
 
+- stuck pixels (src/inspect/hotpixel.rs, `correct_stuck`): before anything else, a pixel at
+  least MIN_SPIKE above the max (below the min) of its 8 neighbours, whose strongest neighbour
+  carries at most MAX_NEIGHBOUR_SHARE of its step from the median of the 16-pixel ring around
+  them, is replaced by the (lower) median of its 8 neighbours (not within 2 px of the edge);
 - crop: crop pixel (u=col, v=row) samples the frame at
       x = cx + (u - (W-1)/2) * s / umx,   y = cy + (v - (H-1)/2) * s / umy
   bilinear; the four neighbour indices clamp to the frame's picture (= nearest edge pixel
@@ -70,6 +74,40 @@ def frame_content(frame: np.ndarray) -> tuple[int, int, int, int]:
     if c[2] <= c[0] or c[3] <= c[1] or c[2] - c[0] < w // 2 or c[3] - c[1] < h // 2:
         return full
     return c
+
+
+# src/inspect/hotpixel.rs
+MIN_SPIKE, MAX_NEIGHBOUR_SHARE = 24, 0.25
+
+
+def correct_stuck(frame: np.ndarray) -> tuple[np.ndarray, int]:
+    """(frame with its stuck pixels replaced, how many) — the station's hotpixel.rs."""
+    f = frame.astype(np.int32)
+    h, w = f.shape
+    if w < 5 or h < 5:
+        return frame, 0
+    c = f[2:h - 2, 2:w - 2]
+
+    def sh(dx, dy):
+        return f[2 + dy:h - 2 + dy, 2 + dx:w - 2 + dx]
+
+    n8 = np.stack([sh(dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dx, dy) != (0, 0)])
+    ring = np.stack([sh(dx, dy) for dy in range(-2, 3) for dx in range(-2, 3) if max(abs(dx), abs(dy)) == 2])
+    lo, hi = n8.min(0), n8.max(0)
+    hot = c - hi >= MIN_SPIKE
+    dead = lo - c >= MIN_SPIKE
+    base = np.sort(ring, 0)[7]
+    step = np.where(hot, c - base, base - c)
+    neighbour = np.where(hot, hi - base, base - lo)
+    stuck = (hot | dead) & (step > 0) & (neighbour.astype(np.float32) <= np.float32(MAX_NEIGHBOUR_SHARE) * step.astype(np.float32))
+    n = int(stuck.sum())
+    if n == 0:
+        return frame, 0
+    med = np.sort(n8, 0)[3]
+    out = frame.copy()
+    inner = out[2:h - 2, 2:w - 2]
+    inner[stuck] = med[stuck].astype(frame.dtype)
+    return out, n
 
 
 def crop_frame(frame: np.ndarray, center, um_per_px_xy, s: float, width: int, height: int,

@@ -269,6 +269,7 @@ mod tests {
             focus: Some(0.8),
             bright_level: None,
             exposure_gain: None,
+            stuck_pixels: 0,
             image_score: Some(0.9),
             contact_zone_in_view: Some(1.0),
             anomalous: Some(true),

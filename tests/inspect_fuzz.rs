@@ -308,6 +308,7 @@ proptest! {
             focus: None,
             bright_level: None,
             exposure_gain: None,
+            stuck_pixels: 0,
             image_score: Some(0.5),
             contact_zone_in_view: Some(1.0),
             anomalous: None,

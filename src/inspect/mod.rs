@@ -18,6 +18,7 @@
 pub mod border;
 pub mod crop;
 pub mod exposure;
+pub mod hotpixel;
 
 use crate::anomaly::{
     self, AnomalyError, ContactZone, CropRect, Defect, DefectScratch, JoinScratch, SmoothScratch,
@@ -132,6 +133,8 @@ pub struct Inspection {
     /// Digital gain applied to an underexposed crop before the model (1 = none; [`exposure`]);
     /// `None` when the model did not run.
     pub exposure_gain: Option<f32>,
+    /// Isolated stuck (hot or dead) sensor pixels replaced before grading ([`hotpixel`]).
+    pub stuck_pixels: u32,
     /// Max of the anomaly map inside the contact zone; `None` when the model did not run.
     pub image_score: Option<f32>,
     /// Share of the contact zone inside the camera frame (what could be graded); `None` when
@@ -165,6 +168,7 @@ impl Default for Inspection {
             focus: None,
             bright_level: None,
             exposure_gain: None,
+            stuck_pixels: 0,
             image_score: None,
             contact_zone_in_view: None,
             anomalous: None,
@@ -216,6 +220,8 @@ pub struct Inspector {
     /// The last frame's crop pixels inside the camera frame.
     in_view: CropRect,
     crop_px: Vec<f32>,
+    /// The frame with its stuck pixels replaced ([`hotpixel`]), when it had any.
+    clean_frame: GrayImage,
     crop_scratch: CropScratch,
     map_in_crop: Vec<f32>,
     smooth_scratch: SmoothScratch,
@@ -283,6 +289,7 @@ impl Inspector {
             in_view: CropRect::full(w, h),
             zone,
             crop_px: Vec::with_capacity(w * h),
+            clean_frame: GrayImage::default(),
             crop_scratch: CropScratch::default(),
             map_in_crop: Vec::with_capacity(w * h),
             smooth_scratch: SmoothScratch::default(),
@@ -460,6 +467,24 @@ impl Inspector {
         out: &mut Inspection,
     ) -> Result<(), InspectError> {
         let t0 = Instant::now();
+        let mut clean = std::mem::take(&mut self.clean_frame);
+        let stuck = hotpixel::correct_into(frame, &mut clean);
+        let result = self.inspect_frame_into(if stuck > 0 { &clean } else { frame }, out, t0);
+        self.clean_frame = clean;
+        out.stuck_pixels = stuck as u32;
+        if stuck > 0 {
+            debug!(stuck, "stuck sensor pixels replaced");
+        }
+        result
+    }
+
+    /// [`Inspector::inspect_into`] on a frame whose stuck pixels are already replaced.
+    fn inspect_frame_into(
+        &mut self,
+        frame: &GrayImage,
+        out: &mut Inspection,
+        t0: Instant,
+    ) -> Result<(), InspectError> {
         if let Some(level) = exposure::frame_bright_level(frame) {
             if level < exposure::min_gradable_level() {
                 self.map_in_crop.clear();
@@ -475,7 +500,7 @@ impl Inspector {
         let locate_ms = ms_since(t0);
         match located {
             Ok(loc) => {
-                self.inspect_located_into(frame, &loc, out)?;
+                self.grade_located_into(frame, &loc, out)?;
                 out.timings_ms.locate = locate_ms;
                 out.timings_ms.total += locate_ms;
                 Ok(())
@@ -510,6 +535,21 @@ impl Inspector {
     /// As [`Inspector::inspect_located`], into a reused inspection (see
     /// [`Inspector::inspect_into`]).
     pub fn inspect_located_into(
+        &mut self,
+        frame: &GrayImage,
+        loc: &Located,
+        out: &mut Inspection,
+    ) -> Result<(), InspectError> {
+        let mut clean = std::mem::take(&mut self.clean_frame);
+        let stuck = hotpixel::correct_into(frame, &mut clean);
+        let result = self.grade_located_into(if stuck > 0 { &clean } else { frame }, loc, out);
+        self.clean_frame = clean;
+        out.stuck_pixels = stuck as u32;
+        result
+    }
+
+    /// [`Inspector::inspect_located_into`] on a frame whose stuck pixels are already replaced.
+    fn grade_located_into(
         &mut self,
         frame: &GrayImage,
         loc: &Located,
