@@ -110,7 +110,7 @@ def main() -> int:
             graded += 1
             files = meta["files"]
             _, c, h, w = manifest["input"]["shape"]
-            frame, _ = ref.correct_stuck(load_gray(frame_path))  # stuck pixels replaced first
+            frame = ref.precondition(load_gray(frame_path))  # stuck pixels, bands: what the station grades
             crop = ref.crop_frame(frame, meta["center_in_frame"], [meta["um_per_px_x"], meta["um_per_px_y"]],
                                   float(manifest["um_per_px"]), int(w), int(h))
             view = ref.in_view_mask(meta["center_in_frame"], [meta["um_per_px_x"], meta["um_per_px_y"]],

@@ -8,6 +8,11 @@ CONTRACTS.md / models/MANIFEST.md, so training, threshold calibration and the pa
   least MIN_SPIKE above the max (below the min) of its 8 neighbours, whose strongest neighbour
   carries at most MAX_NEIGHBOUR_SHARE of its step from the median of the 16-pixel ring around
   them, is replaced by the (lower) median of its 8 neighbours (not within 2 px of the edge);
+- bands and stripes (src/inspect/destripe.rs, `destripe`): then, on ln(v + 8), a row profile
+  (per row, the lower median over every other column of the value less its vertical moving
+  average over 2*48+1 reflected rows, samples deviating more than 0.1 left out, 0 with fewer
+  than a quarter usable; then less its own moving average) whose 1.4826 x MAD exceeds 0.012 is
+  subtracted from every row; the same for columns (every other row) on the result;
 - crop: crop pixel (u=col, v=row) samples the frame at
       x = cx + (u - (W-1)/2) * s / umx,   y = cy + (v - (H-1)/2) * s / umy
   bilinear; the four neighbour indices clamp to the frame's picture (= nearest edge pixel
@@ -108,6 +113,70 @@ def correct_stuck(frame: np.ndarray) -> tuple[np.ndarray, int]:
     inner = out[2:h - 2, 2:w - 2]
     inner[stuck] = med[stuck].astype(frame.dtype)
     return out, n
+
+
+# src/inspect/destripe.rs
+HALF_WINDOW, MIN_AMPLITUDE, LOG_OFFSET, MAX_SAMPLE_DEVIATION, MIN_SAMPLE_SHARE = 48, 0.012, 8.0, 0.1, 0.25
+
+
+def _reflect_idx(i: np.ndarray, n: int) -> np.ndarray:
+    j = np.where(i < 0, -i - 1, np.where(i >= n, 2 * n - i - 1, i))
+    return np.clip(j, 0, n - 1)
+
+
+def _moving_average(a: np.ndarray, axis: int) -> np.ndarray:
+    """Mean over 2*HALF_WINDOW+1 samples along `axis`, reflected at the ends."""
+    n = a.shape[axis]
+    idx = _reflect_idx(np.arange(-HALF_WINDOW, n + HALF_WINDOW + 1), n)
+    ext = np.take(a, idx, axis=axis)
+    c = np.cumsum(ext, axis=axis, dtype=np.float64)
+    c = np.concatenate([np.zeros_like(np.take(c, [0], axis=axis)), c], axis=axis)
+    k = 2 * HALF_WINDOW + 1
+    hi = np.take(c, np.arange(k, k + n), axis=axis)
+    lo = np.take(c, np.arange(0, n), axis=axis)
+    return (hi - lo) / k
+
+
+def _lower_median(v: np.ndarray) -> float:
+    return float(np.sort(v)[(len(v) - 1) // 2]) if len(v) else 0.0
+
+
+def _profile(d: np.ndarray) -> tuple[np.ndarray, float]:
+    """d: (n_lines, n_samples) deviations -> (high-passed profile, robust amplitude)."""
+    p = np.array([_lower_median(r[np.abs(r) <= MAX_SAMPLE_DEVIATION])
+                  if np.count_nonzero(np.abs(r) <= MAX_SAMPLE_DEVIATION) >= MIN_SAMPLE_SHARE * r.size else 0.0
+                  for r in d])
+    p = p - _moving_average(p, 0)
+    med = _lower_median(p)
+    return p, 1.4826 * _lower_median(np.abs(p - med))
+
+
+def destripe(frame: np.ndarray) -> tuple[np.ndarray, tuple[float, float], bool]:
+    """(frame with bands / stripes divided out, (row, column) amplitudes, corrected?)."""
+    h, w = frame.shape
+    if w < 4 * HALF_WINDOW or h < 4 * HALF_WINDOW:
+        return frame, (0.0, 0.0), False
+    L = np.log(frame.astype(np.float64) + LOG_OFFSET)
+    sub = L[:, 0::2]
+    rp, ra = _profile(sub - _moving_average(sub, 0))
+    rows = ra > MIN_AMPLITUDE
+    if rows:
+        L = L - rp[:, None]
+    sub = L[0::2, :]
+    cp, ca = _profile((sub - _moving_average(sub, 1)).T)
+    cols = ca > MIN_AMPLITUDE
+    if cols:
+        L = L - cp[None, :]
+    if not (rows or cols):
+        return frame, (ra, ca), False
+    out = np.floor(np.clip(np.exp(L) - LOG_OFFSET, 0.0, 255.0) + 0.5).astype(np.uint8)
+    return out, (ra, ca), True
+
+
+def precondition(frame: np.ndarray) -> np.ndarray:
+    """What the station grades instead of the camera's frame: stuck pixels replaced, then bands
+    and stripes divided out."""
+    return destripe(correct_stuck(frame)[0])[0]
 
 
 def crop_frame(frame: np.ndarray, center, um_per_px_xy, s: float, width: int, height: int,

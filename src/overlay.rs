@@ -270,6 +270,8 @@ mod tests {
             bright_level: None,
             exposure_gain: None,
             stuck_pixels: 0,
+            banding: None,
+            banding_corrected: false,
             image_score: Some(0.9),
             contact_zone_in_view: Some(1.0),
             anomalous: Some(true),

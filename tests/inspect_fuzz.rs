@@ -309,6 +309,8 @@ proptest! {
             bright_level: None,
             exposure_gain: None,
             stuck_pixels: 0,
+            banding: None,
+            banding_corrected: false,
             image_score: Some(0.5),
             contact_zone_in_view: Some(1.0),
             anomalous: None,

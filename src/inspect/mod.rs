@@ -17,6 +17,7 @@
 
 pub mod border;
 pub mod crop;
+pub mod destripe;
 pub mod exposure;
 pub mod hotpixel;
 
@@ -135,6 +136,11 @@ pub struct Inspection {
     pub exposure_gain: Option<f32>,
     /// Isolated stuck (hot or dead) sensor pixels replaced before grading ([`hotpixel`]).
     pub stuck_pixels: u32,
+    /// Robust amplitudes of the frame's horizontal bands and vertical stripes (≈ fraction of
+    /// brightness; [`destripe`]); `None` for frames too small to measure.
+    pub banding: Option<[f64; 2]>,
+    /// Whether bands or stripes were divided out before grading.
+    pub banding_corrected: bool,
     /// Max of the anomaly map inside the contact zone; `None` when the model did not run.
     pub image_score: Option<f32>,
     /// Share of the contact zone inside the camera frame (what could be graded); `None` when
@@ -169,6 +175,8 @@ impl Default for Inspection {
             bright_level: None,
             exposure_gain: None,
             stuck_pixels: 0,
+            banding: None,
+            banding_corrected: false,
             image_score: None,
             contact_zone_in_view: None,
             anomalous: None,
@@ -222,6 +230,9 @@ pub struct Inspector {
     crop_px: Vec<f32>,
     /// The frame with its stuck pixels replaced ([`hotpixel`]), when it had any.
     clean_frame: GrayImage,
+    /// The frame with bands / stripes divided out ([`destripe`]), when it had any.
+    destriped_frame: GrayImage,
+    destriper: destripe::Destriper,
     crop_scratch: CropScratch,
     map_in_crop: Vec<f32>,
     smooth_scratch: SmoothScratch,
@@ -290,6 +301,8 @@ impl Inspector {
             zone,
             crop_px: Vec::with_capacity(w * h),
             clean_frame: GrayImage::default(),
+            destriped_frame: GrayImage::default(),
+            destriper: destripe::Destriper::default(),
             crop_scratch: CropScratch::default(),
             map_in_crop: Vec::with_capacity(w * h),
             smooth_scratch: SmoothScratch::default(),
@@ -467,15 +480,47 @@ impl Inspector {
         out: &mut Inspection,
     ) -> Result<(), InspectError> {
         let t0 = Instant::now();
-        let mut clean = std::mem::take(&mut self.clean_frame);
-        let stuck = hotpixel::correct_into(frame, &mut clean);
-        let result = self.inspect_frame_into(if stuck > 0 { &clean } else { frame }, out, t0);
-        self.clean_frame = clean;
-        out.stuck_pixels = stuck as u32;
+        let (mut clean, mut striped) = (
+            std::mem::take(&mut self.clean_frame),
+            std::mem::take(&mut self.destriped_frame),
+        );
+        let (stuck, stripes, which) = self.precondition(frame, &mut clean, &mut striped);
+        let f = match which {
+            Prepared::Striped => &striped,
+            Prepared::Clean => &clean,
+            Prepared::Frame => frame,
+        };
+        let result = self.inspect_frame_into(f, out, t0);
+        (self.clean_frame, self.destriped_frame) = (clean, striped);
+        set_precondition(out, stuck, stripes, frame);
+        result
+    }
+
+    /// Stuck pixels replaced ([`hotpixel`]), then bands and stripes divided out
+    /// ([`destripe`]): which buffer holds the frame to grade.
+    fn precondition(
+        &mut self,
+        frame: &GrayImage,
+        clean: &mut GrayImage,
+        striped: &mut GrayImage,
+    ) -> (usize, destripe::Stripes, Prepared) {
+        let stuck = hotpixel::correct_into(frame, clean);
+        let src = if stuck > 0 { &*clean } else { frame };
+        let stripes = self.destriper.correct_into(src, striped);
+        let which = if stripes.corrected() {
+            Prepared::Striped
+        } else if stuck > 0 {
+            Prepared::Clean
+        } else {
+            Prepared::Frame
+        };
         if stuck > 0 {
             debug!(stuck, "stuck sensor pixels replaced");
         }
-        result
+        if stripes.corrected() {
+            debug!(?stripes, "bands / stripes divided out");
+        }
+        (stuck, stripes, which)
     }
 
     /// [`Inspector::inspect_into`] on a frame whose stuck pixels are already replaced.
@@ -540,11 +585,19 @@ impl Inspector {
         loc: &Located,
         out: &mut Inspection,
     ) -> Result<(), InspectError> {
-        let mut clean = std::mem::take(&mut self.clean_frame);
-        let stuck = hotpixel::correct_into(frame, &mut clean);
-        let result = self.grade_located_into(if stuck > 0 { &clean } else { frame }, loc, out);
-        self.clean_frame = clean;
-        out.stuck_pixels = stuck as u32;
+        let (mut clean, mut striped) = (
+            std::mem::take(&mut self.clean_frame),
+            std::mem::take(&mut self.destriped_frame),
+        );
+        let (stuck, stripes, which) = self.precondition(frame, &mut clean, &mut striped);
+        let f = match which {
+            Prepared::Striped => &striped,
+            Prepared::Clean => &clean,
+            Prepared::Frame => frame,
+        };
+        let result = self.grade_located_into(f, loc, out);
+        (self.clean_frame, self.destriped_frame) = (clean, striped);
+        set_precondition(out, stuck, stripes, frame);
         result
     }
 
@@ -788,6 +841,26 @@ fn locate_config(cfg: &StationConfig, scale: PixelScale) -> LocateConfig {
 /// response to the repeated edge pixels beyond the frame reaches about this far in (chosen on
 /// the validation sets, MODEL_CARD.md "Beyond the frame's edge").
 pub const IN_VIEW_MARGIN_CROP_PX: f64 = 2.0;
+
+/// Which buffer [`Inspector::precondition`] left the frame to grade in.
+enum Prepared {
+    Frame,
+    Clean,
+    Striped,
+}
+
+fn set_precondition(
+    out: &mut Inspection,
+    stuck: usize,
+    stripes: destripe::Stripes,
+    frame: &GrayImage,
+) {
+    out.stuck_pixels = stuck as u32;
+    let measured = frame.width() as usize >= destripe::MIN_SIDE
+        && frame.height() as usize >= destripe::MIN_SIDE;
+    out.banding = measured.then_some([stripes.row_amplitude, stripes.col_amplitude]);
+    out.banding_corrected = stripes.corrected();
+}
 
 fn ms_since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3

@@ -87,7 +87,7 @@ def test_the_station_crop_equals_the_twin_with_and_without_blanking(tmp_path, en
         if not meta_path.exists():
             continue  # UNABLE (zone B leaves the frame): nothing was cropped
         meta = json.loads(meta_path.read_text())
-        frame, _ = ref.correct_stuck(np.asarray(Image.open(p).convert("L")))
+        frame = ref.precondition(np.asarray(Image.open(p).convert("L")))
         crop = ref.crop_frame(frame, meta["center_in_frame"], [meta["um_per_px_x"], meta["um_per_px_y"]],
                               float(manifest["um_per_px"]), int(w), int(h))
         crop, _, _ = ref.expose(crop, manifest, meta["contact_radius_um"],

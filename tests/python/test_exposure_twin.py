@@ -73,7 +73,7 @@ def test_the_station_gain_equals_the_twin(tmp_path, endface_bin):
             seen[tag] += 1
             continue
         meta = json.loads((dump / f"{p.stem}.meta.json").read_text())
-        frame, _ = ref.correct_stuck(np.asarray(Image.open(p).convert("L")))
+        frame = ref.precondition(np.asarray(Image.open(p).convert("L")))
         crop = ref.crop_frame(frame, meta["center_in_frame"], [meta["um_per_px_x"], meta["um_per_px_y"]],
                               float(manifest["um_per_px"]), int(w), int(h))
         view = ref.in_view_mask(meta["center_in_frame"], [meta["um_per_px_x"], meta["um_per_px_y"]],

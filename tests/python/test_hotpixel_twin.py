@@ -78,7 +78,7 @@ def test_the_station_replaces_what_the_twin_does(tmp_path, endface_bin):
         if not meta_path.exists():
             continue
         meta = json.loads(meta_path.read_text())
-        frame, _ = ref.correct_stuck(np.asarray(Image.open(res["image"]).convert("L")))
+        frame = ref.precondition(np.asarray(Image.open(res["image"]).convert("L")))
         crop = ref.crop_frame(frame, meta["center_in_frame"], [meta["um_per_px_x"], meta["um_per_px_y"]],
                               float(manifest["um_per_px"]), int(w), int(h))
         view = ref.in_view_mask(meta["center_in_frame"], [meta["um_per_px_x"], meta["um_per_px_y"]],
