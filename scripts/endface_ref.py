@@ -9,10 +9,11 @@ CONTRACTS.md / models/MANIFEST.md, so training, threshold calibration and the pa
   carries at most MAX_NEIGHBOUR_SHARE of its step from the median of the 16-pixel ring around
   them, is replaced by the (lower) median of its 8 neighbours (not within 2 px of the edge);
 - bands and stripes (src/inspect/destripe.rs, `destripe`): then, on ln(v + 8), a row profile
-  (per row, the lower median over every other column of the value less its vertical moving
-  average over 2*48+1 reflected rows, samples deviating more than 0.1 left out, 0 with fewer
-  than a quarter usable; then less its own moving average) whose 1.4826 x MAD exceeds 0.012 is
-  subtracted from every row; the same for columns (every other row) on the result;
+  (per row, over every other column, the value less its vertical moving average over 2*48+1
+  reflected rows: the mean of those within 0.1, then the mean of those within 0.02 of that, 0 /
+  the first mean with fewer than a quarter usable; then less its own moving average) whose 1.4826 x MAD exceeds 0.012 is divided
+  out of every row; the same for columns (every other row, after the rows' correction): pixel
+  = round((v + 8) * exp(-row) * exp(-col) - 8);
 - crop: crop pixel (u=col, v=row) samples the frame at
       x = cx + (u - (W-1)/2) * s / umx,   y = cy + (v - (H-1)/2) * s / umy
   bilinear; the four neighbour indices clamp to the frame's picture (= nearest edge pixel
@@ -116,7 +117,7 @@ def correct_stuck(frame: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 # src/inspect/destripe.rs
-HALF_WINDOW, MIN_AMPLITUDE, LOG_OFFSET, MAX_SAMPLE_DEVIATION, MIN_SAMPLE_SHARE = 48, 0.012, 8.0, 0.1, 0.25
+HALF_WINDOW, MIN_AMPLITUDE, LOG_OFFSET, MAX_SAMPLE_DEVIATION, MIN_SAMPLE_SHARE, TRIM = 48, 0.012, 8.0, 0.1, 0.25, 0.02
 
 
 def _reflect_idx(i: np.ndarray, n: int) -> np.ndarray:
@@ -143,9 +144,14 @@ def _lower_median(v: np.ndarray) -> float:
 
 def _profile(d: np.ndarray) -> tuple[np.ndarray, float]:
     """d: (n_lines, n_samples) deviations -> (high-passed profile, robust amplitude)."""
-    p = np.array([_lower_median(r[np.abs(r) <= MAX_SAMPLE_DEVIATION])
-                  if np.count_nonzero(np.abs(r) <= MAX_SAMPLE_DEVIATION) >= MIN_SAMPLE_SHARE * r.size else 0.0
-                  for r in d])
+    ok = np.abs(d) <= MAX_SAMPLE_DEVIATION
+    n = ok.sum(1)
+    s = np.where(ok, d, 0.0).sum(1)
+    first = np.where((n > 0) & (n >= MIN_SAMPLE_SHARE * d.shape[1]), s / np.maximum(n, 1), 0.0)
+    ok = np.abs(d - first[:, None]) <= TRIM  # second pass: a trimmed mean about the first
+    n = ok.sum(1)
+    s = np.where(ok, d, 0.0).sum(1)
+    p = np.where((n > 0) & (n >= MIN_SAMPLE_SHARE * d.shape[1]), s / np.maximum(n, 1), first)
     p = p - _moving_average(p, 0)
     med = _lower_median(p)
     return p, 1.4826 * _lower_median(np.abs(p - med))
@@ -160,16 +166,15 @@ def destripe(frame: np.ndarray) -> tuple[np.ndarray, tuple[float, float], bool]:
     sub = L[:, 0::2]
     rp, ra = _profile(sub - _moving_average(sub, 0))
     rows = ra > MIN_AMPLITUDE
-    if rows:
-        L = L - rp[:, None]
-    sub = L[0::2, :]
+    sub = (L - rp[:, None] if rows else L)[0::2, :]
     cp, ca = _profile((sub - _moving_average(sub, 1)).T)
     cols = ca > MIN_AMPLITUDE
-    if cols:
-        L = L - cp[None, :]
     if not (rows or cols):
         return frame, (ra, ca), False
-    out = np.floor(np.clip(np.exp(L) - LOG_OFFSET, 0.0, 255.0) + 0.5).astype(np.uint8)
+    fr = np.exp(-rp) if rows else np.ones(h)
+    fc = np.exp(-cp) if cols else np.ones(w)
+    c = (frame.astype(np.float64) + LOG_OFFSET) * fr[:, None] * fc[None, :] - LOG_OFFSET
+    out = np.floor(np.clip(c, 0.0, 255.0) + 0.5).astype(np.uint8)
     return out, (ra, ca), True
 
 
