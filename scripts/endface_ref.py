@@ -167,7 +167,7 @@ def destripe(frame: np.ndarray) -> tuple[np.ndarray, tuple[float, float], bool]:
     rp, ra = _profile(sub - _moving_average(sub, 0))
     rows = ra > MIN_AMPLITUDE
     sub = (L - rp[:, None] if rows else L)[0::2, :]
-    cp, ca = _profile((sub - _moving_average(sub, 1)).T)
+    cp, ca = _profile((sub - _moving_average(sub, 1)).astype(np.float32).astype(np.float64).T)  # kept as f32
     cols = ca > MIN_AMPLITUDE
     if not (rows or cols):
         return frame, (ra, ca), False

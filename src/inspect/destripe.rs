@@ -70,7 +70,11 @@ pub struct Destriper {
     /// ln values of one line; sums and counts of usable samples per column.
     line: Vec<f64>,
     col_sum: Vec<f64>,
-    col_n: Vec<usize>,
+    col_n: Vec<f64>,
+    /// ln of every other column (row profile).
+    plane: Vec<f64>,
+    /// Deviations of the sampled rows from their moving averages (column profile).
+    dev: Vec<f32>,
     /// The row and column profiles (ln units) and scratch.
     rows: Vec<f64>,
     cols: Vec<f64>,
@@ -90,6 +94,8 @@ impl Default for Destriper {
             line: Vec::new(),
             col_sum: Vec::new(),
             col_n: Vec::new(),
+            dev: Vec::new(),
+            plane: Vec::new(),
             rows: Vec::new(),
             cols: Vec::new(),
             smooth: Vec::new(),
@@ -134,25 +140,24 @@ fn line_level(sum: f64, n: usize, total: usize) -> f64 {
 /// A line's level from its deviations: the mean of those within [`MAX_SAMPLE_DEVIATION`], then
 /// the mean of those within [`TRIM`] of that (0 / the first mean when too few are usable).
 fn trimmed_level(d: &[f64]) -> f64 {
-    let (mut s, mut n) = (0.0, 0usize);
+    // branch-free masked sums (vectorizable)
+    let (mut s, mut n) = (0.0, 0.0);
     for &v in d {
-        if v.abs() <= MAX_SAMPLE_DEVIATION {
-            s += v;
-            n += 1;
-        }
+        let m = f64::from(u8::from(v.abs() <= MAX_SAMPLE_DEVIATION));
+        s += v * m;
+        n += m;
     }
-    let first = line_level(s, n, d.len());
-    let (mut s, mut n) = (0.0, 0usize);
+    let first = line_level(s, n as usize, d.len());
+    let (mut s, mut n) = (0.0, 0.0);
     for &v in d {
-        if (v - first).abs() <= TRIM {
-            s += v;
-            n += 1;
-        }
+        let m = f64::from(u8::from((v - first).abs() <= TRIM));
+        s += v * m;
+        n += m;
     }
-    if n == 0 || (n as f64) < MIN_SAMPLE_SHARE * d.len() as f64 {
+    if n == 0.0 || n < MIN_SAMPLE_SHARE * d.len() as f64 {
         return first;
     }
-    s / n as f64
+    s / n
 }
 
 /// `p` less its moving average (window 2·HALF_WINDOW+1, reflected), in place; `smooth` is
@@ -189,33 +194,34 @@ impl Destriper {
         let hw = HALF_WINDOW as isize;
         let len = (2 * HALF_WINDOW + 1) as f64;
         let cols = w.div_ceil(2);
-        let lut = &self.lut;
-        // running vertical sums for every other column: rows y-HW ..= y+HW (reflected)
+        // ln of every other column, all rows (one LUT pass; the rest is contiguous arithmetic)
+        self.plane.clear();
+        for row in px.chunks_exact(w).take(h) {
+            self.plane
+                .extend(row.iter().step_by(2).map(|&v| self.lut[usize::from(v)]));
+        }
+        let plane = &self.plane;
+        // running vertical sums per sampled column: rows y-HW ..= y+HW (reflected)
         self.acc.clear();
         self.acc.resize(cols, 0.0);
         for k in -hw..=hw {
-            let row = reflect(k, h) * w;
-            for (j, a) in self.acc.iter_mut().enumerate() {
-                *a += lut[usize::from(px[row + 2 * j])];
+            let r = &plane[reflect(k, h) * cols..][..cols];
+            for (a, &v) in self.acc.iter_mut().zip(r) {
+                *a += v;
             }
         }
+        let inv_len = 1.0 / len;
         self.rows.clear();
         for y in 0..h {
-            let row = y * w;
+            let r = &plane[y * cols..][..cols];
             self.line.clear();
-            self.line.extend(
-                self.acc
-                    .iter()
-                    .enumerate()
-                    .map(|(j, a)| lut[usize::from(px[row + 2 * j])] - a / len),
-            );
+            self.line
+                .extend(r.iter().zip(&self.acc).map(|(&v, &a)| v - a * inv_len));
             self.rows.push(trimmed_level(&self.line));
-            let (add, sub) = (
-                reflect(y as isize + hw + 1, h) * w,
-                reflect(y as isize - hw, h) * w,
-            );
-            for (j, a) in self.acc.iter_mut().enumerate() {
-                *a += lut[usize::from(px[add + 2 * j])] - lut[usize::from(px[sub + 2 * j])];
+            let add = &plane[reflect(y as isize + hw + 1, h) * cols..][..cols];
+            let sub = &plane[reflect(y as isize - hw, h) * cols..][..cols];
+            for ((a, &p), &m) in self.acc.iter_mut().zip(add).zip(sub) {
+                *a += p - m;
             }
         }
         high_pass(&mut self.rows, &mut self.smooth);
@@ -229,47 +235,73 @@ impl Destriper {
         let hw = HALF_WINDOW as isize;
         let len = (2 * HALF_WINDOW + 1) as f64;
         let rows = h.div_ceil(2);
-        // two sweeps over the sampled rows: the first pass's mean per column (about 0), then
-        // the mean within TRIM of it
-        self.cols.clear();
-        self.cols.resize(w, 0.0);
-        for pass in 0..2 {
-            self.col_sum.clear();
-            self.col_sum.resize(w, 0.0);
-            self.col_n.clear();
-            self.col_n.resize(w, 0);
-            for j in 0..rows {
-                let y = 2 * j;
-                let shift = if rows_corrected { self.rows[y] } else { 0.0 };
-                self.line.clear();
-                self.line.extend(
-                    px[y * w..(y + 1) * w]
-                        .iter()
-                        .map(|&v| self.lut[usize::from(v)] - shift),
-                );
-                let line = &self.line;
-                let mut sum: f64 = (-hw..=hw).map(|k| line[reflect(k, w)]).sum();
-                for x in 0..w {
-                    let d = line[x] - sum / len;
-                    let keep = if pass == 0 {
-                        d.abs() <= MAX_SAMPLE_DEVIATION
-                    } else {
-                        (d - self.cols[x]).abs() <= TRIM
-                    };
-                    if keep {
-                        self.col_sum[x] += d;
-                        self.col_n[x] += 1;
-                    }
-                    sum +=
-                        line[reflect(x as isize + hw + 1, w)] - line[reflect(x as isize - hw, w)];
-                }
+        // deviations of every sampled row from its horizontal moving average (f32, row-major)
+        self.dev.clear();
+        for j in 0..rows {
+            let y = 2 * j;
+            let shift = if rows_corrected { self.rows[y] } else { 0.0 };
+            let line = &px[y * w..(y + 1) * w];
+            // the row reflected at both ends: hw before, hw + 1 after
+            self.line.clear();
+            self.line
+                .extend((-hw..0).map(|k| self.lut[usize::from(line[reflect(k, w)])] - shift));
+            self.line
+                .extend(line.iter().map(|&v| self.lut[usize::from(v)] - shift));
+            self.line.extend(
+                (w as isize..w as isize + hw + 1)
+                    .map(|k| self.lut[usize::from(line[reflect(k, w)])] - shift),
+            );
+            let ext = &self.line;
+            let win = 2 * HALF_WINDOW + 1;
+            let mut sum: f64 = ext[..win].iter().sum();
+            let inv_len = 1.0 / len;
+            for x in 0..w {
+                self.dev.push((ext[x + HALF_WINDOW] - sum * inv_len) as f32);
+                sum += ext[x + win] - ext[x];
             }
-            for (x, c) in self.cols.iter_mut().enumerate() {
-                let level = line_level(self.col_sum[x], self.col_n[x], rows);
-                // a column whose second pass keeps too few samples keeps its first level
-                if pass == 0 || self.col_n[x] as f64 >= MIN_SAMPLE_SHARE * rows as f64 {
-                    *c = level;
-                }
+        }
+        // a column's level: the mean of its deviations within 0.1, then within TRIM of that
+        // (branch-free masked sums, vectorizable)
+        self.col_sum.clear();
+        self.col_sum.resize(w, 0.0);
+        self.col_n.clear();
+        self.col_n.resize(w, 0.0);
+        for row in self.dev.chunks_exact(w) {
+            for ((s, n), &d) in self.col_sum.iter_mut().zip(self.col_n.iter_mut()).zip(row) {
+                let d = f64::from(d);
+                let m = f64::from(u8::from(d.abs() <= MAX_SAMPLE_DEVIATION));
+                *s += d * m;
+                *n += m;
+            }
+        }
+        self.cols.clear();
+        self.cols.extend(
+            self.col_sum
+                .iter()
+                .zip(&self.col_n)
+                .map(|(&s, &n)| line_level(s, n as usize, rows)),
+        );
+        self.col_sum.iter_mut().for_each(|s| *s = 0.0);
+        self.col_n.iter_mut().for_each(|n| *n = 0.0);
+        for row in self.dev.chunks_exact(w) {
+            for (((s, n), &d), &c) in self
+                .col_sum
+                .iter_mut()
+                .zip(self.col_n.iter_mut())
+                .zip(row)
+                .zip(&self.cols)
+            {
+                let d = f64::from(d);
+                let m = f64::from(u8::from((d - c).abs() <= TRIM));
+                *s += d * m;
+                *n += m;
+            }
+        }
+        for (x, c) in self.cols.iter_mut().enumerate() {
+            let n = self.col_n[x];
+            // too few kept by the second pass: the first level stands
+            if n > 0.0 && n >= MIN_SAMPLE_SHARE * rows as f64 {
+                *c = self.col_sum[x] / n;
             }
         }
         high_pass(&mut self.cols, &mut self.smooth);
