@@ -9,7 +9,7 @@ CONTRACTS.md / models/MANIFEST.md, so training, threshold calibration and the pa
   carries at most MAX_NEIGHBOUR_SHARE of its step from the median of the 16-pixel ring around
   them, is replaced by the (lower) median of its 8 neighbours (not within 2 px of the edge);
 - bands and stripes (src/inspect/destripe.rs, `destripe`): then, on ln(v + 8), a row profile
-  (per row, over every other column, the value less its vertical moving average over 2*48+1
+  (per row, over every other column (every ceil(w/320)-th when wider), the value less its vertical moving average over 2*48+1
   reflected rows: the mean of those within 0.1, then the mean of those within 0.02 of that, 0 /
   the first mean with fewer than a quarter usable; then less its own moving average) whose 1.4826 x MAD exceeds 0.012 is divided
   out of every row; the same for columns (every other row, after the rows' correction): pixel
@@ -163,10 +163,11 @@ def destripe(frame: np.ndarray) -> tuple[np.ndarray, tuple[float, float], bool]:
     if w < 4 * HALF_WINDOW or h < 4 * HALF_WINDOW:
         return frame, (0.0, 0.0), False
     L = np.log(frame.astype(np.float64) + LOG_OFFSET)
-    sub = L[:, 0::2]
+    sx, sy = max(2, -(-w // 320)), max(2, -(-h // 240))  # destripe.rs stride(): ~320 / ~240 samples
+    sub = L[:, 0::sx]
     rp, ra = _profile(sub - _moving_average(sub, 0))
     rows = ra > MIN_AMPLITUDE
-    sub = (L - rp[:, None] if rows else L)[0::2, :]
+    sub = (L - rp[:, None] if rows else L)[0::sy, :]
     cp, ca = _profile((sub - _moving_average(sub, 1)).astype(np.float32).astype(np.float64).T)  # kept as f32
     cols = ca > MIN_AMPLITUDE
     if not (rows or cols):

@@ -9,14 +9,14 @@
 //! "Banding and column stripes").
 //!
 //! Model: frame = gain(row) × picture (and gain(column) × picture for stripes), on `ln(v + 8)`.
-//! The row profile is, per row, the mean over every other column of `ln(v + 8)` less its
+//! The row profile is, per row, the mean over every other column (~320 per row on wider frames) of `ln(v + 8)` less its
 //! vertical moving average over 2·[`HALF_WINDOW`]+1 rows (reflected at the frame's edges),
 //! leaving out samples more than 0.1 from their average (the fiber's edge, a scratch, a
 //! particle: structure, not a band); the profile's own moving average is subtracted, so slow
 //! illumination (vignetting, the fiber itself) is left alone and only variation faster than
 //! ~100 rows counts. When the profile's
 //! robust amplitude (1.4826 × its median absolute deviation) exceeds [`MIN_AMPLITUDE`], every
-//! row is divided by its gain; then the same for columns (every other row) on the result. On
+//! row is divided by its gain; then the same for columns (every other row, ~240 per column on taller frames) on the result. On
 //! the synthetic camera, the second renderer and the reference photographs the amplitudes stay
 //! below 0.010, so nothing there is changed.
 //!
@@ -28,6 +28,16 @@ use image::GrayImage;
 pub const HALF_WINDOW: usize = 48;
 /// Least robust amplitude (natural log units, ~fraction of brightness) that is corrected.
 pub const MIN_AMPLITUDE: f64 = 0.012;
+/// About this many samples per line: every other pixel at 640x480, every `stride`-th on
+/// larger frames, so the cost does not grow with the frame's width (rows) or height (columns).
+pub const SAMPLES_PER_ROW: usize = 320;
+pub const SAMPLES_PER_COL: usize = 240;
+
+/// The sampling stride along a line of `n` pixels for about `target` samples (at least 2).
+pub fn stride(n: usize, target: usize) -> usize {
+    n.div_ceil(target).max(2)
+}
+
 /// Frames smaller than this (either side) are not measured.
 pub const MIN_SIDE: usize = 4 * HALF_WINDOW;
 /// Offset added before taking logs (keeps dark pixels' noise from dominating).
@@ -188,17 +198,18 @@ fn amplitude(p: &[f64], scratch: &mut Vec<f64>) -> f64 {
 }
 
 impl Destriper {
-    /// The row profile (every other column sampled), high-passed, into `self.rows`; returns
+    /// The row profile (every `stride`-th column sampled), high-passed, into `self.rows`; returns
     /// its amplitude.
     fn row_profile(&mut self, px: &[u8], w: usize, h: usize) -> f64 {
         let hw = HALF_WINDOW as isize;
         let len = (2 * HALF_WINDOW + 1) as f64;
-        let cols = w.div_ceil(2);
+        let sx = stride(w, SAMPLES_PER_ROW);
+        let cols = w.div_ceil(sx);
         // ln of every other column, all rows (one LUT pass; the rest is contiguous arithmetic)
         self.plane.clear();
         for row in px.chunks_exact(w).take(h) {
             self.plane
-                .extend(row.iter().step_by(2).map(|&v| self.lut[usize::from(v)]));
+                .extend(row.iter().step_by(sx).map(|&v| self.lut[usize::from(v)]));
         }
         let plane = &self.plane;
         // running vertical sums per sampled column: rows y-HW ..= y+HW (reflected)
@@ -228,17 +239,18 @@ impl Destriper {
         amplitude(&self.rows, &mut self.scratch)
     }
 
-    /// The column profile (every other row sampled) of the frame less `row_shift[y]` (ln
+    /// The column profile (every `stride`-th row sampled) of the frame less `row_shift[y]` (ln
     /// units; the rows' correction, or zeros), high-passed, into `self.cols`; returns its
     /// amplitude.
     fn col_profile(&mut self, px: &[u8], w: usize, h: usize, rows_corrected: bool) -> f64 {
         let hw = HALF_WINDOW as isize;
         let len = (2 * HALF_WINDOW + 1) as f64;
-        let rows = h.div_ceil(2);
+        let sy = stride(h, SAMPLES_PER_COL);
+        let rows = h.div_ceil(sy);
         // deviations of every sampled row from its horizontal moving average (f32, row-major)
         self.dev.clear();
         for j in 0..rows {
-            let y = 2 * j;
+            let y = sy * j;
             let shift = if rows_corrected { self.rows[y] } else { 0.0 };
             let line = &px[y * w..(y + 1) * w];
             // the row reflected at both ends: hw before, hw + 1 after
