@@ -1,10 +1,15 @@
-//! One frame in, a graded verdict out: locate → crop → model → anomaly map → defects → grade.
+//! One frame in, a graded verdict out: condition → locate → crop (+ exposure) → model →
+//! anomaly map → defects → grade.
 //!
 //! In: an 8-bit gray frame, the station config (calibrated µm/px, thresholds, runtime) and a
 //! grading profile. Out: an [`Inspection`] — PASS / FAIL / UNABLE with reasons, the defects
 //! (kind, zone, size in µm, box in frame pixels, score), the fiber centre and radius, the image
 //! score, per-stage timings, the model's sha256 and the execution provider that ran it.
 //!
+//! - Conditioning, before locating ([`hotpixel`], [`destripe`]): isolated stuck sensor pixels
+//!   are replaced and horizontal bands / column stripes divided out; the camera's frame is
+//!   never changed (a corrected copy lives in the inspector's buffers). A frame whose brightest
+//!   pixels stay below 32 grey levels is UNABLE; a dim crop is gained up ([`exposure`]).
 //! - UNABLE when the cladding is not found (or found with too little confidence) or the focus
 //!   is below `[locate] min_focus`: never PASS on a frame that cannot be trusted.
 //! - The crop follows CONTRACTS.md exactly ([`crop::CropGeometry`]); the anomaly map, its
