@@ -5,20 +5,10 @@
 mod common;
 
 use common::*;
-use endface::config::StationConfig;
 use endface::grade::{Profile, Verdict};
 use endface::inspect::Inspector;
-use endface::synth::{render_content, Content, DefectKind, SynthConfig};
+use endface::synth::{render_content, Content, SynthConfig};
 use image::GrayImage;
-
-fn station() -> StationConfig {
-    let mut cfg = StationConfig {
-        runtime: cpu_runtime(),
-        ..StationConfig::default()
-    };
-    cfg.model.manifest = repo().join("models/endface-student.manifest.json");
-    cfg
-}
 
 fn banded(img: &GrayImage, period: f64, amp: f64) -> GrayImage {
     let mut out = img.clone();
@@ -37,7 +27,7 @@ fn banded_good_fiber_still_passes() {
         jpeg_prob: 0.0,
         ..SynthConfig::default()
     };
-    let cfg = station();
+    let cfg = shipped_station();
     let mut checked = 0;
     for seed in 0..40u64 {
         let (img, truth) = render_content(&synth, 6300 + seed, Content::Good);
@@ -68,18 +58,10 @@ fn banded_good_fiber_still_passes() {
 #[test]
 fn nothing_the_synthetic_camera_draws_is_taken_for_bands() {
     let synth = SynthConfig::default(); // every scale, look, noise level and JPEG setting
-    let cfg = station();
-    let kinds = [
-        Content::Good,
-        Content::Defect(DefectKind::Scratch),
-        Content::Defect(DefectKind::Pit),
-        Content::Defect(DefectKind::Contamination),
-        Content::Defect(DefectKind::Chip),
-        Content::Defect(DefectKind::Crack),
-    ];
+    let cfg = shipped_station();
     let mut insp = Inspector::new(&cfg, Profile::builtin("sm-upc").unwrap()).unwrap();
     for seed in 0..36u64 {
-        let (img, _) = render_content(&synth, 6400 + seed, kinds[seed as usize % kinds.len()]);
+        let (img, _) = render_content(&synth, 6400 + seed, every_kind(seed));
         let got = insp.inspect(&img).unwrap();
         assert!(
             !got.banding_corrected,

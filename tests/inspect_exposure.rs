@@ -7,7 +7,6 @@
 mod common;
 
 use common::*;
-use endface::config::StationConfig;
 use endface::grade::{Profile, Verdict};
 use endface::inspect::exposure::{MAX_GAIN, MIN_BRIGHT_LEVEL, TARGET_BRIGHT_LEVEL};
 use endface::inspect::Inspector;
@@ -23,15 +22,6 @@ fn scaled(img: &GrayImage, k: f32) -> GrayImage {
     out
 }
 
-fn station() -> StationConfig {
-    let mut cfg = StationConfig {
-        runtime: cpu_runtime(),
-        ..StationConfig::default()
-    };
-    cfg.model.manifest = repo().join("models/endface-student.manifest.json");
-    cfg
-}
-
 #[test]
 fn dim_frames_are_gained_up_and_far_too_dark_ones_are_unable() {
     let synth = SynthConfig {
@@ -40,7 +30,7 @@ fn dim_frames_are_gained_up_and_far_too_dark_ones_are_unable() {
         jpeg_prob: 0.0,
         ..SynthConfig::default()
     };
-    let cfg = station();
+    let cfg = shipped_station();
     let (mut failing, mut good) = (0, 0);
     for seed in 0..60u64 {
         let content = if seed % 3 == 0 {

@@ -6,20 +6,10 @@
 mod common;
 
 use common::*;
-use endface::config::StationConfig;
 use endface::grade::{Profile, Verdict};
 use endface::inspect::Inspector;
-use endface::synth::{render_content, Content, DefectKind, FiberProfile, SynthConfig};
+use endface::synth::{render_content, Content, FiberProfile, SynthConfig};
 use image::Luma;
-
-fn station() -> StationConfig {
-    let mut cfg = StationConfig {
-        runtime: cpu_runtime(),
-        ..StationConfig::default()
-    };
-    cfg.model.manifest = repo().join("models/endface-student.manifest.json");
-    cfg
-}
 
 #[test]
 fn a_hot_pixel_in_the_core_does_not_fail_good_fiber() {
@@ -30,7 +20,7 @@ fn a_hot_pixel_in_the_core_does_not_fail_good_fiber() {
         fiber: Some(FiberProfile::SmUpc),
         ..SynthConfig::default()
     };
-    let cfg = station();
+    let cfg = shipped_station();
     let mut checked = 0;
     for seed in 0..40u64 {
         let (img, truth) = render_content(&synth, 6100 + seed, Content::Good);
@@ -74,18 +64,10 @@ fn a_hot_pixel_in_the_core_does_not_fail_good_fiber() {
 #[test]
 fn nothing_the_synthetic_camera_draws_is_taken_for_a_stuck_pixel() {
     let synth = SynthConfig::default(); // every scale, look, noise level and JPEG setting
-    let cfg = station();
-    let kinds = [
-        Content::Good,
-        Content::Defect(DefectKind::Scratch),
-        Content::Defect(DefectKind::Pit),
-        Content::Defect(DefectKind::Contamination),
-        Content::Defect(DefectKind::Chip),
-        Content::Defect(DefectKind::Crack),
-    ];
+    let cfg = shipped_station();
     let mut insp = Inspector::new(&cfg, Profile::builtin("sm-upc").unwrap()).unwrap();
     for seed in 0..36u64 {
-        let (img, _) = render_content(&synth, 6200 + seed, kinds[seed as usize % kinds.len()]);
+        let (img, _) = render_content(&synth, 6200 + seed, every_kind(seed));
         let got = insp.inspect(&img).unwrap();
         assert_eq!(got.stuck_pixels, 0, "seed {seed}");
     }

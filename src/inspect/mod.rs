@@ -485,47 +485,39 @@ impl Inspector {
         out: &mut Inspection,
     ) -> Result<(), InspectError> {
         let t0 = Instant::now();
+        self.conditioned(frame, out, |s, f, out| s.inspect_frame_into(f, out, t0))
+    }
+
+    /// Run `grade` on the frame as conditioned: stuck pixels replaced ([`hotpixel`]), then
+    /// bands and stripes divided out ([`destripe`]), each into a reused buffer only when there
+    /// is something to correct; records what was done in `out`.
+    fn conditioned(
+        &mut self,
+        frame: &GrayImage,
+        out: &mut Inspection,
+        grade: impl FnOnce(&mut Self, &GrayImage, &mut Inspection) -> Result<(), InspectError>,
+    ) -> Result<(), InspectError> {
         let (mut clean, mut striped) = (
             std::mem::take(&mut self.clean_frame),
             std::mem::take(&mut self.destriped_frame),
         );
-        let (stuck, stripes, which) = self.precondition(frame, &mut clean, &mut striped);
-        let f = match which {
-            Prepared::Striped => &striped,
-            Prepared::Clean => &clean,
-            Prepared::Frame => frame,
-        };
-        let result = self.inspect_frame_into(f, out, t0);
-        (self.clean_frame, self.destriped_frame) = (clean, striped);
-        set_precondition(out, stuck, stripes, frame);
-        result
-    }
-
-    /// Stuck pixels replaced ([`hotpixel`]), then bands and stripes divided out
-    /// ([`destripe`]): which buffer holds the frame to grade.
-    fn precondition(
-        &mut self,
-        frame: &GrayImage,
-        clean: &mut GrayImage,
-        striped: &mut GrayImage,
-    ) -> (usize, destripe::Stripes, Prepared) {
-        let stuck = hotpixel::correct_into(frame, clean);
-        let src = if stuck > 0 { &*clean } else { frame };
-        let stripes = self.destriper.correct_into(src, striped);
-        let which = if stripes.corrected() {
-            Prepared::Striped
-        } else if stuck > 0 {
-            Prepared::Clean
-        } else {
-            Prepared::Frame
-        };
+        let stuck = hotpixel::correct_into(frame, &mut clean);
+        let src = if stuck > 0 { &clean } else { frame };
+        let stripes = self.destriper.correct_into(src, &mut striped);
         if stuck > 0 {
             debug!(stuck, "stuck sensor pixels replaced");
         }
         if stripes.corrected() {
             debug!(?stripes, "bands / stripes divided out");
         }
-        (stuck, stripes, which)
+        let result = grade(self, if stripes.corrected() { &striped } else { src }, out);
+        (self.clean_frame, self.destriped_frame) = (clean, striped);
+        out.stuck_pixels = stuck as u32;
+        let measured = frame.width() as usize >= destripe::MIN_SIDE
+            && frame.height() as usize >= destripe::MIN_SIDE;
+        out.banding = measured.then_some([stripes.row_amplitude, stripes.col_amplitude]);
+        out.banding_corrected = stripes.corrected();
+        result
     }
 
     /// [`Inspector::inspect_into`] on a frame whose stuck pixels are already replaced.
@@ -590,20 +582,7 @@ impl Inspector {
         loc: &Located,
         out: &mut Inspection,
     ) -> Result<(), InspectError> {
-        let (mut clean, mut striped) = (
-            std::mem::take(&mut self.clean_frame),
-            std::mem::take(&mut self.destriped_frame),
-        );
-        let (stuck, stripes, which) = self.precondition(frame, &mut clean, &mut striped);
-        let f = match which {
-            Prepared::Striped => &striped,
-            Prepared::Clean => &clean,
-            Prepared::Frame => frame,
-        };
-        let result = self.grade_located_into(f, loc, out);
-        (self.clean_frame, self.destriped_frame) = (clean, striped);
-        set_precondition(out, stuck, stripes, frame);
-        result
+        self.conditioned(frame, out, |s, f, out| s.grade_located_into(f, loc, out))
     }
 
     /// [`Inspector::inspect_located_into`] on a frame whose stuck pixels are already replaced.
@@ -846,26 +825,6 @@ fn locate_config(cfg: &StationConfig, scale: PixelScale) -> LocateConfig {
 /// response to the repeated edge pixels beyond the frame reaches about this far in (chosen on
 /// the validation sets, MODEL_CARD.md "Beyond the frame's edge").
 pub const IN_VIEW_MARGIN_CROP_PX: f64 = 2.0;
-
-/// Which buffer [`Inspector::precondition`] left the frame to grade in.
-enum Prepared {
-    Frame,
-    Clean,
-    Striped,
-}
-
-fn set_precondition(
-    out: &mut Inspection,
-    stuck: usize,
-    stripes: destripe::Stripes,
-    frame: &GrayImage,
-) {
-    out.stuck_pixels = stuck as u32;
-    let measured = frame.width() as usize >= destripe::MIN_SIDE
-        && frame.height() as usize >= destripe::MIN_SIDE;
-    out.banding = measured.then_some([stripes.row_amplitude, stripes.col_amplitude]);
-    out.banding_corrected = stripes.corrected();
-}
 
 fn ms_since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3

@@ -58,3 +58,31 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
 }
+
+/// A CPU station config with the shipped model (everything else default).
+pub fn shipped_station() -> endface::config::StationConfig {
+    let mut cfg = endface::config::StationConfig {
+        runtime: cpu_runtime(),
+        ..endface::config::StationConfig::default()
+    };
+    cfg.model.manifest = repo().join("models/endface-student.manifest.json");
+    cfg
+}
+
+/// Good and each defect kind in turn (`i` modulo 6), for sweeps over what the synthetic camera
+/// draws.
+pub fn every_kind(i: u64) -> endface::synth::Content {
+    use endface::synth::{Content, DefectKind};
+    const KINDS: [Option<DefectKind>; 6] = [
+        None,
+        Some(DefectKind::Scratch),
+        Some(DefectKind::Pit),
+        Some(DefectKind::Contamination),
+        Some(DefectKind::Chip),
+        Some(DefectKind::Crack),
+    ];
+    match KINDS[(i % 6) as usize] {
+        None => Content::Good,
+        Some(k) => Content::Defect(k),
+    }
+}
