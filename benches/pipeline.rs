@@ -1,7 +1,7 @@
 //! Criterion benchmarks of every inspection stage and of the whole frame → verdict path.
 //!
 //! Run: `cargo bench --bench pipeline` (all) or `cargo bench --bench pipeline -- convert`
-//! (one group: convert, locate, crop, model, anomaly, grade, overlay, e2e). Frames come from
+//! (one group: convert, condition, locate, crop, model, anomaly, grade, overlay, e2e). Frames come from
 //! `endface::synth` at 640x480 and 1152x864 (µm/px chosen so the 250 µm contact zone is 80 %
 //! of the frame height). The model is `$ENDFACE_BENCH_MANIFEST`, else the shipped model, else
 //! the untrained stand-in of scripts/make_bench_model.py, else the recon256 test fixture (the
@@ -221,6 +221,30 @@ fn locating(c: &mut Criterion) {
     g.finish();
 }
 
+/// The frame's conditioning before it is located (`Inspector::conditioned`): the stuck-pixel
+/// scan, the band / stripe measurement and the whole-frame bright level, on a clean frame
+/// (nothing found, nothing copied: the cost every frame pays).
+fn conditioning(c: &mut Criterion) {
+    let frames = bench_frames();
+    let mut g = c.benchmark_group("condition");
+    let mut clean = GrayImage::new(1, 1);
+    let mut striped = GrayImage::new(1, 1);
+    let mut destriper = endface::inspect::destripe::Destriper::default();
+    for f in &frames {
+        assert_eq!(endface::inspect::hotpixel::correct_into(&f.img, &mut clean), 0);
+        g.bench_function(BenchmarkId::new("stuck_pixels", &f.id), |b| {
+            b.iter(|| endface::inspect::hotpixel::correct_into(black_box(&f.img), &mut clean))
+        });
+        g.bench_function(BenchmarkId::new("bands", &f.id), |b| {
+            b.iter(|| destriper.correct_into(black_box(&f.img), &mut striped))
+        });
+        g.bench_function(BenchmarkId::new("bright_level", &f.id), |b| {
+            b.iter(|| endface::inspect::exposure::frame_bright_level(black_box(&f.img)))
+        });
+    }
+    g.finish();
+}
+
 fn grading(c: &mut Criterion) {
     let mut g = c.benchmark_group("grade");
     let profile = Profile::builtin("sm-upc").unwrap();
@@ -291,6 +315,6 @@ criterion_group! {
         .sample_size(20)
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(2));
-    targets = convert, locating, stages, grading, whole
+    targets = convert, conditioning, locating, stages, grading, whole
 }
 criterion_main!(benches);
