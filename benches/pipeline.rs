@@ -151,6 +151,14 @@ fn stages(c: &mut Criterion) {
     );
     model.set_gray_input(&crop_px).unwrap();
 
+    // the contact zone's exposure, measured on every crop (part of the crop stage)
+    let mut g = c.benchmark_group("crop");
+    let view = endface::anomaly::CropRect::full(w, h);
+    g.bench_function("exposure", |b| {
+        b.iter(|| endface::inspect::exposure::assess(black_box(&crop_px), &zone, &view))
+    });
+    g.finish();
+
     let mut g = c.benchmark_group("model");
     g.sample_size(10);
     g.bench_function(BenchmarkId::new("run", format!("{}x{}", w, h)), |b| {
@@ -231,7 +239,10 @@ fn conditioning(c: &mut Criterion) {
     let mut striped = GrayImage::new(1, 1);
     let mut destriper = endface::inspect::destripe::Destriper::default();
     for f in &frames {
-        assert_eq!(endface::inspect::hotpixel::correct_into(&f.img, &mut clean), 0);
+        assert_eq!(
+            endface::inspect::hotpixel::correct_into(&f.img, &mut clean),
+            0
+        );
         g.bench_function(BenchmarkId::new("stuck_pixels", &f.id), |b| {
             b.iter(|| endface::inspect::hotpixel::correct_into(black_box(&f.img), &mut clean))
         });

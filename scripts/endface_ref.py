@@ -142,16 +142,40 @@ def _lower_median(v: np.ndarray) -> float:
     return float(np.sort(v)[(len(v) - 1) // 2]) if len(v) else 0.0
 
 
-def _profile(d: np.ndarray) -> tuple[np.ndarray, float]:
-    """d: (n_lines, n_samples) deviations -> (high-passed profile, robust amplitude)."""
-    ok = np.abs(d) <= MAX_SAMPLE_DEVIATION
+# destripe.rs works on fixed-point logs (ln(v + 8) x 2^16, rounded) with exact integer sums; a
+# deviation from a moving average is WIN x value - window sum, in units of DEV_UNIT
+FIX_SCALE = 65536.0
+WIN = 2 * HALF_WINDOW + 1
+DEV_UNIT = 1.0 / (WIN * FIX_SCALE)
+_LOG_LUT = np.floor(np.log(np.arange(256, dtype=np.float64) + LOG_OFFSET) * FIX_SCALE + 0.5).astype(np.int64)
+
+
+def _moving_sum(a: np.ndarray, axis: int) -> np.ndarray:
+    """Integer sum over WIN samples along `axis`, reflected at the ends."""
+    n = a.shape[axis]
+    idx = _reflect_idx(np.arange(-HALF_WINDOW, n + HALF_WINDOW + 1), n)
+    c = np.cumsum(np.take(a, idx, axis=axis), axis=axis, dtype=np.int64)
+    c = np.concatenate([np.zeros_like(np.take(c, [0], axis=axis)), c], axis=axis)
+    return np.take(c, np.arange(WIN, WIN + n), axis=axis) - np.take(c, np.arange(0, n), axis=axis)
+
+
+def _line_levels(d: np.ndarray) -> np.ndarray:
+    """d: (n_lines, n_samples) integer deviations -> each line's trimmed level (ln units)."""
+    share = MIN_SAMPLE_SHARE * d.shape[1]
+    lim = MAX_SAMPLE_DEVIATION / DEV_UNIT
+    ok = (d >= np.ceil(-lim)) & (d <= np.floor(lim))
     n = ok.sum(1)
-    s = np.where(ok, d, 0.0).sum(1)
-    first = np.where((n > 0) & (n >= MIN_SAMPLE_SHARE * d.shape[1]), s / np.maximum(n, 1), 0.0)
-    ok = np.abs(d - first[:, None]) <= TRIM  # second pass: a trimmed mean about the first
+    s = np.where(ok, d, 0).sum(1).astype(np.float64)
+    first = np.where((n > 0) & (n >= share), s / np.maximum(n, 1), 0.0)
+    t = TRIM / DEV_UNIT  # second pass: a trimmed mean about the first
+    ok = (d >= np.ceil(first - t)[:, None]) & (d <= np.floor(first + t)[:, None])
     n = ok.sum(1)
-    s = np.where(ok, d, 0.0).sum(1)
-    p = np.where((n > 0) & (n >= MIN_SAMPLE_SHARE * d.shape[1]), s / np.maximum(n, 1), first)
+    s = np.where(ok, d, 0).sum(1).astype(np.float64)
+    return np.where((n > 0) & (n >= share), s / np.maximum(n, 1), first) * DEV_UNIT
+
+
+def _high_passed(p: np.ndarray) -> tuple[np.ndarray, float]:
+    """(profile less its moving average, robust amplitude)."""
     p = p - _moving_average(p, 0)
     med = _lower_median(p)
     return p, 1.4826 * _lower_median(np.abs(p - med))
@@ -162,13 +186,15 @@ def destripe(frame: np.ndarray) -> tuple[np.ndarray, tuple[float, float], bool]:
     h, w = frame.shape
     if w < 4 * HALF_WINDOW or h < 4 * HALF_WINDOW:
         return frame, (0.0, 0.0), False
-    L = np.log(frame.astype(np.float64) + LOG_OFFSET)
+    L = _LOG_LUT[frame]
     sx, sy = max(2, -(-w // 320)), max(2, -(-h // 240))  # destripe.rs stride(): ~320 / ~240 samples
     sub = L[:, 0::sx]
-    rp, ra = _profile(sub - _moving_average(sub, 0))
+    rp, ra = _high_passed(_line_levels(WIN * sub - _moving_sum(sub, 0)))
     rows = ra > MIN_AMPLITUDE
-    sub = (L - rp[:, None] if rows else L)[0::sy, :]
-    cp, ca = _profile((sub - _moving_average(sub, 1)).astype(np.float32).astype(np.float64).T)  # kept as f32
+    # a row's gain is one factor for the row, which the horizontal moving average takes out:
+    # the column profile reads the same before and after the rows' correction
+    sub = L[0::sy, :]
+    cp, ca = _high_passed(_line_levels((WIN * sub - _moving_sum(sub, 1)).T))
     cols = ca > MIN_AMPLITUDE
     if not (rows or cols):
         return frame, (ra, ca), False
@@ -219,8 +245,11 @@ MIN_BRIGHT_LEVEL, TARGET_BRIGHT_LEVEL, MAX_GAIN, BRIGHT_PERCENTILE = 96.0, 128.0
 
 def bright_level(crop: np.ndarray, mask: np.ndarray) -> float | None:
     """99th percentile of the crop's grey levels (rounded half away from zero, clipped to 0..255)
-    over `mask` (the contact zone's pixels in view), as the station's 256-bin histogram."""
-    v = np.clip(np.floor(crop[mask] + 0.5), 0, 255).astype(np.int64)
+    over `mask` (the contact zone's pixels in view) at even crop coordinates, as the station's
+    256-bin histogram."""
+    even = np.zeros_like(mask)
+    even[::2, ::2] = True
+    v = np.clip(np.floor(crop[mask & even] + 0.5), 0, 255).astype(np.int64)
     if v.size == 0:
         return None
     cum = np.cumsum(np.bincount(v, minlength=256))

@@ -190,7 +190,10 @@ fn sum_within(d: &[i32], lo: i32, hi: i32) -> (i64, usize) {
 
 /// The integer bounds of `[centre − half, centre + half]` (deviation units).
 fn bounds(centre: f64, half: f64) -> (i32, i32) {
-    ((centre - half).ceil() as i32, (centre + half).floor() as i32)
+    (
+        (centre - half).ceil() as i32,
+        (centre + half).floor() as i32,
+    )
 }
 
 /// A line's level (deviation units) from its deviations: the mean of those within

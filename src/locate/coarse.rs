@@ -60,6 +60,8 @@ pub(crate) struct Coarse {
     acc: Vec<f32>,
     acc_smooth: Vec<f32>,
     rowsum: Vec<f32>,
+    /// Column sums of one block of frame rows.
+    colsum: Vec<u32>,
     hist: Vec<u32>,
     polar: Vec<f32>,
     rings: Vec<Ring>,
@@ -153,13 +155,18 @@ impl Coarse {
         for j in 0..h {
             let y0 = (j as f64 * fy).floor() as usize;
             let y1 = (((j + 1) as f64 * fy).floor() as usize).clamp(y0 + 1, fh);
-            self.rowsum.iter_mut().for_each(|v| *v = 0.0);
+            // down the block's rows first (one vectorized add per pixel), then across each
+            // coarse pixel's columns once per block: exact integer sums, as before
+            self.colsum.clear();
+            self.colsum.resize(w * fx, 0);
             for y in y0..y1 {
                 let row = &raw[y * fw..y * fw + w * fx];
-                for (i, chunk) in row.chunks_exact(fx).enumerate() {
-                    let s: u32 = chunk.iter().map(|&v| v as u32).sum();
-                    self.rowsum[i] += s as f32;
+                for (c, &v) in self.colsum.iter_mut().zip(row) {
+                    *c += u32::from(v);
                 }
+            }
+            for (o, chunk) in self.rowsum.iter_mut().zip(self.colsum.chunks_exact(fx)) {
+                *o = chunk.iter().sum::<u32>() as f32;
             }
             let norm = 1.0 / ((y1 - y0) * fx) as f32;
             for (o, s) in self.img[j * w..(j + 1) * w].iter_mut().zip(&self.rowsum) {

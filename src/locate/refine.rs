@@ -604,30 +604,50 @@ fn morph(src: &[f64], half: usize, max: bool, dst: &mut Vec<f64>, m: &mut MorphB
     } else {
         f64::INFINITY
     };
-    let pick = |a: f64, b: f64| if max { a.max(b) } else { a.min(b) };
     m.pad.clear();
     m.pad.resize(len, fill);
     m.pad[half..half + n].copy_from_slice(src);
-    m.fwd.clear();
-    m.fwd.resize(len, fill);
-    m.bwd.clear();
-    m.bwd.resize(len, fill);
-    for j in 0..len {
-        m.fwd[j] = if j % w == 0 {
-            m.pad[j]
-        } else {
-            pick(m.fwd[j - 1], m.pad[j])
-        };
+    if max {
+        van_herk(&m.pad, w, n, f64::max, &mut m.fwd, &mut m.bwd, dst);
+    } else {
+        van_herk(&m.pad, w, n, f64::min, &mut m.fwd, &mut m.bwd, dst);
     }
-    for j in (0..len).rev() {
-        m.bwd[j] = if j % w == w - 1 || j == len - 1 {
-            m.pad[j]
-        } else {
-            pick(m.bwd[j + 1], m.pad[j])
-        };
+}
+
+/// The van Herk / Gil–Werman running extremum of `pad` over windows of `w`, for the first `n`
+/// windows, into `dst`: running extrema forward and backward within blocks of `w` samples
+/// (one pass each, no division per sample), then one pick per window.
+#[inline]
+fn van_herk(
+    pad: &[f64],
+    w: usize,
+    n: usize,
+    pick: impl Fn(f64, f64) -> f64 + Copy,
+    fwd: &mut Vec<f64>,
+    bwd: &mut Vec<f64>,
+    dst: &mut Vec<f64>,
+) {
+    fwd.clear();
+    fwd.extend_from_slice(pad);
+    bwd.clear();
+    bwd.extend_from_slice(pad);
+    for block in fwd.chunks_mut(w) {
+        for j in 1..block.len() {
+            block[j] = pick(block[j - 1], block[j]);
+        }
+    }
+    for block in bwd.chunks_mut(w) {
+        for j in (0..block.len().saturating_sub(1)).rev() {
+            block[j] = pick(block[j + 1], block[j]);
+        }
     }
     dst.clear();
-    dst.extend((0..n).map(|i| pick(m.bwd[i], m.fwd[i + w - 1])));
+    dst.extend(
+        bwd[..n]
+            .iter()
+            .zip(&fwd[w - 1..w - 1 + n])
+            .map(|(&b, &f)| pick(b, f)),
+    );
 }
 
 /// `dst` = `src` smoothed by `kernel` and signed by `polarity` (so that the glass-to-outside

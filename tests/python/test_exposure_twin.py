@@ -30,11 +30,14 @@ def test_gain_rule():
     assert abs(ref.exposure_gain(64.0) - 2.0) < 1e-12
     assert abs(ref.exposure_gain(32.0) - 4.0) < 1e-12
     assert ref.exposure_gain(31.0) is None
-    mask = np.ones((10, 10), bool)
-    crop = np.full((10, 10), 40.0)
-    crop[0, 0] = 200.0  # 1 % of the pixels: at the 99th percentile itself
+    # measured at even coordinates: 100 of these 400 pixels
+    mask = np.ones((20, 20), bool)
+    crop = np.full((20, 20), 40.0)
+    crop[0, 0] = 200.0  # 1 % of the measured pixels: at the 99th percentile itself
     assert ref.bright_level(crop, mask) == 40.0
-    crop[0, 1] = 200.0
+    crop[0, 1] = crop[1, 0] = crop[1, 1] = 200.0  # odd coordinates: not measured
+    assert ref.bright_level(crop, mask) == 40.0
+    crop[0, 2] = 200.0
     assert ref.bright_level(crop, mask) == 200.0
 
 
