@@ -607,10 +607,28 @@ fn morph(src: &[f64], half: usize, max: bool, dst: &mut Vec<f64>, m: &mut MorphB
     m.pad.clear();
     m.pad.resize(len, fill);
     m.pad[half..half + n].copy_from_slice(src);
+    // plain comparisons (one instruction; f64::max / min also handle NaN, which a profile of
+    // grey levels never holds)
     if max {
-        van_herk(&m.pad, w, n, f64::max, &mut m.fwd, &mut m.bwd, dst);
+        van_herk(
+            &m.pad,
+            w,
+            n,
+            |a, b| if a >= b { a } else { b },
+            &mut m.fwd,
+            &mut m.bwd,
+            dst,
+        );
     } else {
-        van_herk(&m.pad, w, n, f64::min, &mut m.fwd, &mut m.bwd, dst);
+        van_herk(
+            &m.pad,
+            w,
+            n,
+            |a, b| if a <= b { a } else { b },
+            &mut m.fwd,
+            &mut m.bwd,
+            dst,
+        );
     }
 }
 
