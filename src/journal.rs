@@ -146,9 +146,23 @@ pub struct Entry {
     pub recorded_unix_ns: i64,
     /// Saved PNG of the frame (may since have been evicted by the quota).
     pub image_path: Option<String>,
+    /// What the camera gave the grading (JSON object, keys as in `inspect --json`): fiber
+    /// position and radius, locate confidence and focus, the contact zone's bright level and the
+    /// gain applied, stuck pixels replaced, band / stripe amplitudes and whether they were
+    /// divided out, the share of the contact zone in view. `None` for rows without an
+    /// inspection (no frame, inspector failure, the marker inspector) and rows recorded before
+    /// the column existed.
+    pub frame_condition: Option<serde_json::Value>,
 }
 
+/// Version of the schema as a whole (`PRAGMA user_version`). A nullable column added at the
+/// end of a table (`frame_condition`) does not raise it: every statement names its columns, so
+/// an older endface (after a rollback) keeps reading and writing such a journal, and a newer one
+/// adds the column to an older journal when it opens it ([`ADDED_COLUMNS`]).
 const SCHEMA_VERSION: i64 = 1;
+
+/// Nullable columns added to `inspections` after its first release: (name, type).
+const ADDED_COLUMNS: &[(&str, &str)] = &[("frame_condition", "TEXT")];
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS inspections (
@@ -170,7 +184,8 @@ CREATE TABLE IF NOT EXISTS inspections (
     trigger_unix_ns  INTEGER,
     captured_unix_ns INTEGER,
     recorded_unix_ns INTEGER NOT NULL,
-    image_path       TEXT
+    image_path       TEXT,
+    frame_condition  TEXT
 );
 CREATE INDEX IF NOT EXISTS inspections_recorded ON inspections (recorded_unix_ns);
 CREATE UNIQUE INDEX IF NOT EXISTS inspections_run ON inspections (run_id, inspection);
@@ -221,8 +236,9 @@ pub struct Journal {
 
 const INSERT_INSPECTION: &str = "INSERT INTO inspections (run_id, inspection, station, profile, \
      verdict, reasons, defects, timings_ms, model_sha256, provider, frame_seq, frame_origin, \
-     trigger_seq, trigger_source, trigger_unix_ns, captured_unix_ns, recorded_unix_ns, image_path) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
+     trigger_seq, trigger_source, trigger_unix_ns, captured_unix_ns, recorded_unix_ns, image_path, \
+     frame_condition) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)";
 
 /// One inspection to record, borrowed (the columns of an [`Entry`]; `defects_json` is the
 /// defects' JSON text, stored as is; `timings_ms` is serialized as a JSON object).
@@ -246,6 +262,8 @@ pub struct NewEntry<'a, T: Serialize + ?Sized> {
     pub captured_unix_ns: Option<i64>,
     pub recorded_unix_ns: i64,
     pub image_path: Option<&'a str>,
+    /// [`Entry::frame_condition`] as JSON text, stored as is.
+    pub frame_condition_json: Option<&'a str>,
 }
 
 /// Records inspections with one prepared statement and reused buffers
@@ -298,6 +316,7 @@ impl Recorder<'_> {
                 e.captured_unix_ns,
                 e.recorded_unix_ns,
                 e.image_path,
+                e.frame_condition_json,
             ])
             .map_err(|err| self.journal.sql(err))?;
         Ok(self.journal.conn.last_insert_rowid())
@@ -388,9 +407,38 @@ impl Journal {
             });
         }
         self.conn.execute_batch(SCHEMA).map_err(|e| self.sql(e))?;
+        self.add_missing_columns()?;
         self.conn
             .execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION};"))
             .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// Add the [`ADDED_COLUMNS`] a journal written by an older endface lacks.
+    fn add_missing_columns(&self) -> Result<(), JournalError> {
+        let mut have = Vec::new();
+        {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT name FROM pragma_table_info('inspections')")
+                .map_err(|e| self.sql(e))?;
+            let names = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(|e| self.sql(e))?;
+            for n in names {
+                have.push(n.map_err(|e| self.sql(e))?);
+            }
+        }
+        for (name, kind) in ADDED_COLUMNS {
+            if !have.iter().any(|h| h == name) {
+                tracing::info!(journal = %self.path.display(), column = name, "journal: adding column");
+                self.conn
+                    .execute_batch(&format!(
+                        "ALTER TABLE inspections ADD COLUMN {name} {kind};"
+                    ))
+                    .map_err(|e| self.sql(e))?;
+            }
+        }
         Ok(())
     }
 
@@ -470,6 +518,7 @@ impl Journal {
     /// Record one inspection; returns its row id. When this returns, the row is on disk.
     pub fn record(&mut self, e: &Entry) -> Result<i64, JournalError> {
         let defects = serde_json::to_string(&e.defects).unwrap_or_else(|_| "null".into());
+        let frame_condition = e.frame_condition.as_ref().map(|v| v.to_string());
         self.recorder()?.record(&NewEntry {
             run_id: &e.run_id,
             inspection: e.inspection,
@@ -489,6 +538,7 @@ impl Journal {
             captured_unix_ns: e.captured_unix_ns,
             recorded_unix_ns: e.recorded_unix_ns,
             image_path: e.image_path.as_deref(),
+            frame_condition_json: frame_condition.as_deref(),
         })
     }
 
@@ -515,7 +565,8 @@ impl Journal {
             .prepare(
                 "SELECT id, run_id, inspection, station, profile, verdict, reasons, defects,
                  timings_ms, model_sha256, provider, frame_seq, frame_origin, trigger_seq,
-                 trigger_source, trigger_unix_ns, captured_unix_ns, recorded_unix_ns, image_path
+                 trigger_source, trigger_unix_ns, captured_unix_ns, recorded_unix_ns, image_path,
+                 frame_condition
                  FROM inspections WHERE recorded_unix_ns >= ?1 ORDER BY id",
             )
             .map_err(|e| self.sql(e))?;
@@ -524,6 +575,7 @@ impl Journal {
                 let reasons: String = r.get(6)?;
                 let defects: String = r.get(7)?;
                 let timings: String = r.get(8)?;
+                let frame_condition: Option<String> = r.get(19)?;
                 Ok(Entry {
                     id: r.get(0)?,
                     run_id: r.get(1)?,
@@ -544,6 +596,7 @@ impl Journal {
                     captured_unix_ns: r.get(16)?,
                     recorded_unix_ns: r.get(17)?,
                     image_path: r.get(18)?,
+                    frame_condition: frame_condition.and_then(|t| serde_json::from_str(&t).ok()),
                 })
             })
             .map_err(|e| self.sql(e))?;
@@ -832,7 +885,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 }
 
 /// The CSV header of [`csv_row`].
-pub const CSV_HEADER: &str = "id,recorded,run_id,inspection,station,profile,verdict,reasons,defects,frame_seq,frame_origin,trigger_source,trigger_seq,trigger_time,total_ms,timings_ms,model_sha256,provider,image_path";
+pub const CSV_HEADER: &str = "id,recorded,run_id,inspection,station,profile,verdict,reasons,defects,frame_seq,frame_origin,trigger_source,trigger_seq,trigger_time,total_ms,timings_ms,model_sha256,provider,image_path,frame_condition";
 
 /// One entry as a CSV row (RFC 4180 quoting).
 pub fn csv_row(e: &Entry) -> String {
@@ -866,6 +919,10 @@ pub fn csv_row(e: &Entry) -> String {
         e.model_sha256.clone(),
         e.provider.clone(),
         e.image_path.clone().unwrap_or_default(),
+        e.frame_condition
+            .as_ref()
+            .map(|v| v.to_string())
+            .unwrap_or_default(),
     ];
     fields
         .iter()
@@ -907,6 +964,9 @@ mod tests {
             captured_unix_ns: Some(t - 500),
             recorded_unix_ns: t,
             image_path: None,
+            frame_condition: Some(
+                serde_json::json!({"stuck_pixels": n, "banding_corrected": false}),
+            ),
         }
     }
 
@@ -939,10 +999,61 @@ mod tests {
             vec!["zone B: 6 defects, limit 5".to_string()]
         );
         assert_eq!(all[2].timings_ms["total"], 12.5);
+        assert_eq!(
+            all[2].frame_condition,
+            Some(serde_json::json!({"stuck_pixels": 3, "banding_corrected": false}))
+        );
         assert_eq!(j.entries(Some(3_000_000_000)).unwrap().len(), 3);
         assert_eq!(j.last_inspection("r1").unwrap(), Some(5));
         assert_eq!(j.last_inspection("r2").unwrap(), None);
         assert!(Journal::open_existing(&dir.path().join("nope.db")).is_err());
+    }
+
+    /// A journal written by an endface from before `frame_condition` (the first schema, same
+    /// user_version): opening it adds the column, its rows read back without one, new rows
+    /// carry theirs; and a statement naming only the old columns (what that endface runs after
+    /// a rollback) still writes and reads it.
+    #[test]
+    fn a_journal_from_before_frame_condition_gains_the_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            let first = SCHEMA.replace(",\n    frame_condition  TEXT\n", "\n");
+            assert_ne!(first, SCHEMA);
+            conn.execute_batch(&first).unwrap();
+            conn.execute_batch("PRAGMA user_version=1;").unwrap();
+            conn.execute(
+                "INSERT INTO inspections (run_id, inspection, station, profile, verdict, reasons, \
+                 defects, timings_ms, model_sha256, provider, trigger_source, recorded_unix_ns) \
+                 VALUES ('old', 1, 's', 'sm-upc', 'pass', '[]', '[]', '{}', '', 'cpu', 'api', 5)",
+                [],
+            )
+            .unwrap();
+        }
+        let mut j = Journal::open(&path).unwrap();
+        j.record(&entry("new", 1, "fail", 7)).unwrap();
+        let all = j.entries(None).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].frame_condition, None);
+        assert_eq!(all[1].frame_condition.as_ref().unwrap()["stuck_pixels"], 1);
+        drop(j);
+        // what an older endface does with the upgraded journal
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "INSERT INTO inspections (run_id, inspection, station, profile, verdict, reasons, \
+             defects, timings_ms, model_sha256, provider, trigger_source, recorded_unix_ns) \
+             VALUES ('rolled-back', 1, 's', 'sm-upc', 'unable', '[]', '[]', '{}', '', 'cpu', 'api', 9)",
+            [],
+        )
+        .unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 1, "an older endface refuses a higher user_version");
+        drop(conn);
+        let j = Journal::open_existing(&path).unwrap();
+        assert_eq!(j.entries(None).unwrap().len(), 3);
     }
 
     #[test]

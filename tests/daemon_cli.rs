@@ -216,4 +216,23 @@ fn demo_station_runs_with_the_shipped_model() {
     );
     assert_eq!(last.provider, "cpu");
     assert!(last.timings_ms.contains_key("infer"));
+    // what the camera gave the grading is journalled with every model inspection
+    let cond = last
+        .frame_condition
+        .as_ref()
+        .expect("frame_condition journalled");
+    for key in [
+        "center",
+        "cladding_radius_px",
+        "bright_level",
+        "exposure_gain",
+        "stuck_pixels",
+        "banding",
+        "banding_corrected",
+        "contact_zone_in_view",
+    ] {
+        assert!(cond.get(key).is_some(), "{key} missing from {cond}");
+    }
+    assert_eq!(cond["stuck_pixels"], 0, "{cond}");
+    assert_eq!(cond["banding_corrected"], false, "{cond}");
 }

@@ -63,7 +63,35 @@ fn journalled_defects_json_is_the_value_tree_text() {
         // Into the same record every time, as the daemon does.
         FrameInspector::inspect_into(&mut daemon_side, &frame, &mut record).unwrap();
         assert_eq!(record.defects_json, expected, "frame {i}");
+        // the frame's condition: the inspection's own fields under their `inspect --json` names
+        let cond: serde_json::Value = serde_json::from_str(&record.frame_condition_json).unwrap();
+        let whole = serde_json::to_value(&insp).unwrap();
+        let keys = cond.as_object().unwrap();
+        assert_eq!(keys.len(), 10, "{cond}");
+        for (k, v) in keys {
+            // (serde_json's default float parsing may miss the last bit)
+            assert!(
+                same_json(v, &whole[k.as_str()]),
+                "frame {i}: {k}: {v} vs {}",
+                whole[k.as_str()]
+            );
+        }
         with_defects += usize::from(!insp.defects.is_empty());
     }
     assert!(with_defects >= 2, "{with_defects} frames had defects");
+}
+
+/// Equal JSON values, numbers to 1e-12 relative.
+fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            (x - y).abs() <= 1e-12 * x.abs().max(y.abs())
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y))
+        }
+        _ => a == b,
+    }
 }

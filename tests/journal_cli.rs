@@ -29,6 +29,8 @@ fn entry(n: u64, verdict: &str, recorded_unix_ns: i64, reasons: Vec<&str>) -> En
         captured_unix_ns: Some(recorded_unix_ns - 4_000_000),
         recorded_unix_ns,
         image_path: None,
+        frame_condition: (verdict != "unable")
+            .then(|| serde_json::json!({"stuck_pixels": n, "banding_corrected": n == 2})),
     }
 }
 
@@ -130,6 +132,9 @@ fn table_csv_and_since() {
     assert_eq!(row2[col("recorded")], "2024-05-01T12:00:00.000Z");
     assert_eq!(row2[col("trigger_source")], "gpio");
     assert_eq!(row2[col("model_sha256")], "ab".repeat(32));
+    let condition: serde_json::Value = serde_json::from_str(&row2[col("frame_condition")]).unwrap();
+    assert_eq!(condition["stuck_pixels"], 2);
+    assert_eq!(condition["banding_corrected"], true);
     assert!(lines[1..]
         .iter()
         .all(|l| csv_fields(l).len() == header.len()));

@@ -8,8 +8,8 @@
 use super::{set_text, FrameInspector, InspectionRecord, InspectorError, Verdict};
 use crate::capture::Frame;
 use crate::grade;
-use crate::inspect::InspectedDefect;
 use crate::inspect::Inspector;
+use crate::inspect::{InspectedDefect, Inspection};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 impl From<grade::Verdict> for Verdict {
@@ -61,6 +61,7 @@ impl FrameInspector for Inspector {
         // Swap, not copy: the strings go back and forth between the two buffers.
         std::mem::swap(&mut out.reasons, &mut insp.reasons);
         write_defects_json(&insp.defects, &mut out.defects_json);
+        write_json(&FrameCondition::of(&insp), &mut out.frame_condition_json);
         set_text(&mut out.model_sha256, &insp.model_sha256);
         set_text(&mut out.provider, &insp.execution_provider);
         self.daemon_scratch = insp;
@@ -95,9 +96,14 @@ impl FrameInspector for Inspector {
 /// `serde_json::to_value(&defects)` (object keys in name order, `score` widened to f64),
 /// written into a reused buffer instead of through a `Value` tree.
 pub fn write_defects_json(defects: &[InspectedDefect], out: &mut String) {
+    write_json(&DefectsJson(defects), out);
+}
+
+/// `value` as JSON text into `out`, reusing its buffer (`null` if it could not be written).
+fn write_json<T: Serialize>(value: &T, out: &mut String) {
     let mut buf = std::mem::take(out).into_bytes();
     buf.clear();
-    if serde_json::to_writer(&mut buf, &DefectsJson(defects)).is_err() {
+    if serde_json::to_writer(&mut buf, value).is_err() {
         buf.clear();
         buf.extend_from_slice(b"null");
     }
@@ -107,6 +113,39 @@ pub fn write_defects_json(defects: &[InspectedDefect], out: &mut String) {
         b.extend_from_slice(b"null");
         String::from_utf8(b).unwrap_or_default()
     });
+}
+
+/// The journal's `frame_condition` of one inspection: the [`Inspection`] fields that say what
+/// the camera gave the grading, under their `inspect --json` names.
+#[derive(serde::Serialize)]
+struct FrameCondition {
+    center: Option<[f64; 2]>,
+    cladding_radius_px: Option<f64>,
+    locate_confidence: Option<f64>,
+    focus: Option<f64>,
+    bright_level: Option<f32>,
+    exposure_gain: Option<f32>,
+    stuck_pixels: u32,
+    banding: Option<[f64; 2]>,
+    banding_corrected: bool,
+    contact_zone_in_view: Option<f64>,
+}
+
+impl FrameCondition {
+    fn of(i: &Inspection) -> FrameCondition {
+        FrameCondition {
+            center: i.center,
+            cladding_radius_px: i.cladding_radius_px,
+            locate_confidence: i.locate_confidence,
+            focus: i.focus,
+            bright_level: i.bright_level,
+            exposure_gain: i.exposure_gain,
+            stuck_pixels: i.stuck_pixels,
+            banding: i.banding,
+            banding_corrected: i.banding_corrected,
+            contact_zone_in_view: i.contact_zone_in_view,
+        }
+    }
 }
 
 struct DefectsJson<'a>(&'a [InspectedDefect]);

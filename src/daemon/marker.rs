@@ -81,6 +81,7 @@ impl FrameInspector for MarkerInspector {
             .insert("marker", started.elapsed().as_secs_f64() * 1e3);
         out.model_sha256.clear();
         set_text(&mut out.provider, "marker");
+        out.frame_condition_json.clear();
         out.drift_features = None;
         Ok(())
     }

@@ -146,6 +146,9 @@ pub struct InspectionRecord {
     pub model_sha256: String,
     /// Execution provider that ran the model.
     pub provider: String,
+    /// What the camera gave the grading, as JSON text (journalled as is; see
+    /// [`crate::journal::Entry::frame_condition`]); empty when the inspector measured none.
+    pub frame_condition_json: String,
     /// Drift features of the frame ([`crate::drift`]); `None` when the fiber was not located
     /// or the inspector does not measure them (marker).
     #[serde(skip)]
@@ -162,6 +165,7 @@ impl Default for InspectionRecord {
             timings_ms: StageTimings::default(),
             model_sha256: String::new(),
             provider: String::new(),
+            frame_condition_json: String::new(),
             drift_features: None,
         }
     }
@@ -184,6 +188,7 @@ impl InspectionRecord {
         self.timings_ms.clear();
         set_text(&mut self.model_sha256, model_sha256);
         set_text(&mut self.provider, provider);
+        self.frame_condition_json.clear();
         self.drift_features = None;
     }
 }

@@ -1482,6 +1482,7 @@ impl RecordPool {
                 ..InspectionRecord::default()
             };
             r.defects_json.reserve(4096);
+            r.frame_condition_json.reserve(512);
             r.reasons.reserve(4);
             r
         });
@@ -1589,6 +1590,8 @@ fn output_loop(
             captured_unix_ns: frame.as_ref().map(|f| f.captured_unix_ns),
             recorded_unix_ns,
             image_path: None,
+            frame_condition_json: (!record.frame_condition_json.is_empty())
+                .then_some(record.frame_condition_json.as_str()),
         });
         let journal_id = match recorded {
             Ok(id) => id,
