@@ -100,10 +100,13 @@ pub struct Destriper {
     /// One line: fixed-point logs (column profile) / deviations (row profile).
     ext: Vec<i32>,
     line: Vec<i32>,
-    /// Sums and counts of usable samples per column; the columns' first levels.
+    /// Sums and counts of usable samples per column; the columns' first levels and the second
+    /// pass's bounds about them.
     col_sum: Vec<i32>,
     col_n: Vec<i32>,
     col_first: Vec<f64>,
+    col_lo: Vec<i32>,
+    col_hi: Vec<i32>,
     /// Prefix sums of one line (column profile).
     prefix: Vec<i32>,
     /// Fixed-point logs of every `stride`-th column, all rows (row profile).
@@ -132,6 +135,8 @@ impl Default for Destriper {
             col_sum: Vec::new(),
             col_n: Vec::new(),
             col_first: Vec::new(),
+            col_lo: Vec::new(),
+            col_hi: Vec::new(),
             prefix: Vec::new(),
             dev: Vec::new(),
             plane: Vec::new(),
@@ -349,12 +354,12 @@ impl Destriper {
                 .map(|(&s, &n)| line_level(f64::from(s), n as usize, rows)),
         );
         // the second pass's bounds per column
-        self.acc.clear();
-        self.ext.clear();
+        self.col_lo.clear();
+        self.col_hi.clear();
         for &f in &self.col_first {
             let (lo, hi) = bounds(f, TRIM / DEV_UNIT);
-            self.acc.push(lo);
-            self.ext.push(hi);
+            self.col_lo.push(lo);
+            self.col_hi.push(hi);
         }
         self.col_sum.iter_mut().for_each(|s| *s = 0);
         self.col_n.iter_mut().for_each(|n| *n = 0);
@@ -364,8 +369,8 @@ impl Destriper {
                 .iter_mut()
                 .zip(self.col_n.iter_mut())
                 .zip(row)
-                .zip(&self.acc)
-                .zip(&self.ext)
+                .zip(&self.col_lo)
+                .zip(&self.col_hi)
             {
                 let keep = (d >= lo) & (d <= hi);
                 *s += if keep { d } else { 0 };
