@@ -57,6 +57,7 @@ impl FrameInspector for FeatureInspector {
             timings_ms: StageTimings::default(),
             model_sha256: String::new(),
             provider: "test".into(),
+            frame_condition_json: String::new(),
             drift_features: Some(features(&frame.image)),
         })
     }
