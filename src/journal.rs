@@ -1117,9 +1117,14 @@ mod tests {
         e.reasons = vec!["a, \"b\"".into(), "c".into()];
         let row = csv_row(&e);
         assert!(row.contains("\"a, \"\"b\"\"; c\""), "{row}");
+        // (the commas inside the quoted reasons, timings and frame condition do not count)
+        let condition_commas = e
+            .frame_condition
+            .as_ref()
+            .map_or(0, |v| v.to_string().matches(',').count());
         assert_eq!(
             CSV_HEADER.split(',').count(),
-            row.split(',').count() - 1 - e.timings_ms.len().saturating_sub(1),
+            row.split(',').count() - 1 - e.timings_ms.len().saturating_sub(1) - condition_commas,
         );
     }
 }
