@@ -528,3 +528,97 @@ def test_full_runs_spend_the_last_quarter_on_whole_crops(tmp_path, monkeypatch):
     quick = dict(P.PROFILES["quick"], **P.COMMON)
     P.train_student_phases(S(), None, triples, quick, P.parse_args(["--data", "x", "--work", str(tmp_path)]), "cpu")
     assert [c["patch"] for c in calls] == [96]
+
+
+def test_camera_response_is_applied_alike_and_drops_invisible_defect_pixels():
+    rng = np.random.default_rng(11)
+    yy, xx = np.mgrid[0:96, 0:96]
+    clean = (0.35 + 0.4 * np.exp(-((xx - 48) ** 2 + (yy - 48) ** 2) / 900.0)).astype(np.float32)
+    for k in range(300):
+        # no defect: input and target stay equal whatever the response (nothing here is a defect)
+        c, d, m = A.camera_response(clean, clean.copy(), np.zeros(clean.shape, bool), rng)
+        assert c.dtype == d.dtype == np.float32 and c.shape == (96, 96)
+        assert np.array_equal(c, d) and not m.any()
+        assert 0.0 <= float(c.min()) and float(c.max()) <= 1.0
+    # something visible happens: over many draws the response changes the patch by more than noise
+    diffs = [float(np.abs(A.camera_response(clean, clean.copy(), np.zeros(clean.shape, bool), rng)[0] - clean).mean())
+             for _ in range(100)]
+    assert np.median(diffs) > 2 / 255
+    # a faint bright defect on the bright centre: where over-exposure clips it to the clean level
+    # it leaves the mask, elsewhere it stays; JPEG (which moves every pixel) keeps the mask
+    d0 = clean.copy()
+    d0[40:56, 40:56] += 0.05
+    m0 = np.zeros(clean.shape, bool)
+    m0[40:56, 40:56] = True
+    dropped = kept = 0
+    for _ in range(400):
+        c, d, m = A.camera_response(clean, d0, m0, rng)
+        assert not (m & ~m0).any()  # the mask never grows
+        gone = m0 & ~m
+        assert np.array_equal(d[gone], c[gone]) or not gone.any()
+        dropped += int(gone.any())
+        kept += int(np.array_equal(m, m0))
+    assert dropped > 20 and kept > 100, (dropped, kept)
+    # a uint8 class mask (crack head) keeps its dtype and classes
+    mc = m0.astype(np.uint8) * 2
+    _, _, m = A.camera_response(clean, d0, mc, np.random.default_rng(3))
+    assert m.dtype == np.uint8 and set(np.unique(m)) <= {0, 2}
+
+
+def test_camera_response_share_zero_keeps_the_sample_stream():
+    class _Img(_Fr):
+        def load(self):
+            return np.random.default_rng(0).integers(60, 200, (480, 640)).astype(np.uint8)
+
+    frames = [_Img((320.0, 240.0), 0.5, 0.5)]
+    a = A.PairSampler(frames, 0.66, 384, 96, seed=4)
+    b = A.PairSampler(frames, 0.66, 384, 96, seed=4, camera_share=0.0)
+    for _ in range(5):
+        sa, sb = a.sample(), b.sample()
+        assert all(np.array_equal(x, y) for x, y in zip(sa[:3], sb[:3]))
+    c = A.PairSampler(frames, 0.66, 384, 96, seed=4, camera_share=1.0)
+    assert any(not np.array_equal(a.sample()[1], c.sample()[1]) for _ in range(5))
+
+
+def test_a_student_rebuilt_from_its_onnx_file_computes_the_same_and_trains_in_step(tmp_path):
+    # models/endface-student.onnx has its BatchNorms folded into the convolutions; from_onnx
+    # rebuilds a trainable checkpoint from it (a fresh clone has no training checkpoint)
+    import torch
+
+    from endface_train import export as X
+    from endface_train import from_onnx as FO
+    from endface_train.nets import StudentUNet
+
+    torch.manual_seed(1)
+    net = StudentUNet((8, 16, 24), radius_channel=True)
+    with torch.no_grad():  # BatchNorms that are not identities, so folding them matters
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.3)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0, 0.2)
+    net.eval()
+    p = tmp_path / "s.onnx"
+    X.export_onnx(net, p, 64)
+    rebuilt, pairs = FO.rebuild(p, (8, 16, 24), size=64)
+    x = torch.randn(2, 1, 64, 64) * 0.5
+    with torch.no_grad():
+        want = net(x)
+        got = rebuilt(x)
+    assert max(float((a - b).abs().max()) for a, b in zip(want, got)) < 1e-4
+    # restating the BatchNorms on a batch keeps the eval-mode function, and in train mode on that
+    # same batch (BatchNorm on its own statistics) the network computes nearly the same
+    r = torch.rand(2, 1, 64, 64)
+    FO.restate_batchnorms(rebuilt, pairs, [(x, r)])
+    with torch.no_grad():
+        e = rebuilt.eval().forward_all(x, r)
+        ref = net.eval().forward_all(x, r)
+        t = rebuilt.train().forward_all(x, r)
+    assert max(float((a - b).abs().max()) for a, b in zip(e, ref)) < 1e-4
+    assert max(float((a - b).abs().max()) for a, b in zip(t, ref)) < 1e-3
+    # a file of another architecture is refused by name, not loaded half-way
+    import pytest
+
+    with pytest.raises(ValueError, match="convolutions"):
+        FO.rebuild(p, (8, 16), size=64)

@@ -88,12 +88,81 @@ def sensor(clean, defective, rng, strength=1.0):
     return np.clip(clean, 0, 1), np.clip(defective, 0, 1)
 
 
+def _jpeg(x, quality):
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)).save(buf, format="JPEG", quality=int(quality))
+    buf.seek(0)
+    return np.asarray(Image.open(buf), dtype=np.float32) / 255.0
+
+
+def camera_response(clean, defective, mask, rng):
+    """What other cameras do to a frame, applied alike to input and target (none of it is a
+    defect): over-exposure with clipping (1.1-1.9x), under-exposure gained back up (0.3-0.8x, its 8-bit
+    quantization and read noise amplified), posterization (4-6 bits),
+    JPEG (quality 25-90), row or column banding (1-6 % gain ripple), column fixed-pattern
+    offsets, stuck pixels. Each effect is drawn on its own, at least one always applies.
+    A defect pixel that the response made identical to the clean one (clipped away, quantized
+    away, a stuck pixel over it) carries no evidence: it leaves the mask. Returns (clean,
+    defective, mask)."""
+    h, w = clean.shape
+    before = defective != clean
+    effects = [rng.random() < p for p in (0.5, 0.25, 0.3, 0.2, 0.2, 0.15)]
+    if not any(effects):
+        effects[int(rng.integers(len(effects)))] = True
+    expo, poster, jpeg, band, fpn, stuck = effects
+    if expo:
+        if rng.random() < 0.5:
+            # over-exposed: the station grades a bright crop as it is, highlights clipped
+            g = float(np.exp(rng.uniform(np.log(1.1), np.log(1.9))))
+            o = rng.uniform(-0.03, 0.03)
+            clean, defective = np.clip(clean * g + o, 0, 1), np.clip(defective * g + o, 0, 1)
+        else:
+            # under-exposed: the sensor's 8 bits and its read noise at a low level, which the
+            # station's digital gain (src/inspect/exposure.rs) then brings back up
+            g = float(np.exp(rng.uniform(np.log(0.3), np.log(0.8))))
+            n = rng.normal(0, rng.uniform(0.5, 2.5) / 255.0, clean.shape).astype(np.float32)
+            back = (1.0 / g) * float(rng.uniform(0.85, 1.15))
+            clean = np.clip(np.rint(np.clip(clean * g + n, 0, 1) * 255.0) / 255.0 * back, 0, 1)
+            defective = np.clip(np.rint(np.clip(defective * g + n, 0, 1) * 255.0) / 255.0 * back, 0, 1)
+    if band:
+        rows = rng.random() < 0.6  # a rolling shutter / LED flicker bands rows, a readout columns
+        n = h if rows else w
+        ripple = ndimage.gaussian_filter1d(rng.normal(0, 1, n), rng.uniform(0.5, 3), mode="wrap")
+        prof = 1 + rng.uniform(0.01, 0.06) * ripple / max(float(np.abs(ripple).max()), 1e-6)
+        prof = (prof[:, None] if rows else prof[None, :]).astype(np.float32)
+        clean, defective = np.clip(clean * prof, 0, 1), np.clip(defective * prof, 0, 1)
+    if fpn:
+        off = rng.normal(0, rng.uniform(0.002, 0.008), w)[None, :]
+        clean, defective = np.clip(clean + off, 0, 1), np.clip(defective + off, 0, 1)
+    if stuck:
+        k = max(1, int(h * w * rng.uniform(1e-4, 1e-3)))
+        ys, xs = rng.integers(0, h, k), rng.integers(0, w, k)
+        v = (rng.random(k) < 0.5).astype(np.float32)
+        clean, defective = clean.copy(), defective.copy()
+        clean[ys, xs] = v
+        defective[ys, xs] = v
+    if poster:
+        lv = float(2 ** int(rng.integers(4, 7)) - 1)
+        clean, defective = np.rint(clean * lv) / lv, np.rint(defective * lv) / lv
+    if jpeg:
+        q = int(rng.integers(25, 91))
+        clean, defective = _jpeg(clean, q), _jpeg(defective, q)
+    else:
+        mask = mask & ~(before & (defective == clean)) if mask.dtype == bool else np.where(
+            before & (defective == clean), 0, mask).astype(mask.dtype)
+    return clean.astype(np.float32), defective.astype(np.float32), mask
+
+
 class PairSampler:
     """Random training patches: (defective, clean, mask, families) from good frames."""
 
     def __init__(self, frames, crop_um_per_px, crop_size, patch, seed=0, aug_strength=1.0, p_clean=0.25,
                  shift_px=12.0, p_structure=0.0, crack_classes=False, local_film_share=0.0,
-                 groove_share=0.0):
+                 groove_share=0.0, camera_share=0.0):
         self.frames = frames
         self.pixels = [f.load() for f in frames]
         self.s = crop_um_per_px
@@ -113,6 +182,9 @@ class PairSampler:
         self.local_film_share = local_film_share
         # share of the single pseudo scratches drawn as flat-bottomed grooves sized in µm
         self.groove_share = groove_share
+        # share of patches given another camera's response (camera_response); 0 draws nothing
+        # from the random stream, so the old samples are reproduced exactly
+        self.camera_share = camera_share
 
     def clean_patch(self, rng=None, fi=None, window=None, affine=None, shift=None):
         rng = rng or self.rng
@@ -177,6 +249,8 @@ class PairSampler:
                                                  local_film_share=self.local_film_share,
                                                  groove_share=self.groove_share)
         clean, defective = sensor(clean, defective, rng, self.strength)
+        if self.camera_share > 0 and rng.random() < self.camera_share:
+            clean, defective, mask = camera_response(clean, defective, mask, rng)
         return defective, clean, mask, fams, r
 
     def batch(self, n, rng=None):

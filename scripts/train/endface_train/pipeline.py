@@ -132,6 +132,11 @@ def parse_args(argv=None):
                         "wide, 3-20 grey levels deep, solid, dashed or speckled, masked edge to edge (the "
                         "Gaussian pseudo scratches are mostly < 2 µm wide, and the map measured wide scratches "
                         "narrow); 0 keeps the old random stream")
+    p.add_argument("--camera-response", type=float, default=0.0,
+                   help="share (0-1) of training patches given another camera's response, alike on input and "
+                        "target: over-exposure with clipping, under-exposure gained back up, posterization, "
+                        "JPEG, row/column banding, column offsets, stuck pixels (augment.camera_response); "
+                        "0 keeps the old random stream")
     p.add_argument("--crack-head", action="store_true",
                    help="train (or add to a resumed student) a third output, \"crack\": the probability that "
                         "an anomalous pixel belongs to a crack rather than a scratch or a spot (pseudo-defect "
@@ -159,6 +164,8 @@ def parse_args(argv=None):
         p.error(f"--data-workers must be between 0 and 64 (got {args.data_workers})")
     if not 0.0 <= args.local_films <= 1.0:
         p.error(f"--local-films must be in [0, 1] (got {args.local_films})")
+    if not 0.0 <= args.camera_response <= 1.0:
+        p.error(f"--camera-response must be in [0, 1] (got {args.camera_response})")
     if not 0.0 <= args.grooves <= 1.0:
         p.error(f"--grooves must be in [0, 1] (got {args.grooves})")
     if not 0.0 <= args.structure_patches <= 1.0:
@@ -413,9 +420,11 @@ def main(argv=None):
         cfg["patch"] = args.patch
     cfg["local_film_share"] = args.local_films
     cfg["groove_share"] = args.grooves
+    cfg["camera_share"] = args.camera_response
     sampler = A.PairSampler(train_frames, cfg["crop_um_per_px"], cfg["crop_size"], cfg["patch"], seed=cfg["seed"],
                             p_structure=args.structure_patches, crack_classes=args.crack_head or args.crack_head_only,
-                            local_film_share=args.local_films, groove_share=args.grooves)
+                            local_film_share=args.local_films, groove_share=args.grooves,
+                            camera_share=args.camera_response)
     cfg["crack_head"] = args.crack_head or args.crack_head_only
     cfg["crack_head_only"] = args.crack_head_only
     hold_crops = crops_of(hold_frames, cfg)
@@ -589,7 +598,10 @@ def main(argv=None):
                           + (f"; {cfg['local_film_share']:.0%} of films sized in µm (6-60 µm)"
                              if cfg.get("local_film_share", 0) > 0 else "")
                           + (f"; {cfg['groove_share']:.0%} of single scratches as flat grooves 1.5-7 µm wide"
-                             if cfg.get("groove_share", 0) > 0 else ""),
+                             if cfg.get("groove_share", 0) > 0 else "")
+                          + (f"; {cfg['camera_share']:.0%} of patches with another camera's response (clipping, "
+                             "re-gained under-exposure, posterization, JPEG, banding, column offsets, stuck pixels)"
+                             if cfg.get("camera_share", 0) > 0 else ""),
         "student": {k: sinfo[k] for k in ("params", "gflops_384", "steps", "seconds", "batch", "patch", "finish")
                     if k in sinfo},
         "teacher": {k: tinfo[k] for k in ("params", "steps", "seconds", "ddim_steps") if k in tinfo},
