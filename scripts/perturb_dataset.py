@@ -8,7 +8,10 @@ renderer's own tone curve, exposure, noise, compression or focus.
 
 Variants (default: all): gamma06 / gamma16 (tone curve), dim60 (exposure x0.6), lowcontrast
 (contrast x0.6 about mid-grey), noise6 (Gaussian read noise, sigma 6 grey levels), jpeg60 (JPEG
-quality 60, stored losslessly again), blur1 (Gaussian blur sigma 1 px). Labels, masks and the
+quality 60, stored losslessly again), blur1 (Gaussian blur sigma 1 px); and harsher ones: over160
+(exposure x1.6, highlights clipped), dim35 (exposure x0.35: the station gains it back up),
+poster5 (5-bit grey levels), jpeg30 (JPEG quality 30), bandrows (a 4 % row-gain ripple, as LED
+flicker on a rolling shutter gives). Labels, masks and the
 dataset's scale are unchanged: none of these moves or resizes anything. Deterministic (seeded).
 """
 from __future__ import annotations
@@ -34,18 +37,30 @@ def _tone(a: np.ndarray, name: str, rng: np.random.Generator) -> np.ndarray:
         return 128.0 + (a - 128.0) * 0.6
     if name == "noise6":
         return a + rng.normal(0.0, 6.0, a.shape)
+    if name == "over160":
+        return a * 1.6
+    if name == "dim35":
+        return a * 0.35
+    if name == "poster5":
+        return np.floor(a / 8.0) * 8.0 + 4.0
+    if name == "bandrows":
+        rows = np.arange(a.shape[0], dtype=np.float64)
+        ripple = 0.6 * np.sin(2 * np.pi * rows / 23.0 + 0.7) + 0.4 * np.sin(2 * np.pi * rows / 7.3)
+        g = 1.0 + 0.04 * ripple
+        return a * (g[:, None] if a.ndim == 2 else g[:, None, None])
     raise ValueError(name)
 
 
-VARIANTS = ("gamma06", "gamma16", "dim60", "lowcontrast", "noise6", "jpeg60", "blur1")
+VARIANTS = ("gamma06", "gamma16", "dim60", "lowcontrast", "noise6", "jpeg60", "blur1", "over160", "dim35", "poster5",
+            "jpeg30", "bandrows")
 
 
 def perturb(img: Image.Image, name: str, rng: np.random.Generator) -> Image.Image:
     if img.mode not in ("L", "RGB"):
         img = img.convert("L")
-    if name == "jpeg60":
+    if name in ("jpeg60", "jpeg30"):
         buf = io.BytesIO()
-        img.save(buf, "JPEG", quality=60)
+        img.save(buf, "JPEG", quality=int(name[4:]))
         buf.seek(0)
         return Image.open(buf).convert(img.mode)
     if name == "blur1":
