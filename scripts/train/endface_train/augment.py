@@ -152,8 +152,7 @@ def camera_response(clean, defective, mask, rng):
         q = int(rng.integers(25, 91))
         clean, defective = _jpeg(clean, q), _jpeg(defective, q)
     else:
-        mask = mask & ~(before & (defective == clean)) if mask.dtype == bool else np.where(
-            before & (defective == clean), 0, mask).astype(mask.dtype)
+        mask = np.where(before & (defective == clean), 0, mask).astype(mask.dtype)
     return clean.astype(np.float32), defective.astype(np.float32), mask
 
 

@@ -176,7 +176,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     torch.set_num_threads(1)
-    from .pipeline import COMMON, PROFILES
+    from .pipeline import COMMON, PROFILES, crops_of
 
     cfg = dict(COMMON, **PROFILES["full"])
     manifest_path = args.onnx.with_name(args.onnx.name.replace(".onnx", ".manifest.json"))
@@ -200,7 +200,7 @@ def main(argv=None):
     frames = [f for f in frames if f.um_per_px_x is not None and f.center_in_frame is not None]
     if not frames:
         raise SystemExit(f"{args.data}: no training frame the localizer accepts")
-    check_crops = [c for c in _crops(frames[:6], cfg)]
+    check_crops = crops_of(frames[:6], cfg)
     d0 = _max_diff(net, args.onnx, check_crops)
     log.info("rebuilt %d convolutions (%d BatchNorms); outputs vs ONNX Runtime: max |diff| %.2e",
              len(pairs), sum(bn is not None for _, bn in pairs), d0)
@@ -234,12 +234,6 @@ def main(argv=None):
     save_ckpt(args.out, net, ema, opt, step, info, dict(cfg, student_widths=widths))
     log.info("wrote %s (step %d)", args.out, step)
     return 0
-
-
-def _crops(frames, cfg):
-    from .pipeline import crops_of
-
-    return crops_of(frames, cfg)
 
 
 if __name__ == "__main__":
