@@ -207,6 +207,12 @@ fn stages(c: &mut Criterion) {
             anomaly::extract_defects(&blobs, &zone, 0.5, &mut dscratch, &mut defects);
         })
     });
+    // the cladding-edge scan on this frame's crop (part of the anomaly stage)
+    let mut ring = endface::inspect::edge_ring::EdgeRing::new();
+    let radius_um = f.loc.cladding_radius_px * f.cfg.calibration.pixel_scale().um_per_px_x;
+    g.bench_function("edge_scan", |b| {
+        b.iter(|| ring.scan(black_box(&crop_px), w, h, crop_um, radius_um, &view))
+    });
     g.finish();
 }
 

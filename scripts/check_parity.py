@@ -129,7 +129,7 @@ def main() -> int:
             amap = np.where(mask, amap, 0.0).astype(np.float32)
             map_rs = read_f32(dump / files["anomaly_map_masked"]).reshape(amap.shape)
             note("anomaly map", np.max(np.abs(amap - map_rs)))
-            note("image score", abs(float(amap.max()) - float(meta["image_score"])))
+            note("image score", abs(float(amap.max()) - float(meta.get("map_score", meta["image_score"]))))
         if graded == 0:
             print("check_parity: no frame was graded (all UNABLE?): nothing compared", file=sys.stderr)
             return 2

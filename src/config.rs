@@ -28,6 +28,7 @@
 //! # grow_threshold = 0.5        # hysteresis: defects measured out to this map value
 //! scratch_join_gap_um = 10.0    # pieces of a broken scratch this close are one scratch; 0 = off
 //! flips = 1                     # 2 / 4: also run on the mirrored crop(s), maps averaged
+//! edge_scan = true              # the cladding-edge scan adds to the image score (chips at the edge)
 //!
 //! [locate]
 //! min_confidence = 0.5
@@ -242,6 +243,9 @@ pub struct ModelSection {
     /// down and both (4), and its maps are averaged (`Model::run_gray_flips`); 1 = one run.
     /// Costs that many model runs per frame.
     pub flips: usize,
+    /// The cladding-edge scan (`inspect::edge_ring`): a notch or mark along the cladding edge
+    /// raises the image score (not the map, the defects or the verdict).
+    pub edge_scan: bool,
 }
 
 impl Default for ModelSection {
@@ -253,6 +257,7 @@ impl Default for ModelSection {
             grow_threshold: None,
             scratch_join_gap_um: crate::anomaly::DEFAULT_SCRATCH_JOIN_GAP_UM,
             flips: 1,
+            edge_scan: true,
         }
     }
 }

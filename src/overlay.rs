@@ -273,6 +273,8 @@ mod tests {
             banding: None,
             banding_corrected: false,
             image_score: Some(0.9),
+            map_score: Some(0.9),
+            edge_scan: None,
             contact_zone_in_view: Some(1.0),
             anomalous: Some(true),
             pixel_threshold: 0.5,

@@ -312,6 +312,8 @@ proptest! {
             banding: None,
             banding_corrected: false,
             image_score: Some(0.5),
+            map_score: Some(0.5),
+            edge_scan: None,
             contact_zone_in_view: Some(1.0),
             anomalous: None,
             pixel_threshold: 0.5,

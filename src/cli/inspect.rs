@@ -463,6 +463,8 @@ fn dump_tensors(
         "um_per_px_y": g.frame_scale.um_per_px_y,
         "contact_radius_um": inspector.profile().contact_radius_um(),
         "image_score": insp.image_score,
+        "map_score": insp.map_score,
+        "edge_scan": insp.edge_scan,
         "files": files,
     });
     let path = dir.join(format!("{s}.meta.json"));

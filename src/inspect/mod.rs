@@ -23,6 +23,7 @@
 pub mod border;
 pub mod crop;
 pub mod destripe;
+pub mod edge_ring;
 pub mod exposure;
 pub mod hotpixel;
 
@@ -146,8 +147,14 @@ pub struct Inspection {
     pub banding: Option<[f64; 2]>,
     /// Whether bands or stripes were divided out before grading.
     pub banding_corrected: bool,
-    /// Max of the anomaly map inside the contact zone; `None` when the model did not run.
+    /// The frame's anomaly score: the larger of `map_score` and the cladding-edge scan's score
+    /// (`edge_scan`); `None` when the model did not run.
     pub image_score: Option<f32>,
+    /// Max of the anomaly map inside the contact zone; `None` when the model did not run.
+    pub map_score: Option<f32>,
+    /// The cladding-edge scan ([`edge_ring`]; `[model] edge_scan`); `None` when it is off, did
+    /// not run, or too little of the edge was in view.
+    pub edge_scan: Option<EdgeScan>,
     /// Share of the contact zone inside the camera frame (what could be graded); `None` when
     /// the fiber was not located.
     pub contact_zone_in_view: Option<f64>,
@@ -183,6 +190,8 @@ impl Default for Inspection {
             banding: None,
             banding_corrected: false,
             image_score: None,
+            map_score: None,
+            edge_scan: None,
             contact_zone_in_view: None,
             anomalous: None,
             pixel_threshold: 0.0,
@@ -194,6 +203,19 @@ impl Default for Inspection {
             geometry: None,
         }
     }
+}
+
+/// What the cladding-edge scan found on one frame ([`edge_ring`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EdgeScan {
+    /// Largest robust departure (z) from the edge's course around the fiber.
+    pub z: f32,
+    /// Its score in [0, 1] (part of `image_score`).
+    pub score: f32,
+    /// Where, as an angle in the frame (degrees, 0 = +x, 90 = +y, i.e. down) and a distance
+    /// from the fiber axis (µm).
+    pub angle_deg: f64,
+    pub radius_um: f64,
 }
 
 /// Folders searched for a grading profile given by name: `<config dir>/profiles`, the
@@ -229,6 +251,9 @@ pub struct Inspector {
     scratch_join_gap_um: f64,
     /// `[model] flips`: model runs per frame on the crop and its mirror images.
     flips: usize,
+    /// `[model] edge_scan`: the cladding-edge scan adds to the image score.
+    edge_scan: bool,
+    edge_ring: edge_ring::EdgeRing,
     zone: ContactZone,
     /// The last frame's crop pixels inside the camera frame.
     in_view: CropRect,
@@ -302,6 +327,8 @@ impl Inspector {
             grow_threshold,
             scratch_join_gap_um: cfg.model.scratch_join_gap_um,
             flips: cfg.model.flips,
+            edge_scan: cfg.model.edge_scan,
+            edge_ring: edge_ring::EdgeRing::new(),
             in_view: CropRect::full(w, h),
             zone,
             crop_px: Vec::with_capacity(w * h),
@@ -691,9 +718,30 @@ impl Inspector {
             &mut self.map_in_crop,
             &mut self.smooth_scratch,
         )?;
-        let (image_score, in_view_share) = self
+        let (map_score, in_view_share) = self
             .zone
             .mask_and_score_in_view(&mut self.map_in_crop, &self.in_view);
+        let edge = if self.edge_scan {
+            let radius_um = loc.cladding_radius_px * self.scale.um_per_px_x;
+            self.edge_ring
+                .scan(
+                    &self.crop_px,
+                    w,
+                    h,
+                    model.manifest().um_per_px,
+                    radius_um,
+                    &self.in_view,
+                )
+                .map(|f| EdgeScan {
+                    z: f.z,
+                    score: f.score,
+                    angle_deg: f.angle_rad.to_degrees(),
+                    radius_um: f.radius_um,
+                })
+        } else {
+            None
+        };
+        let image_score = edge.map_or(map_score, |e| map_score.max(e.score));
         anomaly::extract_defects_hysteresis(
             &self.map_in_crop,
             &self.zone,
@@ -772,6 +820,8 @@ impl Inspector {
         out.bright_level = bright_level;
         out.exposure_gain = Some(gain);
         out.image_score = Some(image_score);
+        out.map_score = Some(map_score);
+        out.edge_scan = edge;
         out.contact_zone_in_view = Some(in_view_share);
         out.anomalous = Some(image_score > self.image_threshold);
         out.pixel_threshold = self.pixel_threshold;
@@ -805,6 +855,8 @@ impl Inspector {
         out.bright_level = None;
         out.exposure_gain = None;
         out.image_score = None;
+        out.map_score = None;
+        out.edge_scan = None;
         out.contact_zone_in_view = None;
         out.anomalous = None;
         out.pixel_threshold = self.pixel_threshold;
