@@ -211,7 +211,14 @@ fn stages(c: &mut Criterion) {
     let mut ring = endface::inspect::edge_ring::EdgeRing::new();
     let radius_um = f.loc.cladding_radius_px * f.cfg.calibration.pixel_scale().um_per_px_x;
     g.bench_function("edge_scan", |b| {
-        b.iter(|| ring.scan(black_box(&crop_px), w, h, crop_um, radius_um, &view))
+        b.iter(|| {
+            let step = endface::inspect::edge_ring::grey_step(
+                &f.img,
+                f.loc.center_in_frame,
+                f.loc.cladding_radius_px,
+            );
+            ring.scan(black_box(&crop_px), w, h, crop_um, radius_um, step, &view)
+        })
     });
     g.finish();
 }

@@ -723,6 +723,8 @@ impl Inspector {
             .mask_and_score_in_view(&mut self.map_in_crop, &self.in_view);
         let edge = if self.edge_scan {
             let radius_um = loc.cladding_radius_px * self.scale.um_per_px_x;
+            let step =
+                gain * edge_ring::grey_step(frame, loc.center_in_frame, loc.cladding_radius_px);
             self.edge_ring
                 .scan(
                     &self.crop_px,
@@ -730,6 +732,7 @@ impl Inspector {
                     h,
                     model.manifest().um_per_px,
                     radius_um,
+                    step,
                     &self.in_view,
                 )
                 .map(|f| EdgeScan {
