@@ -76,6 +76,8 @@ pub struct EdgeRing {
     samples: Vec<f32>,
     /// Whether angle `a` stays inside the picture at every radius.
     valid: Vec<bool>,
+    /// (sin, cos) of each sampled angle.
+    trig: Vec<(f64, f64)>,
     /// Baseline knots per circle and sort scratch.
     knots: Vec<f32>,
     scratch: Vec<f32>,
@@ -120,9 +122,13 @@ impl EdgeRing {
         // Sample; an angle any of whose samples falls outside the picture (or the crop) is out.
         let (u_lo, u_hi) = (view.u0 as f64, view.u1 as f64 - 1.0);
         let (v_lo, v_hi) = (view.v0 as f64, view.v1 as f64 - 1.0);
+        if self.trig.len() != N_ANGLES {
+            self.trig = (0..N_ANGLES)
+                .map(|a| (a as f64 * std::f64::consts::TAU / N_ANGLES as f64).sin_cos())
+                .collect();
+        }
         for a in 0..N_ANGLES {
-            let th = a as f64 * std::f64::consts::TAU / N_ANGLES as f64;
-            let (s, c) = th.sin_cos();
+            let (s, c) = self.trig[a];
             for r in 0..n_r {
                 let rad_px = (cladding_radius_um - INNER_UM + r as f64 * STEP_UM) / crop_um_per_px;
                 let u = cu + rad_px * c;
@@ -152,12 +158,16 @@ impl EdgeRing {
             // knot k sits at angle k * half, the median of the valid samples within ±half
             self.knots.clear();
             for k in 0..n_knots {
-                let centre = (k * half) as isize;
                 self.scratch.clear();
-                for d in -(half as isize)..=(half as isize) {
-                    let a = (centre + d).rem_euclid(N_ANGLES as isize) as usize;
+                // the window k*half ± half, circularly
+                let mut a = (k * half + N_ANGLES - half) % N_ANGLES;
+                for _ in 0..=2 * half {
                     if self.valid[a] {
                         self.scratch.push(row[a]);
+                    }
+                    a += 1;
+                    if a == N_ANGLES {
+                        a = 0;
                     }
                 }
                 let m = median(&mut self.scratch).unwrap_or(f32::NAN);
@@ -237,17 +247,19 @@ impl EdgeRing {
     }
 }
 
-/// Bilinear sample of a grey image at (u, v), inside `[0, w-1] x [0, h-1]`.
+/// Bilinear sample of a grey image (`w`, `h` ≥ 2) at (u, v), inside `[0, w-1] x [0, h-1]`.
 fn bilinear(img: &[f32], w: usize, h: usize, u: f64, v: f64) -> f32 {
     let u = u.clamp(0.0, (w - 1) as f64);
     let v = v.clamp(0.0, (h - 1) as f64);
-    let u0 = (u.floor() as usize).min(w - 2);
-    let v0 = (v.floor() as usize).min(h - 2);
+    let u0 = (u as usize).min(w - 2);
+    let v0 = (v as usize).min(h - 2);
     let fu = (u - u0 as f64) as f32;
     let fv = (v - v0 as f64) as f32;
-    let p = |x: usize, y: usize| img[y * w + x];
-    let top = p(u0, v0) + (p(u0 + 1, v0) - p(u0, v0)) * fu;
-    let bot = p(u0, v0 + 1) + (p(u0 + 1, v0 + 1) - p(u0, v0 + 1)) * fu;
+    let i = v0 * w + u0;
+    let (p00, p01) = (img[i], img[i + 1]);
+    let (p10, p11) = (img[i + w], img[i + w + 1]);
+    let top = p00 + (p01 - p00) * fu;
+    let bot = p10 + (p11 - p10) * fu;
     top + (bot - top) * fv
 }
 
