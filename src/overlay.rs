@@ -13,7 +13,7 @@ use embedded_graphics::mono_font::ascii::{FONT_6X10, FONT_9X18_BOLD};
 use embedded_graphics::mono_font::MonoTextStyle;
 use embedded_graphics::pixelcolor::Rgb888;
 use embedded_graphics::prelude::*;
-use embedded_graphics::primitives::{Line, PrimitiveStyle, Rectangle};
+use embedded_graphics::primitives::{Circle, Line, PrimitiveStyle, Rectangle};
 use embedded_graphics::text::{Baseline, Text};
 use image::{GrayImage, RgbImage};
 use std::convert::Infallible;
@@ -56,6 +56,8 @@ pub enum OverlayError {
 
 const FAIL: Rgb888 = Rgb888::new(255, 40, 40);
 const OK_DEFECT: Rgb888 = Rgb888::new(255, 210, 0);
+/// Where the cladding-edge scan found its strongest departure (when it adds to the score).
+const EDGE_MARK: Rgb888 = Rgb888::new(255, 0, 128);
 const ZONE_COLORS: [Rgb888; 4] = [
     Rgb888::new(0, 220, 0),
     Rgb888::new(0, 200, 255),
@@ -127,6 +129,21 @@ pub fn render(
                         }
                     }
                 }
+            }
+        }
+    }
+
+    // The cladding-edge scan's finding, where it raised the image score: a ring around it (it
+    // is not a graded defect; MODEL_CARD "The cladding-edge scan").
+    if let (Some(c), Some(e)) = (insp.center, insp.edge_scan) {
+        if e.score > 0.0 && e.angle_deg.is_finite() && e.radius_um.is_finite() {
+            let a = e.angle_deg.to_radians();
+            let x = c[0] + e.radius_um / scale.um_per_px_x * a.cos();
+            let y = c[1] + e.radius_um / scale.um_per_px_y * a.sin();
+            if x.is_finite() && y.is_finite() && x.abs() < 1e6 && y.abs() < 1e6 {
+                let _ = Circle::with_center(Point::new(x.round() as i32, y.round() as i32), 17)
+                    .into_styled(PrimitiveStyle::with_stroke(EDGE_MARK, 2))
+                    .draw(&mut canvas);
             }
         }
     }
@@ -307,6 +324,32 @@ mod tests {
         assert!(row.contains(&[0, 200, 255]), "{row:?}");
         // Elsewhere the frame is untouched gray.
         assert_eq!(img.get_pixel(5, 190).0, [128, 128, 128]);
+    }
+
+    #[test]
+    fn edge_scan_finding_is_ringed_only_when_it_scores() {
+        let frame = GrayImage::from_pixel(260, 200, image::Luma([128]));
+        let profile = Profile::builtin("sm-upc").unwrap();
+        let mut insp = inspection(Verdict::Pass, false);
+        insp.defects.clear();
+        // 62.5 µm from the centre (100, 80), straight down (90°): (100, 142.5)
+        insp.edge_scan = Some(crate::inspect::EdgeScan {
+            z: 9.0,
+            score: 1.0,
+            angle_deg: 90.0,
+            radius_um: 62.5,
+        });
+        let img = render(&frame, &insp, None, &profile, PixelScale::square(1.0));
+        let ring: Vec<[u8; 3]> = (142..160).map(|y| img.get_pixel(100, y).0).collect();
+        assert!(ring.contains(&[255, 0, 128]), "{ring:?}");
+        insp.edge_scan = Some(crate::inspect::EdgeScan {
+            z: 2.0,
+            score: 0.0,
+            angle_deg: 90.0,
+            radius_um: 62.5,
+        });
+        let img = render(&frame, &insp, None, &profile, PixelScale::square(1.0));
+        assert!(img.pixels().all(|p| p.0 != [255, 0, 128]));
     }
 
     #[test]
