@@ -217,7 +217,7 @@ fn stages(c: &mut Criterion) {
                 f.loc.center_in_frame,
                 f.loc.cladding_radius_px,
             );
-            ring.scan(black_box(&crop_px), w, h, crop_um, radius_um, step, &view)
+            ring.scan(black_box(&crop_px), (w, h), crop_um, radius_um, step, &view)
         })
     });
     g.finish();

@@ -97,8 +97,7 @@ impl EdgeRing {
     pub fn scan(
         &mut self,
         crop: &[f32],
-        width: usize,
-        height: usize,
+        (width, height): (usize, usize),
         crop_um_per_px: f64,
         cladding_radius_um: f64,
         grey_step: f32,
@@ -107,7 +106,8 @@ impl EdgeRing {
         if width < 2
             || height < 2
             || crop.len() != width * height
-            || !(crop_um_per_px > 0.0)
+            || !crop_um_per_px.is_finite()
+            || crop_um_per_px <= 0.0
             || !cladding_radius_um.is_finite()
             || cladding_radius_um <= INNER_UM + 1.0
         {
@@ -415,7 +415,7 @@ mod tests {
         for seed in 0..4 {
             let img = fiber(seed);
             let f = ring
-                .scan(&img, W, W, UPP, R_UM, 1.0, &CropRect::full(W, W))
+                .scan(&img, (W, W), UPP, R_UM, 1.0, &CropRect::full(W, W))
                 .unwrap();
             assert!(f.z < Z_LOW, "seed {seed}: z {}", f.z);
             assert_eq!(f.score, 0.0);
@@ -429,7 +429,7 @@ mod tests {
         let mut img = fiber(7);
         notch(&mut img, 1.0, 3.0, 2.5, -25.0);
         let f = ring
-            .scan(&img, W, W, UPP, R_UM, 1.0, &CropRect::full(W, W))
+            .scan(&img, (W, W), UPP, R_UM, 1.0, &CropRect::full(W, W))
             .unwrap();
         assert!(f.z >= Z_HIGH, "z {}", f.z);
         assert_eq!(f.score, 1.0);
@@ -443,7 +443,7 @@ mod tests {
         let mut img = fiber(8);
         notch(&mut img, 4.0, 3.0, 2.0, 30.0);
         let f = ring
-            .scan(&img, W, W, UPP, R_UM, 1.0, &CropRect::full(W, W))
+            .scan(&img, (W, W), UPP, R_UM, 1.0, &CropRect::full(W, W))
             .unwrap();
         assert!(f.z >= Z_HIGH && (f.angle_rad - 4.0).abs() < 0.05, "{f:?}");
     }
@@ -460,7 +460,7 @@ mod tests {
             v0: 0,
             v1: W,
         };
-        let f = ring.scan(&img, W, W, UPP, R_UM, 1.0, &view).unwrap();
+        let f = ring.scan(&img, (W, W), UPP, R_UM, 1.0, &view).unwrap();
         assert!(f.z < Z_LOW, "{f:?}");
         assert!(f.angles_in_view > 0.5 && f.angles_in_view < 1.0);
         let view = CropRect {
@@ -469,7 +469,7 @@ mod tests {
             v0: 0,
             v1: W,
         };
-        assert!(ring.scan(&img, W, W, UPP, R_UM, 1.0, &view).is_none());
+        assert!(ring.scan(&img, (W, W), UPP, R_UM, 1.0, &view).is_none());
     }
 
     #[test]
@@ -477,12 +477,14 @@ mod tests {
         let mut ring = EdgeRing::new();
         let img = fiber(1);
         let full = CropRect::full(W, W);
-        assert!(ring.scan(&img, W, W, UPP, f64::NAN, 1.0, &full).is_none());
-        assert!(ring.scan(&img, W, W, 0.0, R_UM, 1.0, &full).is_none());
-        assert!(ring.scan(&img, W, W, UPP, 5.0, 1.0, &full).is_none());
-        assert!(ring.scan(&img[..10], W, W, UPP, R_UM, 1.0, &full).is_none());
+        assert!(ring.scan(&img, (W, W), UPP, f64::NAN, 1.0, &full).is_none());
+        assert!(ring.scan(&img, (W, W), 0.0, R_UM, 1.0, &full).is_none());
+        assert!(ring.scan(&img, (W, W), UPP, 5.0, 1.0, &full).is_none());
+        assert!(ring
+            .scan(&img[..10], (W, W), UPP, R_UM, 1.0, &full)
+            .is_none());
         // a radius whose band lies beyond the crop: no angle in view
-        assert!(ring.scan(&img, W, W, UPP, 400.0, 1.0, &full).is_none());
+        assert!(ring.scan(&img, (W, W), UPP, 400.0, 1.0, &full).is_none());
     }
 
     #[test]
@@ -492,14 +494,14 @@ mod tests {
         let mut img = fiber(11);
         post(&mut img);
         let f = ring
-            .scan(&img, W, W, UPP, R_UM, 8.0, &CropRect::full(W, W))
+            .scan(&img, (W, W), UPP, R_UM, 8.0, &CropRect::full(W, W))
             .unwrap();
         assert!(f.z < Z_LOW, "{f:?}");
         let mut img = fiber(12);
         notch(&mut img, 2.0, 4.0, 3.0, -40.0);
         post(&mut img);
         let f = ring
-            .scan(&img, W, W, UPP, R_UM, 8.0, &CropRect::full(W, W))
+            .scan(&img, (W, W), UPP, R_UM, 8.0, &CropRect::full(W, W))
             .unwrap();
         assert!(f.z >= Z_HIGH && (f.angle_rad - 2.0).abs() < 0.05, "{f:?}");
     }

@@ -728,8 +728,7 @@ impl Inspector {
             self.edge_ring
                 .scan(
                     &self.crop_px,
-                    w,
-                    h,
+                    (w, h),
                     model.manifest().um_per_px,
                     radius_um,
                     step,
