@@ -129,6 +129,10 @@ struct FrameCondition {
     banding: Option<[f64; 2]>,
     banding_corrected: bool,
     contact_zone_in_view: Option<f64>,
+    /// The model map's own score and the cladding-edge scan: which of them made the row's
+    /// image score.
+    map_score: Option<f32>,
+    edge_scan: Option<crate::inspect::EdgeScan>,
 }
 
 impl FrameCondition {
@@ -144,6 +148,8 @@ impl FrameCondition {
             banding: i.banding,
             banding_corrected: i.banding_corrected,
             contact_zone_in_view: i.contact_zone_in_view,
+            map_score: i.map_score,
+            edge_scan: i.edge_scan,
         }
     }
 }
