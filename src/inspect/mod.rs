@@ -444,7 +444,7 @@ impl Inspector {
     }
 
     /// Drift features ([`crate::drift::FrameFeatures`]) of the frame just inspected: robust
-    /// image statistics per zone around the located cladding, the image anomaly score, and the
+    /// image statistics per zone around the located cladding, the model map's score, and the
     /// 50/90/99 % quantiles of |input − reconstruction| inside the contact zone (in the
     /// model's normalized units). `None` when the fiber was not located (nothing to measure
     /// around). Call it right after [`Inspector::inspect`] with that inspection; the model
@@ -459,7 +459,9 @@ impl Inspector {
         let rx = insp.cladding_radius_px?;
         let ry = insp.radius_y_px.unwrap_or(rx);
         let mut f = crate::drift::frame_features_ellipse(frame, center, [rx, ry]);
-        let Some(score) = insp.image_score else {
+        // the model's own score (the shipped drift reference was built on it; the edge scan's
+        // share of the image score says nothing about the model's inputs drifting)
+        let Some(score) = insp.map_score else {
             return Some(f);
         };
         let mut q = [f32::NAN; 3];
