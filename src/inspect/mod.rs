@@ -697,6 +697,30 @@ impl Inspector {
             debug!(?bright_level, gain, "underexposed crop gained up");
             exposure::apply_gain(&mut self.crop_px, gain);
         }
+        // The cladding-edge scan reads the crop while it is still in cache (before the model
+        // run); its time counts in the crop stage.
+        let edge = if self.edge_scan {
+            let radius_um = loc.cladding_radius_px * self.scale.um_per_px_x;
+            let step =
+                gain * edge_ring::grey_step(frame, loc.center_in_frame, loc.cladding_radius_px);
+            self.edge_ring
+                .scan(
+                    &self.crop_px,
+                    (w, h),
+                    self.model.manifest().um_per_px,
+                    radius_um,
+                    step,
+                    &self.in_view,
+                )
+                .map(|f| EdgeScan {
+                    z: f.z,
+                    score: f.score,
+                    angle_deg: f.angle_rad.to_degrees(),
+                    radius_um: f.radius_um,
+                })
+        } else {
+            None
+        };
         if self.flips <= 1 {
             self.model.set_gray_input(&self.crop_px)?;
         }
@@ -723,28 +747,6 @@ impl Inspector {
         let (map_score, in_view_share) = self
             .zone
             .mask_and_score_in_view(&mut self.map_in_crop, &self.in_view);
-        let edge = if self.edge_scan {
-            let radius_um = loc.cladding_radius_px * self.scale.um_per_px_x;
-            let step =
-                gain * edge_ring::grey_step(frame, loc.center_in_frame, loc.cladding_radius_px);
-            self.edge_ring
-                .scan(
-                    &self.crop_px,
-                    (w, h),
-                    model.manifest().um_per_px,
-                    radius_um,
-                    step,
-                    &self.in_view,
-                )
-                .map(|f| EdgeScan {
-                    z: f.z,
-                    score: f.score,
-                    angle_deg: f.angle_rad.to_degrees(),
-                    radius_um: f.radius_um,
-                })
-        } else {
-            None
-        };
         let image_score = edge.map_or(map_score, |e| map_score.max(e.score));
         anomaly::extract_defects_hysteresis(
             &self.map_in_crop,
