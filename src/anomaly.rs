@@ -593,6 +593,104 @@ pub fn classify_cracks(
     }
 }
 
+/// Edge cracks ([`classify_edge_cracks`]): a line's outer end lies at most this far (µm)
+/// inside the located cladding edge…
+pub const EDGE_CRACK_INSIDE_UM: f64 = 4.5;
+/// …and at most this far outside it (a line that runs on into the ferrule is a scratch).
+pub const EDGE_CRACK_OUTSIDE_UM: f64 = 1.0;
+/// …and it runs inwards: (outer − inner radius) / length at least this (1 = straight along a
+/// radius; a chord through the axis gives 0.5).
+pub const EDGE_CRACK_MIN_RADIAL: f64 = 0.6;
+/// …and it is at least this long (µm); shorter marks at the edge are chips.
+pub const EDGE_CRACK_MIN_LENGTH_UM: f64 = 5.0;
+
+/// …and no other anomalous component lies on its line (beyond either end, within this many µm
+/// of it plus a tenth of the distance along it, and along it if it has a direction of its own):
+/// a piece of a longer scratch whose other pieces are seen is not a crack.
+pub const EDGE_CRACK_COLLINEAR_UM: f64 = 2.0;
+
+/// Call a line that starts at the cladding edge and runs inwards a crack: the shape of a
+/// fracture growing from the glass's edge, where a polishing scratch runs on across the
+/// boundary into the ferrule and across the fiber. A crack is graded as a defect by its max
+/// Feret diameter (like the model's crack output, [`classify_cracks`]), not as a scratch by
+/// its width: a 1.5 µm wide, 20 µm long edge crack in zone B fails where a scratch that wide
+/// would pass.
+///
+/// A line qualifies when it is a scratch by shape, its outer end lies between
+/// [`EDGE_CRACK_INSIDE_UM`] inside and [`EDGE_CRACK_OUTSIDE_UM`] outside the located edge,
+/// it runs inwards ((outer − inner radius) / length ≥ [`EDGE_CRACK_MIN_RADIAL`]), it is at
+/// least [`EDGE_CRACK_MIN_LENGTH_UM`] long, and no other component lies on its line
+/// ([`EDGE_CRACK_COLLINEAR_UM`]): a scratch through the fiber seen only in pieces (a dim frame,
+/// a faint stretch over the core) has pieces near the edge that run inwards too, but its other
+/// pieces lie on the same line.
+///
+/// `cladding_radius_um`: the located cladding radius in the crop's µm. Run after
+/// [`extract_defects_hysteresis`] (and [`classify_cracks`]) with the same `scratch`, before
+/// [`join_broken_scratches`] (cracks are never joined). Returns how many defects became cracks.
+pub fn classify_edge_cracks(
+    defects: &mut [Defect],
+    zone: &ContactZone,
+    cladding_radius_um: f64,
+    scratch: &DefectScratch,
+) -> usize {
+    if !(cladding_radius_um.is_finite() && cladding_radius_um > 0.0) {
+        return 0;
+    }
+    let s = zone.um_per_px;
+    let cos_max = JOIN_MAX_ANGLE_DEG.to_radians().cos();
+    let mut n = 0;
+    for i in 0..defects.len() {
+        let d = &defects[i];
+        if d.crack || d.kind != FeatureKind::Scratch {
+            continue;
+        }
+        let outer_from_edge = d.outer_radius_um - cladding_radius_um;
+        let at_edge = (-EDGE_CRACK_INSIDE_UM..=EDGE_CRACK_OUTSIDE_UM).contains(&outer_from_edge);
+        let radial = if d.length_um > 0.0 {
+            (d.outer_radius_um - d.inner_radius_um) / d.length_um
+        } else {
+            0.0
+        };
+        if !(at_edge && d.length_um >= EDGE_CRACK_MIN_LENGTH_UM && radial >= EDGE_CRACK_MIN_RADIAL)
+        {
+            continue;
+        }
+        let px = pixels_of(scratch, d.label);
+        if px.is_empty() {
+            continue;
+        }
+        let f = fragment_of(px);
+        let (lo, hi) = span_along(px, f.cx, f.cy, f.ex, f.ey);
+        let on_its_line = defects.iter().enumerate().any(|(j, o)| {
+            if j == i {
+                return false;
+            }
+            let g = fragment_of(pixels_of(scratch, o.label));
+            if !g.joinable {
+                return false;
+            }
+            let (dx, dy) = (g.cx - f.cx, g.cy - f.cy);
+            let t = dx * f.ex + dy * f.ey;
+            let off = (dx * f.ey - dy * f.ex).abs();
+            let beyond = t > hi || t < lo;
+            let near =
+                off * s <= EDGE_CRACK_COLLINEAR_UM + 0.1 * t.abs() * s + g.reach.min(3.0) * s;
+            let along =
+                g.ratio < JOIN_ELONGATED_RATIO || (g.ex * f.ex + g.ey * f.ey).abs() >= cos_max;
+            beyond && near && along
+        });
+        if on_its_line {
+            continue;
+        }
+        let d = &mut defects[i];
+        d.crack = true;
+        d.kind = FeatureKind::Defect;
+        d.size_um = d.feret_um;
+        n += 1;
+    }
+    n
+}
+
 /// Default largest gap (µm) bridged between two pieces of one broken scratch
 /// ([`join_broken_scratches`]; station config `[model] scratch_join_gap_um`).
 pub const DEFAULT_SCRATCH_JOIN_GAP_UM: f64 = 10.0;
@@ -1182,6 +1280,104 @@ mod tests {
         assert!(z.disk_in_view(20.0, &rows_21_up));
         assert!(!z.disk_in_view(30.0, &rows_21_up));
         assert!(z.disk_in_view(60.0, &CropRect::full(n, n)));
+    }
+
+    #[test]
+    fn a_line_from_the_cladding_edge_inwards_is_a_crack_and_other_lines_stay_scratches() {
+        let n = 160;
+        let z = ContactZone::new(n, n, 1.0, 75.0);
+        let r_clad = 62.5;
+        let c = n / 2;
+        let mut map = vec![0.0f32; n * n];
+        let mut line = |pts: &mut dyn Iterator<Item = (usize, usize)>| {
+            for (u, v) in pts {
+                map[v * n + u] = 0.9;
+            }
+        };
+        // 1 (east): along a radius from the edge (62 µm) inwards to 40 µm: a crack
+        line(&mut (c + 40..=c + 61).map(|u| (u, c)));
+        // 2 (north): across zone B, 50 µm from the axis, nowhere near the edge: a scratch
+        line(&mut (c - 10..=c + 10).map(|u| (u, c - 50)));
+        // 3 (south): along a radius, but on across the edge into the ferrule (to 70 µm)
+        line(&mut (c + 40..=c + 70).map(|v| (c, v)));
+        // 4 (west): at the edge, but along it (tangential); its centre is on line 1's line,
+        // but it lies across that line, not along it
+        line(&mut (c - 6..=c + 6).map(|v| (c - 61, v)));
+        // 5 (north-east): radial at the edge but 3 px (4 µm) long: a chip's size
+        line(&mut (0..3).map(|k| (c + 43 + k, c - 43 - k)));
+        let mut scratch = DefectScratch::default();
+        let mut out = Vec::new();
+        extract_defects(&map, &z, 0.5, &mut scratch, &mut out);
+        assert_eq!(out.len(), 5);
+        let before = out.clone();
+        let find = |ds: &[Defect], u0: usize, v0: usize| {
+            ds.iter()
+                .find(|d| d.bbox_in_crop[0] == u0 as u32 && d.bbox_in_crop[1] == v0 as u32)
+                .unwrap()
+                .clone()
+        };
+        let (l1, l2, l3, l4, l5) = (
+            (c + 40, c),
+            (c - 10, c - 50),
+            (c, c + 40),
+            (c - 61, c - 6),
+            (c + 43, c - 45),
+        );
+        for (u0, v0) in [l1, l2, l3, l4] {
+            assert_eq!(
+                find(&before, u0, v0).kind,
+                FeatureKind::Scratch,
+                "line at {u0},{v0}"
+            );
+        }
+        assert_eq!(classify_edge_cracks(&mut out, &z, r_clad, &scratch), 1);
+        let crack = find(&out, l1.0, l1.1);
+        assert!(crack.crack && crack.crack_score.is_none());
+        assert_eq!(crack.kind, FeatureKind::Defect);
+        assert_eq!(crack.size_um, crack.feret_um);
+        assert!(
+            crack.size_um > 20.0,
+            "sized by its length: {}",
+            crack.size_um
+        );
+        for (u0, v0) in [l2, l3, l4, l5] {
+            let d = find(&out, u0, v0);
+            assert_eq!(d, find(&before, u0, v0), "unchanged: line at {u0},{v0}");
+        }
+        // a crack already called is left alone: a second pass finds nothing new
+        assert_eq!(classify_edge_cracks(&mut out, &z, r_clad, &scratch), 0);
+        // no located radius, nothing called
+        let mut again = before.clone();
+        assert_eq!(classify_edge_cracks(&mut again, &z, f64::NAN, &scratch), 0);
+        assert_eq!(classify_edge_cracks(&mut again, &z, 0.0, &scratch), 0);
+        assert_eq!(again, before);
+        // with the edge 10 µm farther out, line 1 stops well inside the glass (a scratch) and
+        // line 3 now ends 2 µm inside the edge (a crack)
+        let mut far = before.clone();
+        assert_eq!(
+            classify_edge_cracks(&mut far, &z, r_clad + 10.0, &scratch),
+            1
+        );
+        assert!(!find(&far, l1.0, l1.1).crack);
+        assert!(find(&far, l3.0, l3.1).crack);
+
+        // A scratch through the fiber seen in two pieces (its middle too faint): the piece at
+        // the edge runs inwards like line 1, but the other piece lies on its line.
+        let mut map = vec![0.0f32; n * n];
+        for u in (c + 45..=c + 61).chain(c - 20..=c + 10) {
+            map[c * n + u] = 0.9;
+        }
+        let mut out = Vec::new();
+        extract_defects(&map, &z, 0.5, &mut scratch, &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(classify_edge_cracks(&mut out, &z, r_clad, &scratch), 0);
+        // …and without the other piece the edge piece alone is a crack
+        let mut map = vec![0.0f32; n * n];
+        for u in c + 45..=c + 61 {
+            map[c * n + u] = 0.9;
+        }
+        extract_defects(&map, &z, 0.5, &mut scratch, &mut out);
+        assert_eq!(classify_edge_cracks(&mut out, &z, r_clad, &scratch), 1);
     }
 
     #[test]

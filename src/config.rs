@@ -29,6 +29,7 @@
 //! scratch_join_gap_um = 10.0    # pieces of a broken scratch this close are one scratch; 0 = off
 //! flips = 1                     # 2 / 4: also run on the mirrored crop(s), maps averaged
 //! edge_scan = true              # the cladding-edge scan adds to the image score (chips at the edge)
+//! edge_cracks = true            # a line from the cladding edge inwards is graded as a crack
 //!
 //! [locate]
 //! min_confidence = 0.5
@@ -246,6 +247,9 @@ pub struct ModelSection {
     /// The cladding-edge scan (`inspect::edge_ring`): a notch or mark along the cladding edge
     /// raises the image score (not the map, the defects or the verdict).
     pub edge_scan: bool,
+    /// Edge cracks (`anomaly::classify_edge_cracks`): a line that starts at the cladding edge
+    /// and runs inwards is graded as a crack (a defect sized by its length), not a scratch.
+    pub edge_cracks: bool,
 }
 
 impl Default for ModelSection {
@@ -258,6 +262,7 @@ impl Default for ModelSection {
             scratch_join_gap_um: crate::anomaly::DEFAULT_SCRATCH_JOIN_GAP_UM,
             flips: 1,
             edge_scan: true,
+            edge_cracks: true,
         }
     }
 }

@@ -253,6 +253,8 @@ pub struct Inspector {
     flips: usize,
     /// `[model] edge_scan`: the cladding-edge scan adds to the image score.
     edge_scan: bool,
+    /// `[model] edge_cracks`: lines from the cladding edge inwards are graded as cracks.
+    edge_cracks: bool,
     edge_ring: edge_ring::EdgeRing,
     zone: ContactZone,
     /// The last frame's crop pixels inside the camera frame.
@@ -328,6 +330,7 @@ impl Inspector {
             scratch_join_gap_um: cfg.model.scratch_join_gap_um,
             flips: cfg.model.flips,
             edge_scan: cfg.model.edge_scan,
+            edge_cracks: cfg.model.edge_cracks,
             edge_ring: edge_ring::EdgeRing::new(),
             in_view: CropRect::full(w, h),
             zone,
@@ -765,6 +768,20 @@ impl Inspector {
                     &self.zone,
                     cs.min_mean as f32,
                     &self.defect_scratch,
+                );
+            }
+        }
+        if self.edge_cracks {
+            let cracks = anomaly::classify_edge_cracks(
+                &mut self.defects,
+                &self.zone,
+                loc.cladding_radius_px * self.scale.um_per_px_x,
+                &self.defect_scratch,
+            );
+            if cracks > 0 {
+                debug!(
+                    cracks,
+                    "lines from the cladding edge inwards graded as cracks"
                 );
             }
         }
