@@ -405,8 +405,12 @@ fn print_human(out: &mut impl Write, image: &str, insp: &Inspection) -> std::io:
     for d in &insp.defects {
         writeln!(
             out,
-            "  {:?} zone {} {:.1} µm score {:.3} bbox {:?}{}",
-            d.kind,
+            "  {} zone {} {:.1} µm score {:.3} bbox {:?}{}",
+            if d.crack {
+                "Crack".to_string()
+            } else {
+                format!("{:?}", d.kind)
+            },
             d.zone.map(|z| z.to_string()).unwrap_or_else(|| "-".into()),
             d.size_um,
             d.score,
