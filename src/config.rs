@@ -20,6 +20,7 @@
 //! trt_workspace_mb = 1024
 //! intra_threads = 0             # 0 = ONNX Runtime's default
 //! malloc_mmap_threshold_kb = 4096  # `endface run`: bound memory (glibc mmap threshold); 0 = glibc default
+//! cpu_mem_arena = true          # ONNX Runtime keeps the model's work buffers between runs
 //!
 //! [model]
 //! manifest = "models/endface-student.manifest.json"
@@ -184,8 +185,12 @@ pub struct RuntimeSection {
     pub intra_threads: usize,
     /// `endface run` only (glibc): blocks above this many KiB are mmapped and returned to the
     /// kernel when freed, which keeps the daemon's memory bounded (src/sysmem.rs). 0 = glibc's
-    /// dynamic threshold (faster model runs on the CPU provider, RSS not bounded).
+    /// dynamic threshold (RSS not bounded).
     pub malloc_mmap_threshold_kb: u32,
+    /// ONNX Runtime's CPU memory arena: the model's work buffers are kept from run to run
+    /// instead of allocated and freed on each (off: the model run is 25-35 % slower on the
+    /// CPU provider under a fixed `malloc_mmap_threshold_kb`; BENCHMARKS.md "Memory").
+    pub cpu_mem_arena: bool,
 }
 
 impl Default for RuntimeSection {
@@ -204,6 +209,7 @@ impl Default for RuntimeSection {
             device_id: 0,
             intra_threads: 0,
             malloc_mmap_threshold_kb: 4096,
+            cpu_mem_arena: true,
         }
     }
 }

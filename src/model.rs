@@ -792,7 +792,13 @@ fn register_providers(
             ProviderKind::Cuda => ort::ep::CUDA::default()
                 .with_device_id(rt.device_id)
                 .register(builder),
-            ProviderKind::Cpu => ort::ep::CPU::default().register(builder),
+            // ort's `CPU::default()` turns ONNX Runtime's CPU arena *off*: then the model's
+            // activation block (26.5 MB for the shipped model) is malloc'ed and freed on every
+            // run, and page-faulted afresh once the daemon fixes malloc's mmap threshold
+            // (model run +25-35 % on x86; BENCHMARKS.md "Memory").
+            ProviderKind::Cpu => ort::ep::CPU::default()
+                .with_arena_allocator(rt.cpu_mem_arena)
+                .register(builder),
         };
         match result {
             Ok(()) => {

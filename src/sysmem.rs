@@ -5,9 +5,11 @@
 //! on the heap, where they fragment across threads' arenas: a daemon on the synthetic camera
 //! peaked at 160–190 MB after 200 frames and at 285 MB (VmHWM) in a 10-minute soak. A fixed
 //! threshold sends every block above it to mmap, returned to the kernel when freed: peak RSS
-//! ~100 MB at 4 MiB, ~71 MB at 256 KiB, at the price of page faults on each run's fresh buffers
-//! (model run +15 % on the x86 CPU provider; BENCHMARKS.md "Memory"). `[runtime]
-//! malloc_mmap_threshold_kb` chooses; 0 leaves glibc's dynamic threshold.
+//! ~100 MB at 4 MiB, ~71 MB at 256 KiB. That cost page faults on each run's fresh buffers
+//! (model run +25-35 % on the x86 CPU provider) as long as ONNX Runtime's CPU arena was off;
+//! with it on (`[runtime] cpu_mem_arena`, the default since session 21) the model's buffers are
+//! kept between runs and the threshold costs nothing measurable (BENCHMARKS.md "Memory").
+//! `[runtime] malloc_mmap_threshold_kb` chooses; 0 leaves glibc's dynamic threshold.
 
 /// Outcome of [`set_mmap_threshold`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
