@@ -353,6 +353,14 @@ pub struct Defect {
 }
 
 impl Defect {
+    /// Mark it a crack: graded as a defect by its max Feret diameter, whatever its shape (a
+    /// thin crack would otherwise be a scratch sized by its width).
+    fn grade_as_crack(&mut self) {
+        self.crack = true;
+        self.kind = FeatureKind::Defect;
+        self.size_um = self.feret_um;
+    }
+
     /// The grading view of this defect.
     pub fn feature(&self) -> crate::grade::Feature {
         crate::grade::Feature {
@@ -585,10 +593,8 @@ pub fn classify_cracks(
         }
         let mean = (sum / px.len() as f64) as f32;
         d.crack_score = Some(mean);
-        d.crack = mean >= min_mean;
-        if d.crack {
-            d.kind = FeatureKind::Defect;
-            d.size_um = d.feret_um;
+        if mean >= min_mean {
+            d.grade_as_crack();
         }
     }
 }
@@ -683,9 +689,7 @@ pub fn classify_edge_cracks(
             continue;
         }
         let d = &mut defects[i];
-        d.crack = true;
-        d.kind = FeatureKind::Defect;
-        d.size_um = d.feret_um;
+        d.grade_as_crack();
         n += 1;
     }
     n
