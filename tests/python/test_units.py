@@ -208,6 +208,43 @@ def test_grooves_are_masked_edge_to_edge_sized_in_micrometres_and_off_by_default
         assert a[2] == b[2] and np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
 
 
+def test_faint_spots_are_small_faint_visible_and_off_by_default():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(11)
+    img = np.full((128, 128), 0.45, np.float32)
+    s = 0.66
+    sizes, rel = [], []
+    for _ in range(150):
+        out, m = pseudo.faint_spot(img, rng, s)
+        assert m.any()
+        lab, n = ndimage.label(m)
+        for i in range(1, n + 1):
+            sizes.append(2.0 * np.sqrt((lab == i).sum() / np.pi) * s)
+        rel.append(float(np.abs(out - img)[m].max() / 0.45))
+        # what is marked is what changed: the marked pixels changed more than the rest
+        assert np.abs(out - img)[m].mean() > np.abs(out - img)[~m].mean()
+    # 1-6 µm across (a pixel at 0.66 µm/px is the smallest mask; blob outlines vary the size)
+    assert min(sizes) < 1.6 and 4.5 < max(sizes) < 9.0, (min(sizes), max(sizes))
+    # faint: 3-15 % (none of the `spot` family's 25-95 %; two spots of a group may overlap and
+    # add up), and the faintest ones present
+    assert min(rel) < 0.06 and max(rel) < 0.3 and np.median(rel) < 0.12, (min(rel), max(rel))
+    # share 0 and the default halo leave the pseudo-defect stream exactly as it was
+    flat = np.full((96, 96), 0.5, np.float32)
+    for k in range(50):
+        a = pseudo.paint(flat, np.random.default_rng(k), (48, 48), s)
+        b = pseudo.paint(flat, np.random.default_rng(k), (48, 48), s, faint_spot_share=0.0, halo_in_mask=True)
+        assert a[2] == b[2] and np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    # halo_in_mask=False: the same picture, and the ring is no longer part of the mask
+    fewer = 0
+    for k in range(400):
+        a = pseudo.spot(flat, np.random.default_rng(k), 48, 48, 5.0)
+        b = pseudo.spot(flat, np.random.default_rng(k), 48, 48, 5.0, halo_in_mask=False)
+        assert np.array_equal(a[0], b[0]) and not (b[1] & ~a[1]).any()
+        fewer += int(a[1].sum() > b[1].sum())
+    assert 60 < fewer < 200, fewer  # 30 % of spots have a halo
+
+
 def test_bad_training_arguments_stop_with_one_usage_line(capsys):
     import pytest
 
@@ -224,7 +261,8 @@ def test_bad_training_arguments_stop_with_one_usage_line(capsys):
                         (["--finish-batch", "1000"], "--finish-batch must be between 2 and 512"),
                         (["--data-workers", "-1"], "--data-workers must be between 0 and 64"),
                         (["--local-films", "1.5"], "--local-films must be in [0, 1]"),
-                        (["--grooves", "-0.1"], "--grooves must be in [0, 1]")):
+                        (["--grooves", "-0.1"], "--grooves must be in [0, 1]"),
+                        (["--faint-spots", "2"], "--faint-spots must be in [0, 1]")):
         with pytest.raises(SystemExit) as e:
             P.parse_args(base + extra)
         assert e.value.code == 2

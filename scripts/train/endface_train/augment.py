@@ -161,7 +161,7 @@ class PairSampler:
 
     def __init__(self, frames, crop_um_per_px, crop_size, patch, seed=0, aug_strength=1.0, p_clean=0.25,
                  shift_px=12.0, p_structure=0.0, crack_classes=False, local_film_share=0.0,
-                 groove_share=0.0, camera_share=0.0):
+                 groove_share=0.0, camera_share=0.0, faint_spot_share=0.0, halo_in_mask=True):
         self.frames = frames
         self.pixels = [f.load() for f in frames]
         self.s = crop_um_per_px
@@ -181,6 +181,10 @@ class PairSampler:
         self.local_film_share = local_film_share
         # share of the single pseudo scratches drawn as flat-bottomed grooves sized in µm
         self.groove_share = groove_share
+        # share of the pseudo spots drawn as faint dust sized in µm (pseudo.faint_spot), and
+        # whether a halo ring around a spot is part of its mask
+        self.faint_spot_share = faint_spot_share
+        self.halo_in_mask = halo_in_mask
         # share of patches given another camera's response (camera_response); 0 draws nothing
         # from the random stream, so the old samples are reproduced exactly
         self.camera_share = camera_share
@@ -240,13 +244,17 @@ class PairSampler:
             defective, mask, fams = pseudo.paint(clean, rng, c, self.s, p_clean=self.p_clean,
                                                  weights=pseudo.CRACK_HEAD_WEIGHTS, crack_out=crack,
                                                  local_film_share=self.local_film_share,
-                                                 groove_share=self.groove_share)
+                                                 groove_share=self.groove_share,
+                                                 faint_spot_share=self.faint_spot_share,
+                                                 halo_in_mask=self.halo_in_mask)
             mask = mask.astype(np.uint8) + (crack & mask).astype(np.uint8)
         else:
             defective, mask, fams = pseudo.paint(clean, rng, c, self.s, p_clean=self.p_clean,
                                                  weights=pseudo.weights_for(self.local_film_share),
                                                  local_film_share=self.local_film_share,
-                                                 groove_share=self.groove_share)
+                                                 groove_share=self.groove_share,
+                                                 faint_spot_share=self.faint_spot_share,
+                                                 halo_in_mask=self.halo_in_mask)
         clean, defective = sensor(clean, defective, rng, self.strength)
         if self.camera_share > 0 and rng.random() < self.camera_share:
             clean, defective, mask = camera_response(clean, defective, mask, rng)

@@ -132,6 +132,14 @@ def parse_args(argv=None):
                         "wide, 3-20 grey levels deep, solid, dashed or speckled, masked edge to edge (the "
                         "Gaussian pseudo scratches are mostly < 2 µm wide, and the map measured wide scratches "
                         "narrow); 0 keeps the old random stream")
+    p.add_argument("--faint-spots", type=float, default=0.0,
+                   help="share (0-1) of the pseudo spots drawn as faint dust / shallow pits sized in µm (1-6 µm, "
+                        "3-15 %% lighter or darker; the other spots are 25-95 %% darker or clearly brighter), "
+                        "alone or a few together; 0 keeps the old random stream")
+    p.add_argument("--halo-mask", choices=("ring", "spot"), default="ring",
+                   help="what a pseudo spot's halo is: 'ring' marks the ring of light around it as defect too "
+                        "(models up to 1.4.0), 'spot' marks the spot alone (the ring is lighting; a pit is "
+                        "sized without it)")
     p.add_argument("--camera-response", type=float, default=0.0,
                    help="share (0-1) of training patches given another camera's response, alike on input and "
                         "target: over-exposure with clipping, under-exposure gained back up, posterization, "
@@ -166,6 +174,8 @@ def parse_args(argv=None):
         p.error(f"--local-films must be in [0, 1] (got {args.local_films})")
     if not 0.0 <= args.camera_response <= 1.0:
         p.error(f"--camera-response must be in [0, 1] (got {args.camera_response})")
+    if not 0.0 <= args.faint_spots <= 1.0:
+        p.error(f"--faint-spots must be in [0, 1] (got {args.faint_spots})")
     if not 0.0 <= args.grooves <= 1.0:
         p.error(f"--grooves must be in [0, 1] (got {args.grooves})")
     if not 0.0 <= args.structure_patches <= 1.0:
@@ -250,11 +260,14 @@ def install_check(onnx_student, hold_crops, disk, cfg, image_threshold=None, min
         image_threshold = float(np.quantile(good, 1 - cfg["target_frr"], method="higher"))
     share = cfg.get("local_film_share", 0.0)
     grooves = cfg.get("groove_share", 0.0)
+    faint = cfg.get("faint_spot_share", 0.0)
+    halo_in_mask = cfg.get("halo_mask", "ring") == "ring"
     scores, labels, img_scores, n = [], [], [], 0
     while n < max(min_crops, len(hold_crops)):
         for c in hold_crops:
             x, m, _ = PS.paint(c, rng, (size / 2.0, size / 2.0), cfg["crop_um_per_px"], p_clean=0.0,
-                               weights=PS.weights_for(share), local_film_share=share, groove_share=grooves)
+                               weights=PS.weights_for(share), local_film_share=share, groove_share=grooves,
+                               faint_spot_share=faint, halo_in_mask=halo_in_mask)
             m = m & disk
             if not m.any():
                 continue
@@ -420,11 +433,14 @@ def main(argv=None):
         cfg["patch"] = args.patch
     cfg["local_film_share"] = args.local_films
     cfg["groove_share"] = args.grooves
+    cfg["faint_spot_share"] = args.faint_spots
+    cfg["halo_mask"] = args.halo_mask
     cfg["camera_share"] = args.camera_response
     sampler = A.PairSampler(train_frames, cfg["crop_um_per_px"], cfg["crop_size"], cfg["patch"], seed=cfg["seed"],
                             p_structure=args.structure_patches, crack_classes=args.crack_head or args.crack_head_only,
                             local_film_share=args.local_films, groove_share=args.grooves,
-                            camera_share=args.camera_response)
+                            camera_share=args.camera_response, faint_spot_share=args.faint_spots,
+                            halo_in_mask=args.halo_mask == "ring")
     cfg["crack_head"] = args.crack_head or args.crack_head_only
     cfg["crack_head_only"] = args.crack_head_only
     hold_crops = crops_of(hold_frames, cfg)
@@ -599,6 +615,9 @@ def main(argv=None):
                              if cfg.get("local_film_share", 0) > 0 else "")
                           + (f"; {cfg['groove_share']:.0%} of single scratches as flat grooves 1.5-7 µm wide"
                              if cfg.get("groove_share", 0) > 0 else "")
+                          + (f"; {cfg['faint_spot_share']:.0%} of spots as faint dust 1-6 µm (3-15 %)"
+                             if cfg.get("faint_spot_share", 0) > 0 else "")
+                          + ("; a spot's halo ring not marked as defect" if cfg.get("halo_mask", "ring") == "spot" else "")
                           + (f"; {cfg['camera_share']:.0%} of patches with another camera's response (clipping, "
                              "re-gained under-exposure, posterization, JPEG, banding, column offsets, stuck pixels)"
                              if cfg.get("camera_share", 0) > 0 else ""),

@@ -325,7 +325,10 @@ def _blob(h, w, rng, cx, cy, r, aspect=None, irregular=True):
     return rr
 
 
-def spot(img, rng, cx=None, cy=None, r=None):
+def spot(img, rng, cx=None, cy=None, r=None, halo_in_mask=True):
+    """A pit or particle. A halo (30 % of spots) is part of the mask unless `halo_in_mask` is
+    False: then only the spot itself is the defect and the ring is a lighting effect around it
+    (how the IEC tables size a pit)."""
     h, w = img.shape
     cx = rng.uniform(0, w) if cx is None else cx
     cy = rng.uniform(0, h) if cy is None else cy
@@ -345,22 +348,56 @@ def spot(img, rng, cx=None, cy=None, r=None):
     if rng.random() < 0.3:  # halo
         ring = np.exp(-0.5 * ((rr - r - 1.5 * soft - 1) / (0.8 + 0.3 * r / 4)) ** 2)
         out = out + np.sign(img.mean() - target.mean() + 1e-6) * rng.uniform(0.03, 0.15) * ring
-        mask |= ring > 0.5
+        if halo_in_mask:
+            mask |= ring > 0.5
     if not mask.any():
         iy, ix = int(np.clip(round(cy), 0, h - 1)), int(np.clip(round(cx), 0, w - 1))
         mask[iy, ix] = abs(out[iy, ix] - img[iy, ix]) > 0.01
     return np.clip(out, 0, 1).astype(np.float32), mask
 
 
-def cluster(img, rng):
+def cluster(img, rng, halo_in_mask=True):
     h, w = img.shape
     cx, cy = rng.uniform(0, w), rng.uniform(0, h)
     spread = rng.uniform(4, 25)
     out, mask = img, np.zeros_like(img, bool)
     for _ in range(int(rng.integers(3, 10))):
-        out, m = spot(out, rng, cx + rng.normal(0, spread), cy + rng.normal(0, spread), float(np.exp(rng.uniform(np.log(0.7), np.log(3.5)))))
+        out, m = spot(out, rng, cx + rng.normal(0, spread), cy + rng.normal(0, spread), float(np.exp(rng.uniform(np.log(0.7), np.log(3.5)))),
+                      halo_in_mask=halo_in_mask)
         mask |= m
     return out, mask
+
+
+def faint_spot(img, rng, crop_um_per_px, halo_in_mask=True):
+    """Faint dust and shallow pits sized in µm: 1-6 µm across, 3-15 % lighter or darker than what
+    they cover (the `spot` family is 25-95 % darker or 8-60 % of full scale brighter), alone or a
+    few together. The smaller the spot the stronger its least contrast (0.10 / d_um), so that
+    what is painted is what a camera could show."""
+    h, w = img.shape
+    n = 1 if rng.random() < 0.7 else int(rng.integers(2, 6))
+    cx0, cy0 = rng.uniform(0, w), rng.uniform(0, h)
+    spread = rng.uniform(3.0, 15.0) / crop_um_per_px
+    out, mask = img, np.zeros((h, w), bool)
+    for i in range(n):
+        d_um = float(np.exp(rng.uniform(np.log(1.0), np.log(6.0))))
+        r = max(0.5 * d_um / crop_um_per_px, 0.5)
+        cx, cy = (cx0, cy0) if i == 0 else (cx0 + rng.normal(0, spread), cy0 + rng.normal(0, spread))
+        rr = _blob(h, w, rng, cx, cy, r)
+        alpha = _sigmoid(-(rr - r) / rng.uniform(0.2, 0.8))
+        lo = max(0.03, 0.10 / d_um)
+        c = (-1.0 if rng.random() < 0.65 else 1.0) * float(np.exp(rng.uniform(np.log(lo), np.log(0.15))))
+        out = out * (1 + c * alpha)
+        m = alpha > 0.5
+        if not m.any():
+            iy, ix = int(np.clip(round(cy), 0, h - 1)), int(np.clip(round(cx), 0, w - 1))
+            m[iy, ix] = True
+        if rng.random() < 0.2:  # a faint ring of light around it
+            ring = np.exp(-0.5 * ((rr - r - 1.0) / 0.9) ** 2)
+            out = out - np.sign(c) * rng.uniform(0.01, 0.05) * ring
+            if halo_in_mask:
+                m |= ring > 0.5
+        mask |= m
+    return np.clip(out, 0, 1).astype(np.float32), mask
 
 
 def film(img, rng):
@@ -456,13 +493,15 @@ CRACK_HEAD_WEIGHTS = (0.28, 0.06, 0.16, 0.19, 0.06, 0.17, 0.06, 0.10)
 
 
 def paint(img, rng, fiber_center, crop_um_per_px, p_clean=0.25, weights=DEFAULT_WEIGHTS, crack_out=None,
-          local_film_share=0.0, groove_share=0.0):
+          local_film_share=0.0, groove_share=0.0, faint_spot_share=0.0, halo_in_mask=True):
     """Paint 0-3 pseudo-defects. Returns (defective, mask, list of family names). With
     `crack_out` (a bool array of the image's shape) the pixels of the "crack" family are also
     set there (cleared first): the class target of the student's crack head. A share
     `local_film_share` of the "film" family is painted by `local_film` (sized in µm) instead of
     `film` (a share of the patch), and a share `groove_share` of the "scratch" family by `groove`
-    (a flat-bottomed line sized in µm); at 0 the random stream is the same as before each existed."""
+    (a flat-bottomed line sized in µm), and a share `faint_spot_share` of the "spot" family by
+    `faint_spot` (faint dust sized in µm); at 0 the random stream is the same as before each
+    existed. `halo_in_mask=False` leaves the halo ring around a spot out of the mask."""
     h, w = img.shape
     mask = np.zeros((h, w), bool)
     if crack_out is not None:
@@ -485,9 +524,12 @@ def paint(img, rng, fiber_center, crop_um_per_px, p_clean=0.25, weights=DEFAULT_
         elif fam == "crack":
             out, m = scratch(out, rng, crack=True)
         elif fam == "spot":
-            out, m = spot(out, rng)
+            if faint_spot_share > 0 and rng.random() < faint_spot_share:
+                out, m = faint_spot(out, rng, crop_um_per_px, halo_in_mask=halo_in_mask)
+            else:
+                out, m = spot(out, rng, halo_in_mask=halo_in_mask)
         elif fam == "cluster":
-            out, m = cluster(out, rng)
+            out, m = cluster(out, rng, halo_in_mask=halo_in_mask)
         elif fam == "draem":
             out, m = draem_blend(out, rng)
         elif fam == "film":
