@@ -339,6 +339,9 @@ pub struct Defect {
     /// The model calls it a crack: graded as a defect by its max Feret diameter whatever its
     /// shape (a thin crack would otherwise be a scratch sized by its width).
     pub crack: bool,
+    /// Measured without the ring of the opposite polarity around it ([`size_spots_without_halo`]):
+    /// `size_um` and `feret_um` are of what lies inside the ring.
+    pub halo: bool,
     /// Max of the anomaly map over the component.
     pub score: f32,
     /// Inclusive box in crop pixels `[u0, v0, u1, v1]`.
@@ -395,6 +398,9 @@ struct MeasureScratch {
     hull: Vec<(i64, i64)>,
     row_lo: Vec<u32>,
     row_hi: Vec<u32>,
+    /// A spot's pixels inside its halo ([`size_spots_without_halo`]) and the flood's stack.
+    core: Vec<(u32, u32)>,
+    stack: Vec<usize>,
 }
 
 /// Connected components (8-connectivity) of `map > pixel_threshold` inside the zone (the map
@@ -556,6 +562,7 @@ fn measure(
         outer_radius_um: r_max + s / 2.0,
         crack_score: None,
         crack: false,
+        halo: false,
         score,
         bbox_in_crop: [u0, v0, u1, v1],
         area_px,
@@ -691,6 +698,155 @@ pub fn classify_edge_cracks(
         let d = &mut defects[i];
         d.grade_as_crack();
         n += 1;
+    }
+    n
+}
+
+/// Halos ([`size_spots_without_halo`]): a pixel is of the opposite polarity when its residual
+/// (input − reconstruction) is against the spot's peak by more than this share of the peak…
+pub const HALO_OPPOSITE_SHARE: f32 = 0.15;
+/// …and by more than this many grey levels (of 255; the sensor's noise stays under it).
+pub const HALO_OPPOSITE_MIN_GREY: f32 = 3.0;
+/// A spot is measured without its halo when at least this share of its pixels is of the
+/// opposite polarity…
+pub const HALO_MIN_SHARE: f64 = 0.15;
+/// …and its peak residual is at least this many grey levels (a fainter spot has no halo to
+/// speak of)…
+pub const HALO_MIN_PEAK_GREY: f32 = 8.0;
+/// …and the opposite pixels surround it: they lie in at least this many of 8 sectors (45°)
+/// around the peak. A particle lit from one side has a bright face next to its dark one; that
+/// face is the particle, not a ring around it.
+pub const HALO_MIN_SECTORS: u32 = 6;
+
+/// Measure a spot without the ring of light around it. A pit seen under coaxial light is often
+/// ringed by a thin line of the opposite polarity (a dark pit in a bright ring, from its
+/// rounded rim and from defocus); the map marks the ring as anomalous too, so the component is
+/// the ring's outer diameter — a 3 µm pit with its halo measures 6–7 µm and fails a zone-B
+/// 5 µm limit. IEC sizes the pit. For a spot (a defect by shape, not a crack) whose residual
+/// `input − reconstruction` has a clear peak ([`HALO_MIN_PEAK_GREY`]) and whose pixels are for
+/// a good share ([`HALO_MIN_SHARE`]) clearly of the other sign ([`HALO_OPPOSITE_SHARE`],
+/// [`HALO_OPPOSITE_MIN_GREY`]) and surround the peak ([`HALO_MIN_SECTORS`]), the size becomes the max Feret diameter of the pixels of the
+/// peak's sign connected to the peak (8-connectivity) — what lies inside the ring. A spot
+/// without such a ring keeps its size (its soft edge has the peak's sign, or none).
+///
+/// `input` and `reconstruction` are the model's input and reconstruction output on the crop
+/// (the same normalization, `scale` grey levels per unit: 127.5 for (p/255 − 0.5)/0.5), with
+/// the map's H x W. Run after [`extract_defects_hysteresis`] with the same `scratch` and before
+/// [`join_broken_scratches`]. Returns how many spots were measured without a halo; each has
+/// `halo` set and `size_um` / `feret_um` of what is inside it.
+pub fn size_spots_without_halo(
+    defects: &mut [Defect],
+    zone: &ContactZone,
+    input: &[f32],
+    reconstruction: &[f32],
+    scale: f32,
+    scratch: &mut DefectScratch,
+) -> usize {
+    let w = zone.width;
+    let n_px = w * zone.height;
+    if input.len() != n_px || reconstruction.len() != n_px || scale.is_nan() || scale <= 0.0 {
+        return 0;
+    }
+    let s = zone.um_per_px;
+    let mut n = 0;
+    for d in defects.iter_mut() {
+        if d.kind != FeatureKind::Defect || d.crack || d.fragments != 1 {
+            continue;
+        }
+        let DefectScratch {
+            offsets,
+            pixels,
+            measure: ms,
+            ..
+        } = &mut *scratch;
+        let k = d.label as usize;
+        let Some(px) = offsets
+            .get(k)
+            .zip(offsets.get(k + 1))
+            .and_then(|(&a, &b)| pixels.get(a..b))
+        else {
+            continue;
+        };
+        if px.len() < 4 {
+            continue;
+        }
+        let res = |(u, v): (u32, u32)| {
+            let i = v as usize * w + u as usize;
+            (input[i] - reconstruction[i]) * scale
+        };
+        let (mut peak_at, mut peak) = (px[0], 0.0f32);
+        for &p in px {
+            let r = res(p);
+            if r.abs() > peak.abs() {
+                (peak_at, peak) = (p, r);
+            }
+        }
+        if peak.abs() < HALO_MIN_PEAK_GREY || peak.is_nan() {
+            continue;
+        }
+        let sign = peak.signum();
+        let against = (HALO_OPPOSITE_SHARE * peak.abs()).max(HALO_OPPOSITE_MIN_GREY);
+        let (mut opposite, mut sectors) = (0usize, 0u8);
+        for &p in px.iter().filter(|&&p| -res(p) * sign > against) {
+            opposite += 1;
+            let (dx, dy) = (p.0 as f64 - peak_at.0 as f64, p.1 as f64 - peak_at.1 as f64);
+            let a = dy.atan2(dx) + std::f64::consts::PI; // 0..=2π
+            sectors |= 1 << ((a / std::f64::consts::FRAC_PI_4) as u32).min(7);
+        }
+        if (opposite as f64) < HALO_MIN_SHARE * px.len() as f64
+            || sectors.count_ones() < HALO_MIN_SECTORS
+        {
+            continue;
+        }
+        // Flood the peak's sign from the peak, inside the component's box.
+        let [u0, v0, u1, v1] = d.bbox_in_crop;
+        let bw = (u1 - u0 + 1) as usize;
+        let bh = (v1 - v0 + 1) as usize;
+        ms.grid.clear();
+        ms.grid.resize(bw * bh, 0);
+        for &p in px {
+            if res(p) * sign > 0.0 {
+                ms.grid[(p.1 - v0) as usize * bw + (p.0 - u0) as usize] = 1;
+            }
+        }
+        ms.core.clear();
+        ms.stack.clear();
+        let start = (peak_at.1 - v0) as usize * bw + (peak_at.0 - u0) as usize;
+        ms.grid[start] = 2;
+        ms.stack.push(start);
+        while let Some(i) = ms.stack.pop() {
+            let (x, y) = (i % bw, i / bw);
+            ms.core.push(((x as u32) + u0, (y as u32) + v0));
+            for dy in -1i64..=1 {
+                for dx in -1i64..=1 {
+                    let (nx, ny) = (x as i64 + dx, y as i64 + dy);
+                    if nx < 0 || ny < 0 || nx >= bw as i64 || ny >= bh as i64 {
+                        continue;
+                    }
+                    let j = ny as usize * bw + nx as usize;
+                    if ms.grid[j] == 1 {
+                        ms.grid[j] = 2;
+                        ms.stack.push(j);
+                    }
+                }
+            }
+        }
+        if ms.core.len() >= px.len() {
+            continue;
+        }
+        let (cv0, cv1) = ms
+            .core
+            .iter()
+            .fold((u32::MAX, 0u32), |(a, b), &(_, v)| (a.min(v), b.max(v)));
+        let core = std::mem::take(&mut ms.core);
+        let feret_um = max_feret_px(&core, cv0, cv1, ms) * s;
+        ms.core = core;
+        if feret_um < d.feret_um {
+            d.feret_um = feret_um;
+            d.size_um = feret_um;
+            d.halo = true;
+            n += 1;
+        }
     }
     n
 }
@@ -1693,6 +1849,101 @@ mod tests {
         let sum: f32 = img.iter().sum();
         assert!((sum - 1.0).abs() < 1e-4, "{sum}");
         assert!(img[3 * w + 4] > img[3 * w + 5] && img[3 * w + 5] > img[3 * w + 6]);
+    }
+
+    /// A spot at (cx, cy) in an n x n crop at 0.5 µm/px: the map marks radius `r_map` px, the
+    /// input differs from a flat reconstruction by `core` grey levels inside radius `r_core`
+    /// and by `ring` grey levels from there out to `r_map` (plus a line scratch elsewhere).
+    fn halo_case(r_core: f64, r_map: f64, core: f32, ring: f32) -> (Vec<Defect>, usize) {
+        halo_case_with(r_core, r_map, core, ring, |_, _| true)
+    }
+
+    /// [`halo_case`] with the ring's grey levels only where `ring_at(u, v)` (the rest of the
+    /// marked pixels out to `r_map` stay at the reconstruction).
+    fn halo_case_with(
+        r_core: f64,
+        r_map: f64,
+        core: f32,
+        ring: f32,
+        ring_at: impl Fn(usize, usize) -> bool,
+    ) -> (Vec<Defect>, usize) {
+        let n = 101;
+        let z = zone(n, 0.5);
+        let mut map = vec![0.0f32; n * n];
+        let rec = vec![0.0f32; n * n];
+        let mut input = vec![0.0f32; n * n];
+        let grey = 127.5f32;
+        for v in 0..n {
+            for u in 0..n {
+                let r = (u as f64 - 60.0).hypot(v as f64 - 40.0);
+                if r <= r_map {
+                    map[v * n + u] = 0.99;
+                    input[v * n + u] = if r <= r_core {
+                        core / grey
+                    } else if ring_at(u, v) {
+                        ring / grey
+                    } else {
+                        0.0
+                    };
+                }
+                // a dark line scratch, 2 px wide, far from the spot: never resized
+                if (30..70).contains(&u) && (70..72).contains(&v) {
+                    map[v * n + u] = 0.99;
+                    input[v * n + u] = -40.0 / grey;
+                }
+            }
+        }
+        let mut scratch = DefectScratch::default();
+        let mut out = Vec::new();
+        extract_defects(&map, &z, 0.5, &mut scratch, &mut out);
+        let k = size_spots_without_halo(&mut out, &z, &input, &rec, grey, &mut scratch);
+        (out, k)
+    }
+
+    #[test]
+    fn a_spot_is_sized_inside_the_ring_of_opposite_polarity_around_it() {
+        let spot = |d: &[Defect]| {
+            d.iter()
+                .find(|d| d.kind == FeatureKind::Defect)
+                .cloned()
+                .unwrap()
+        };
+        // a dark 3 µm pit (radius 3 px) in a bright ring out to 6.5 px: 6.5 µm as marked, ~3 µm inside
+        let (d, k) = halo_case(3.0, 6.5, -40.0, 12.0);
+        assert_eq!(k, 1);
+        let p = spot(&d);
+        assert!(p.halo && (p.size_um - 3.5).abs() < 0.6, "{p:?}");
+        assert_eq!(p.size_um, p.feret_um);
+        assert!(
+            (p.area_um2 - std::f64::consts::PI * 6.5 * 6.5 * 0.25).abs() < 3.0,
+            "area unchanged"
+        );
+        // a bright particle in a dark ring: the same
+        let (d, _) = halo_case(3.0, 6.5, 40.0, -12.0);
+        assert!(spot(&d).halo && spot(&d).size_um < 4.2);
+        // no ring (the edge has the spot's sign): unchanged
+        let (d, k) = halo_case(3.0, 6.5, -40.0, -10.0);
+        assert_eq!(k, 0);
+        assert!(!spot(&d).halo && (spot(&d).size_um - 7.0).abs() < 0.6);
+        // a ring too faint to count (2 grey levels: noise) or a spot too faint (6 grey levels)
+        assert_eq!(halo_case(3.0, 6.5, -40.0, 2.0).1, 0);
+        assert_eq!(halo_case(3.0, 6.5, -6.0, 3.0).1, 0);
+        // a bright face on one side only (a particle lit from the side), not a ring: unchanged
+        let (d, k) = halo_case_with(3.0, 6.5, -40.0, 12.0, |u, _| u > 62);
+        assert_eq!(k, 0);
+        assert!(!spot(&d).halo);
+        // a thin ring (under 15 % of the spot's pixels): unchanged
+        assert_eq!(halo_case(6.2, 6.5, -40.0, 12.0).1, 0);
+        // the scratch is never touched, and a crop of the wrong size changes nothing
+        let (d, _) = halo_case(3.0, 6.5, -40.0, 12.0);
+        assert!(d.iter().any(|d| d.kind == FeatureKind::Scratch && !d.halo));
+        let z = zone(101, 0.5);
+        let mut out = d.clone();
+        let mut scratch = DefectScratch::default();
+        assert_eq!(
+            size_spots_without_halo(&mut out, &z, &[0.0; 10], &[0.0; 10], 127.5, &mut scratch),
+            0
+        );
     }
 
     #[test]

@@ -31,6 +31,7 @@
 //! flips = 1                     # 2 / 4: also run on the mirrored crop(s), maps averaged
 //! edge_scan = true              # the cladding-edge scan adds to the image score (chips at the edge)
 //! edge_cracks = true            # a line from the cladding edge inwards is graded as a crack
+//! size_without_halo = true      # a spot ringed by the opposite polarity is sized inside the ring
 //!
 //! [locate]
 //! min_confidence = 0.5
@@ -256,6 +257,9 @@ pub struct ModelSection {
     /// Edge cracks (`anomaly::classify_edge_cracks`): a line that starts at the cladding edge
     /// and runs inwards is graded as a crack (a defect sized by its length), not a scratch.
     pub edge_cracks: bool,
+    /// Halos (`anomaly::size_spots_without_halo`): a spot ringed by a line of the opposite
+    /// polarity is sized inside the ring (the pit, not its halo). Needs a reconstruction output.
+    pub size_without_halo: bool,
 }
 
 impl Default for ModelSection {
@@ -269,6 +273,7 @@ impl Default for ModelSection {
             flips: 1,
             edge_scan: true,
             edge_cracks: true,
+            size_without_halo: true,
         }
     }
 }

@@ -275,6 +275,7 @@ mod tests {
                 outer_radius_um: 43.0,
                 crack_score: None,
                 crack: false,
+                halo: false,
                 bbox_in_crop: [4, 4, 5, 5],
                 label: 1,
                 fragments: 1,

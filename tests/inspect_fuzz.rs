@@ -297,6 +297,7 @@ proptest! {
                 outer_radius_um: 2.0,
                 crack_score: None,
                 crack: false,
+                halo: false,
                 bbox_in_crop: [0, 0, 7, 7],
                 label: 1,
                 fragments: 1,

@@ -405,7 +405,7 @@ fn print_human(out: &mut impl Write, image: &str, insp: &Inspection) -> std::io:
     for d in &insp.defects {
         writeln!(
             out,
-            "  {} zone {} {:.1} µm score {:.3} bbox {:?}{}",
+            "  {} zone {} {:.1} µm{} score {:.3} bbox {:?}{}",
             if d.crack {
                 "Crack".to_string()
             } else {
@@ -413,6 +413,7 @@ fn print_human(out: &mut impl Write, image: &str, insp: &Inspection) -> std::io:
             },
             d.zone.map(|z| z.to_string()).unwrap_or_else(|| "-".into()),
             d.size_um,
+            if d.halo { " (inside its halo)" } else { "" },
             d.score,
             d.bbox,
             if d.fails { "  FAILS" } else { "" }

@@ -174,7 +174,7 @@ impl Serialize for DefectJson<'_> {
         // Every serialized field of `InspectedDefect`, in name order (a `Value` object's
         // order). A field added there must be added here: the test below and
         // tests/daemon_defects_json.rs (real inspections) compare with `to_value`.
-        let mut m = s.serialize_map(Some(17))?;
+        let mut m = s.serialize_map(Some(18))?;
         m.serialize_entry("area_um2", &d.area_um2)?;
         m.serialize_entry("bbox", &d.bbox)?;
         m.serialize_entry("bbox_in_crop", &d.bbox_in_crop)?;
@@ -184,6 +184,7 @@ impl Serialize for DefectJson<'_> {
         m.serialize_entry("fails", &d.fails)?;
         m.serialize_entry("feret_um", &d.feret_um)?;
         m.serialize_entry("fragments", &d.fragments)?;
+        m.serialize_entry("halo", &d.halo)?;
         m.serialize_entry("inner_radius_um", &d.inner_radius_um)?;
         m.serialize_entry("kind", &d.kind)?;
         m.serialize_entry("length_um", &d.length_um)?;
@@ -223,6 +224,7 @@ mod tests {
             outer_radius_um: 6.5 * f + 1.0,
             crack_score: [None, Some(0.25), Some(0.75)][i as usize % 3],
             crack: i % 3 == 2,
+            halo: false,
             bbox_in_crop: [0, i, 2 * i, 255],
             label: i + 1,
             fragments: 1 + i % 3,

@@ -109,6 +109,9 @@ pub struct InspectedDefect {
     pub crack_score: Option<f32>,
     /// The model calls it a crack: graded as a defect by its max Feret diameter.
     pub crack: bool,
+    /// Sized without the ring of the opposite polarity around it (`[model] size_without_halo`):
+    /// `size_um` and `feret_um` are of the spot inside the ring.
+    pub halo: bool,
     /// Inclusive box in crop pixels.
     pub bbox_in_crop: [u32; 4],
     /// Label of its pixels in [`Inspector::labels_in_crop`].
@@ -255,6 +258,8 @@ pub struct Inspector {
     edge_scan: bool,
     /// `[model] edge_cracks`: lines from the cladding edge inwards are graded as cracks.
     edge_cracks: bool,
+    /// `[model] size_without_halo`: a spot ringed by the opposite polarity is sized inside the ring.
+    size_without_halo: bool,
     edge_ring: edge_ring::EdgeRing,
     zone: ContactZone,
     /// The last frame's crop pixels inside the camera frame.
@@ -331,6 +336,7 @@ impl Inspector {
             flips: cfg.model.flips,
             edge_scan: cfg.model.edge_scan,
             edge_cracks: cfg.model.edge_cracks,
+            size_without_halo: cfg.model.size_without_halo,
             edge_ring: edge_ring::EdgeRing::new(),
             in_view: CropRect::full(w, h),
             zone,
@@ -785,6 +791,33 @@ impl Inspector {
                 );
             }
         }
+        if self.size_without_halo {
+            if let Some(rec) = model
+                .manifest()
+                .reconstruction_output()
+                .and_then(|n| model.output(n))
+            {
+                let grey = 255.0
+                    * model
+                        .manifest()
+                        .input
+                        .normalization
+                        .std
+                        .get(0)
+                        .unwrap_or(1.0);
+                let halos = anomaly::size_spots_without_halo(
+                    &mut self.defects,
+                    &self.zone,
+                    model.input(),
+                    rec,
+                    grey as f32,
+                    &mut self.defect_scratch,
+                );
+                if halos > 0 {
+                    debug!(halos, "spots measured without the ring around them");
+                }
+            }
+        }
         anomaly::join_broken_scratches(
             &mut self.defects,
             &self.zone,
@@ -825,6 +858,7 @@ impl Inspector {
                     outer_radius_um: d.outer_radius_um,
                     crack_score: d.crack_score,
                     crack: d.crack,
+                    halo: d.halo,
                     bbox_in_crop: d.bbox_in_crop,
                     label: d.label,
                     fragments: d.fragments,
