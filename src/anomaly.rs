@@ -398,8 +398,10 @@ struct MeasureScratch {
     hull: Vec<(i64, i64)>,
     row_lo: Vec<u32>,
     row_hi: Vec<u32>,
-    /// A spot's pixels inside its halo ([`size_spots_without_halo`]) and the flood's stack.
+    /// A spot's pixels inside its halo ([`size_spots_without_halo`]), the flood's stack and
+    /// the background ring's values.
     core: Vec<(u32, u32)>,
+    ring: Vec<f32>,
     stack: Vec<usize>,
 }
 
@@ -702,8 +704,13 @@ pub fn classify_edge_cracks(
     n
 }
 
-/// Halos ([`size_spots_without_halo`]): a pixel is of the opposite polarity when its residual
-/// (input − reconstruction) is against the spot's peak by more than this share of the peak…
+/// Halos ([`size_spots_without_halo`]): the local background is the median of the pixels
+/// more than this many…
+pub const HALO_RING_INNER_PX: u32 = 2;
+/// …and at most this many crop pixels outside the spot's box.
+pub const HALO_RING_OUTER_PX: u32 = 4;
+/// A pixel is of the opposite polarity when it differs from the background against the spot's
+/// peak by more than this share of the peak…
 pub const HALO_OPPOSITE_SHARE: f32 = 0.15;
 /// …and by more than this many grey levels (of 255; the sensor's noise stays under it).
 pub const HALO_OPPOSITE_MIN_GREY: f32 = 3.0;
@@ -720,31 +727,33 @@ pub const HALO_MIN_SECTORS: u32 = 6;
 
 /// Measure a spot without the ring of light around it. A pit seen under coaxial light is often
 /// ringed by a thin line of the opposite polarity (a dark pit in a bright ring, from its
-/// rounded rim and from defocus); the map marks the ring as anomalous too, so the component is
-/// the ring's outer diameter — a 3 µm pit with its halo measures 6–7 µm and fails a zone-B
-/// 5 µm limit. IEC sizes the pit. For a spot (a defect by shape, not a crack) whose residual
-/// `input − reconstruction` has a clear peak ([`HALO_MIN_PEAK_GREY`]) and whose pixels are for
-/// a good share ([`HALO_MIN_SHARE`]) clearly of the other sign ([`HALO_OPPOSITE_SHARE`],
-/// [`HALO_OPPOSITE_MIN_GREY`]) and surround the peak ([`HALO_MIN_SECTORS`]), the size becomes the max Feret diameter of the pixels of the
-/// peak's sign connected to the peak (8-connectivity) — what lies inside the ring. A spot
-/// without such a ring keeps its size (its soft edge has the peak's sign, or none).
+/// rounded rim and from defocus; dust often shows one too); the map marks the ring as
+/// anomalous as well, so the component is the ring's outer diameter — a 3 µm pit with its halo
+/// measures 6–7 µm and fails a zone-B 5 µm limit. IEC sizes the pit.
 ///
-/// `input` and `reconstruction` are the model's input and reconstruction output on the crop
-/// (the same normalization, `scale` grey levels per unit: 127.5 for (p/255 − 0.5)/0.5), with
-/// the map's H x W. Run after [`extract_defects_hysteresis`] with the same `scratch` and before
-/// [`join_broken_scratches`]. Returns how many spots were measured without a halo; each has
-/// `halo` set and `size_um` / `feret_um` of what is inside it.
+/// For a spot (a defect by shape, not a crack, not joined) the local background is the median
+/// of the input in a square ring just outside its box ([`HALO_RING_INNER_PX`],
+/// [`HALO_RING_OUTER_PX`]). When the spot's departure from it peaks at ≥ [`HALO_MIN_PEAK_GREY`]
+/// grey levels, ≥ [`HALO_MIN_SHARE`] of its pixels depart the other way by more than
+/// [`HALO_OPPOSITE_SHARE`] of the peak and [`HALO_OPPOSITE_MIN_GREY`], and those pixels lie all
+/// around the peak ([`HALO_MIN_SECTORS`]), the size becomes the max Feret diameter of the pixels
+/// on the peak's side connected to the peak (8-connectivity) — what lies inside the ring. A spot
+/// without such a ring keeps its size (its soft edge is on the peak's side, or level).
+///
+/// `input`: the model's input on the crop (the map's H x W; `scale` grey levels per unit, 127.5
+/// for (p/255 − 0.5)/0.5); no model output is needed. Run after [`extract_defects_hysteresis`]
+/// with the same `scratch`, before [`join_broken_scratches`]. Returns how many spots were
+/// measured without a halo; each has `halo` set and `size_um` / `feret_um` of what is inside it.
 pub fn size_spots_without_halo(
     defects: &mut [Defect],
     zone: &ContactZone,
     input: &[f32],
-    reconstruction: &[f32],
     scale: f32,
     scratch: &mut DefectScratch,
 ) -> usize {
-    let w = zone.width;
-    let n_px = w * zone.height;
-    if input.len() != n_px || reconstruction.len() != n_px || scale.is_nan() || scale <= 0.0 {
+    let (w, h) = (zone.width, zone.height);
+    let n_px = w * h;
+    if input.len() != n_px || scale.is_nan() || scale <= 0.0 {
         return 0;
     }
     let s = zone.um_per_px;
@@ -770,10 +779,25 @@ pub fn size_spots_without_halo(
         if px.len() < 4 {
             continue;
         }
-        let res = |(u, v): (u32, u32)| {
-            let i = v as usize * w + u as usize;
-            (input[i] - reconstruction[i]) * scale
-        };
+        // The local background: the median of a square ring 3-4 px outside the spot's box.
+        let [u0, v0, u1, v1] = d.bbox_in_crop;
+        let (b0, b1) = (HALO_RING_INNER_PX, HALO_RING_OUTER_PX);
+        ms.ring.clear();
+        for v in v0.saturating_sub(b1)..=(v1 + b1).min(h as u32 - 1) {
+            for u in u0.saturating_sub(b1)..=(u1 + b1).min(w as u32 - 1) {
+                let inner = u + b0 >= u0 && u <= u1 + b0 && v + b0 >= v0 && v <= v1 + b0;
+                let x = input[v as usize * w + u as usize];
+                if !inner && x.is_finite() {
+                    ms.ring.push(x);
+                }
+            }
+        }
+        if ms.ring.len() < 8 {
+            continue;
+        }
+        let mid = ms.ring.len() / 2;
+        let background = *ms.ring.select_nth_unstable_by(mid, f32::total_cmp).1;
+        let res = |(u, v): (u32, u32)| (input[v as usize * w + u as usize] - background) * scale;
         let (mut peak_at, mut peak) = (px[0], 0.0f32);
         for &p in px {
             let r = res(p);
@@ -799,7 +823,6 @@ pub fn size_spots_without_halo(
             continue;
         }
         // Flood the peak's sign from the peak, inside the component's box.
-        let [u0, v0, u1, v1] = d.bbox_in_crop;
         let bw = (u1 - u0 + 1) as usize;
         let bh = (v1 - v0 + 1) as usize;
         ms.grid.clear();
@@ -1851,8 +1874,8 @@ mod tests {
         assert!(img[3 * w + 4] > img[3 * w + 5] && img[3 * w + 5] > img[3 * w + 6]);
     }
 
-    /// A spot at (cx, cy) in an n x n crop at 0.5 µm/px: the map marks radius `r_map` px, the
-    /// input differs from a flat reconstruction by `core` grey levels inside radius `r_core`
+    /// A spot at (60, 40) in a 101 x 101 crop at 0.5 µm/px: the map marks radius `r_map` px, the
+    /// input differs from a flat background by `core` grey levels inside radius `r_core`
     /// and by `ring` grey levels from there out to `r_map` (plus a line scratch elsewhere).
     fn halo_case(r_core: f64, r_map: f64, core: f32, ring: f32) -> (Vec<Defect>, usize) {
         halo_case_with(r_core, r_map, core, ring, |_, _| true)
@@ -1870,7 +1893,6 @@ mod tests {
         let n = 101;
         let z = zone(n, 0.5);
         let mut map = vec![0.0f32; n * n];
-        let rec = vec![0.0f32; n * n];
         let mut input = vec![0.0f32; n * n];
         let grey = 127.5f32;
         for v in 0..n {
@@ -1896,7 +1918,7 @@ mod tests {
         let mut scratch = DefectScratch::default();
         let mut out = Vec::new();
         extract_defects(&map, &z, 0.5, &mut scratch, &mut out);
-        let k = size_spots_without_halo(&mut out, &z, &input, &rec, grey, &mut scratch);
+        let k = size_spots_without_halo(&mut out, &z, &input, grey, &mut scratch);
         (out, k)
     }
 
@@ -1941,7 +1963,7 @@ mod tests {
         let mut out = d.clone();
         let mut scratch = DefectScratch::default();
         assert_eq!(
-            size_spots_without_halo(&mut out, &z, &[0.0; 10], &[0.0; 10], 127.5, &mut scratch),
+            size_spots_without_halo(&mut out, &z, &[0.0; 10], 127.5, &mut scratch),
             0
         );
     }

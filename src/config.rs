@@ -258,7 +258,7 @@ pub struct ModelSection {
     /// and runs inwards is graded as a crack (a defect sized by its length), not a scratch.
     pub edge_cracks: bool,
     /// Halos (`anomaly::size_spots_without_halo`): a spot ringed by a line of the opposite
-    /// polarity is sized inside the ring (the pit, not its halo). Needs a reconstruction output.
+    /// polarity is sized inside the ring (the pit, not its halo).
     pub size_without_halo: bool,
 }
 

@@ -792,30 +792,17 @@ impl Inspector {
             }
         }
         if self.size_without_halo {
-            if let Some(rec) = model
-                .manifest()
-                .reconstruction_output()
-                .and_then(|n| model.output(n))
-            {
-                let grey = 255.0
-                    * model
-                        .manifest()
-                        .input
-                        .normalization
-                        .std
-                        .get(0)
-                        .unwrap_or(1.0);
-                let halos = anomaly::size_spots_without_halo(
-                    &mut self.defects,
-                    &self.zone,
-                    model.input(),
-                    rec,
-                    grey as f32,
-                    &mut self.defect_scratch,
-                );
-                if halos > 0 {
-                    debug!(halos, "spots measured without the ring around them");
-                }
+            let norm = &model.manifest().input.normalization;
+            let grey = 255.0 * norm.std.get(0).unwrap_or(1.0);
+            let halos = anomaly::size_spots_without_halo(
+                &mut self.defects,
+                &self.zone,
+                model.input(),
+                grey as f32,
+                &mut self.defect_scratch,
+            );
+            if halos > 0 {
+                debug!(halos, "spots measured without the ring around them");
             }
         }
         anomaly::join_broken_scratches(
