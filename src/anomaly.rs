@@ -753,7 +753,7 @@ pub fn size_spots_without_halo(
 ) -> usize {
     let (w, h) = (zone.width, zone.height);
     let n_px = w * h;
-    if input.len() != n_px || scale.is_nan() || scale <= 0.0 {
+    if n_px == 0 || input.len() != n_px || scale.is_nan() || scale <= 0.0 {
         return 0;
     }
     let s = zone.um_per_px;
