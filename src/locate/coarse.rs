@@ -16,6 +16,8 @@ use image::GrayImage;
 
 /// Target length of the short side of the coarse image (coarse pixels).
 pub(crate) const COARSE_SIDE: f64 = 150.0;
+/// Most frame rows whose 8-bit sums fit a `u16` (257 × 255 = 65,535).
+const MAX_ROWS_U16: usize = 257;
 /// Number of center candidates examined after Hough voting.
 const CANDIDATES: usize = 6;
 /// Angular sectors of the polar table.
@@ -62,6 +64,8 @@ pub(crate) struct Coarse {
     rowsum: Vec<f32>,
     /// Column sums of one block of frame rows.
     colsum: Vec<u32>,
+    /// The same in 16 bits, for blocks of at most [`MAX_ROWS_U16`] rows.
+    colsum16: Vec<u16>,
     hist: Vec<u32>,
     polar: Vec<f32>,
     rings: Vec<Ring>,
@@ -157,16 +161,31 @@ impl Coarse {
             let y1 = (((j + 1) as f64 * fy).floor() as usize).clamp(y0 + 1, fh);
             // down the block's rows first (one vectorized add per pixel), then across each
             // coarse pixel's columns once per block: exact integer sums, as before
-            self.colsum.clear();
-            self.colsum.resize(w * fx, 0);
-            for y in y0..y1 {
-                let row = &raw[y * fw..y * fw + w * fx];
-                for (c, &v) in self.colsum.iter_mut().zip(row) {
-                    *c += u32::from(v);
+            if y1 - y0 <= MAX_ROWS_U16 {
+                // 16-bit column sums (twice the lanes per vector; 257 rows of 255 fit)
+                self.colsum16.clear();
+                self.colsum16.resize(w * fx, 0);
+                for y in y0..y1 {
+                    let row = &raw[y * fw..y * fw + w * fx];
+                    for (c, &v) in self.colsum16.iter_mut().zip(row) {
+                        *c += u16::from(v);
+                    }
                 }
-            }
-            for (o, chunk) in self.rowsum.iter_mut().zip(self.colsum.chunks_exact(fx)) {
-                *o = chunk.iter().sum::<u32>() as f32;
+                for (o, chunk) in self.rowsum.iter_mut().zip(self.colsum16.chunks_exact(fx)) {
+                    *o = chunk.iter().map(|&c| u32::from(c)).sum::<u32>() as f32;
+                }
+            } else {
+                self.colsum.clear();
+                self.colsum.resize(w * fx, 0);
+                for y in y0..y1 {
+                    let row = &raw[y * fw..y * fw + w * fx];
+                    for (c, &v) in self.colsum.iter_mut().zip(row) {
+                        *c += u32::from(v);
+                    }
+                }
+                for (o, chunk) in self.rowsum.iter_mut().zip(self.colsum.chunks_exact(fx)) {
+                    *o = chunk.iter().sum::<u32>() as f32;
+                }
             }
             let norm = 1.0 / ((y1 - y0) * fx) as f32;
             for (o, s) in self.img[j * w..(j + 1) * w].iter_mut().zip(&self.rowsum) {

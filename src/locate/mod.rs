@@ -498,17 +498,25 @@ impl Locator {
             )
             .unwrap_or(0.0);
         let radius_px = c2.r + radius_shift;
+        // Focus on the refining pass's profiles when they reach far enough around the final
+        // circle (they do unless the circle moved far from where they were cast, or a frame
+        // edge cut rays short); else on profiles cast around it.
+        let focus_range = FOCUS_RANGE_UM * px_per_um;
+        let focus_blur = (FOCUS_SMOOTH_UM * px_per_um, FOCUS_BLUR_UM * px_per_um);
         let focus = self
-            .focus_rays
-            .edge_focus(
-                img,
-                aspect,
-                [c2.cx, c2.cy],
-                radius_px,
-                n_rays,
-                FOCUS_RANGE_UM * px_per_um,
-                (FOCUS_SMOOTH_UM * px_per_um, FOCUS_BLUR_UM * px_per_um),
-            )
+            .rays
+            .edge_focus_on_stored([c2.cx, c2.cy], radius_px, focus_range, focus_blur)
+            .or_else(|| {
+                self.focus_rays.edge_focus(
+                    img,
+                    aspect,
+                    [c2.cx, c2.cy],
+                    radius_px,
+                    n_rays,
+                    focus_range,
+                    focus_blur,
+                )
+            })
             .unwrap_or(0.0)
             .clamp(0.0, 1.0);
         // Edge visibility: the step across the edge against the noise of one ray's own

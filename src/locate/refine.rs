@@ -383,7 +383,7 @@ impl Rays {
                     self.tmp.clear();
                     self.tmp
                         .extend((first..end).map(|k| self.profiles[k * len + i]));
-                    self.median.push(super::fit::median_in_place(&mut self.tmp));
+                    self.median.push(small_median(&mut self.tmp));
                 }
                 let sector_rule = StepRule {
                     min_rise: rule.min_rise * (n_rays as f64 / members as f64).sqrt(),
@@ -481,12 +481,8 @@ impl Rays {
     }
 
     /// Focus measure of the edge of circle (`center`, `r`) in `img`, in [0, 1]: casts its
-    /// own profiles around that circle (so it does not depend on where earlier passes cast),
-    /// takes their median, and compares its steepest slope within ± `range_px` of the edge,
-    /// smoothed by `smooth_px` (at least half a pixel), with the steepest slope after a
-    /// further blur of `blur_px`. For an edge blurred by sigma (smoothing included) the ratio
-    /// q of the two is sigma / sqrt(sigma² + blur²), and the measure is sqrt(1 - q²) =
-    /// blur / sqrt(sigma² + blur²). `None` when fewer than 8 rays stay inside the frame.
+    /// own profiles around that circle, then [`Rays::edge_focus_on_stored`]. `None` when fewer
+    /// than 8 rays stay inside the frame.
     #[allow(clippy::too_many_arguments)] // all plain numbers of one measurement
     pub fn edge_focus(
         &mut self,
@@ -496,8 +492,22 @@ impl Rays {
         r: f64,
         n_rays: usize,
         range_px: f64,
-        (smooth_px, blur_px): (f64, f64),
+        smooth_blur_px: (f64, f64),
     ) -> Option<f64> {
+        let half_span = self.focus_kernels(range_px, smooth_blur_px);
+        self.cast(
+            img,
+            aspect,
+            center,
+            (r - half_span - 1.0, r + half_span + 1.0),
+            n_rays,
+        );
+        self.edge_focus_on_stored(center, r, range_px, smooth_blur_px)
+    }
+
+    /// Fill the two focus kernels; returns the half span (px) of profile they need around
+    /// the edge.
+    fn focus_kernels(&mut self, range_px: f64, (smooth_px, blur_px): (f64, f64)) -> f64 {
         let sigma_a = (smooth_px / STEP_PX).max(SHARP_SIGMA_SAMPLES);
         let sigma_b = (sigma_a.powi(2) + (blur_px / STEP_PX).powi(2)).sqrt();
         let (half_a, half_b) = (
@@ -506,14 +516,26 @@ impl Rays {
         );
         fill_gauss_kernel(sigma_a, half_a, &mut self.focus_kernel_sharp);
         fill_gauss_kernel(sigma_b, half_b, &mut self.focus_kernel);
-        let half_span = range_px + (half_b + 2) as f64 * STEP_PX;
-        self.cast(
-            img,
-            aspect,
-            center,
-            (r - half_span - 1.0, r + half_span + 1.0),
-            n_rays,
-        );
+        range_px + (half_b + 2) as f64 * STEP_PX
+    }
+
+    /// Focus measure of the edge of circle (`center`, `r`), in [0, 1], from the profiles
+    /// already stored (cast from any origin near `center` over a span that covers the edge ±
+    /// the measurement's reach): their median across that circle, its steepest slope within ±
+    /// `range_px` of the edge, smoothed by `smooth_px` (at least half a pixel), against the
+    /// steepest slope after a further blur of `blur_px`. For an edge blurred by sigma
+    /// (smoothing included) the ratio q of the two is sigma / sqrt(sigma² + blur²), and the
+    /// measure is sqrt(1 - q²) = blur / sqrt(sigma² + blur²). `None` when fewer than 8 rays
+    /// are stored or fewer than half of them cover the span.
+    pub fn edge_focus_on_stored(
+        &mut self,
+        center: [f64; 2],
+        r: f64,
+        range_px: f64,
+        smooth_blur_px: (f64, f64),
+    ) -> Option<f64> {
+        let half_span = self.focus_kernels(range_px, smooth_blur_px);
+        let half_b = self.focus_kernel.len() / 2;
         let m = self.median_profile(center, r, None, half_span)?;
         let len = self.median.len();
         convolve(
@@ -541,21 +563,49 @@ impl Rays {
     }
 }
 
+/// About this many neighbour pairs make the noise estimate: every third row of a 640x480
+/// frame, fewer rows of larger frames (the median of 10⁵ differences is as good as of 3·10⁵,
+/// and the cost then does not grow with the frame).
+const NOISE_PAIRS: usize = 110_000;
+
+/// Every how many rows [`noise_sigma`] takes one: 3, or more on frames larger than ~640x480.
+fn noise_row_step(w: usize, h: usize) -> usize {
+    (h * w.saturating_sub(1)).div_ceil(NOISE_PAIRS).max(3)
+}
+
 /// Sensor noise estimate of a frame (gray levels): 1.4826·MAD of horizontal neighbour
-/// differences / √2, on every third row.
+/// differences / √2, on every third row ([`noise_row_step`] on larger frames).
 pub(crate) fn noise_sigma(img: &GrayImage, hist: &mut Vec<u32>) -> f64 {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let raw = img.as_raw();
-    hist.clear();
-    hist.resize(256, 0);
-    let mut total = 0u32;
-    for y in (0..h).step_by(3) {
-        let row = &raw[y * w..(y + 1) * w];
-        for pair in row.windows(2) {
-            hist[pair[0].abs_diff(pair[1]) as usize] += 1;
-            total += 1;
-        }
+    if w < 2 {
+        return 0.0;
     }
+    // four histograms filled in turn (consecutive increments of one bin do not wait on each
+    // other), then added up: the same counts as one
+    hist.clear();
+    hist.resize(4 * 256, 0);
+    let mut total = 0u32;
+    for y in (0..h).step_by(noise_row_step(w, h)) {
+        let row = &raw[y * w..(y + 1) * w];
+        let (a, b) = (&row[..w - 1], &row[1..]);
+        let mut quads_a = a.chunks_exact(4);
+        let mut quads_b = b.chunks_exact(4);
+        for (qa, qb) in quads_a.by_ref().zip(quads_b.by_ref()) {
+            hist[qa[0].abs_diff(qb[0]) as usize] += 1;
+            hist[256 + qa[1].abs_diff(qb[1]) as usize] += 1;
+            hist[512 + qa[2].abs_diff(qb[2]) as usize] += 1;
+            hist[768 + qa[3].abs_diff(qb[3]) as usize] += 1;
+        }
+        for (&u, &v) in quads_a.remainder().iter().zip(quads_b.remainder()) {
+            hist[u.abs_diff(v) as usize] += 1;
+        }
+        total += (w - 1) as u32;
+    }
+    for b in 0..256 {
+        hist[b] += hist[256 + b] + hist[512 + b] + hist[768 + b];
+    }
+    hist.truncate(256);
     // Median of |d| with linear interpolation inside the integer bin.
     let half = total as f64 / 2.0;
     let mut acc = 0.0;
@@ -577,6 +627,27 @@ pub(crate) fn noise_sigma(img: &GrayImage, hist: &mut Vec<u32>) -> f64 {
     1.4826 * med / std::f64::consts::SQRT_2
 }
 
+/// The median as [`super::fit::median_in_place`] takes it (element `len / 2` in order), by
+/// insertion sort for the dozen values of a sector (cheaper there than a selection).
+fn small_median(v: &mut [f64]) -> f64 {
+    if v.len() > 24 {
+        return super::fit::median_in_place(v);
+    }
+    if v.is_empty() {
+        return 0.0;
+    }
+    for i in 1..v.len() {
+        let x = v[i];
+        let mut j = i;
+        while j > 0 && v[j - 1].total_cmp(&x).is_gt() {
+            v[j] = v[j - 1];
+            j -= 1;
+        }
+        v[j] = x;
+    }
+    v[v.len() / 2]
+}
+
 /// Half-length (samples) of the flat element that removes lines narrower than `line_px`.
 fn line_half_samples(line_px: f64) -> usize {
     ((0.5 * line_px / STEP_PX).round() as usize).max(1)
@@ -587,7 +658,6 @@ fn line_half_samples(line_px: f64) -> usize {
 pub(crate) struct MorphBufs {
     /// Intermediate result between the passes of [`clean_profile`].
     work: Vec<f64>,
-    pad: Vec<f64>,
     fwd: Vec<f64>,
     bwd: Vec<f64>,
 }
@@ -596,74 +666,66 @@ pub(crate) struct MorphBufs {
 /// `src`'s range, in O(n) whatever `half` (van Herk / Gil–Werman: running extremes forward
 /// and backward within blocks of the window's length; a window spans at most two blocks).
 fn morph(src: &[f64], half: usize, max: bool, dst: &mut Vec<f64>, m: &mut MorphBufs) {
-    let n = src.len();
-    let w = 2 * half + 1;
-    let len = n + 2 * half;
-    let fill = if max {
-        f64::NEG_INFINITY
-    } else {
-        f64::INFINITY
-    };
-    m.pad.clear();
-    m.pad.resize(len, fill);
-    m.pad[half..half + n].copy_from_slice(src);
     // plain comparisons (one instruction; f64::max / min also handle NaN, which a profile of
     // grey levels never holds)
     if max {
         van_herk(
-            &m.pad,
-            w,
-            n,
+            src,
+            half,
+            f64::NEG_INFINITY,
             |a, b| if a >= b { a } else { b },
-            &mut m.fwd,
-            &mut m.bwd,
+            m,
             dst,
         );
     } else {
         van_herk(
-            &m.pad,
-            w,
-            n,
+            src,
+            half,
+            f64::INFINITY,
             |a, b| if a <= b { a } else { b },
-            &mut m.fwd,
-            &mut m.bwd,
+            m,
             dst,
         );
     }
 }
 
-/// The van Herk / Gil–Werman running extremum of `pad` over windows of `w`, for the first `n`
-/// windows, into `dst`: running extrema forward and backward within blocks of `w` samples
-/// (one pass each, no division per sample), then one pick per window.
+/// The van Herk / Gil–Werman running extremum over windows `[i - half, i + half]` of `src`
+/// padded with `fill` (the extremum's identity) on both sides, into `dst`: running extrema
+/// forward and backward within blocks of `2 * half + 1` samples of the padded sequence (one
+/// pass each over its own copy), then one pick per window.
 #[inline]
 fn van_herk(
-    pad: &[f64],
-    w: usize,
-    n: usize,
+    src: &[f64],
+    half: usize,
+    fill: f64,
     pick: impl Fn(f64, f64) -> f64 + Copy,
-    fwd: &mut Vec<f64>,
-    bwd: &mut Vec<f64>,
+    m: &mut MorphBufs,
     dst: &mut Vec<f64>,
 ) {
-    fwd.clear();
-    fwd.extend_from_slice(pad);
-    bwd.clear();
-    bwd.extend_from_slice(pad);
-    for block in fwd.chunks_mut(w) {
+    let n = src.len();
+    let w = 2 * half + 1;
+    // the padded sequence, twice (each copy then scanned in place)
+    for buf in [&mut m.fwd, &mut m.bwd] {
+        buf.clear();
+        buf.resize(half, fill);
+        buf.extend_from_slice(src);
+        buf.resize(n + 2 * half, fill);
+    }
+    for block in m.fwd.chunks_mut(w) {
         for j in 1..block.len() {
             block[j] = pick(block[j - 1], block[j]);
         }
     }
-    for block in bwd.chunks_mut(w) {
+    for block in m.bwd.chunks_mut(w) {
         for j in (0..block.len().saturating_sub(1)).rev() {
             block[j] = pick(block[j + 1], block[j]);
         }
     }
     dst.clear();
     dst.extend(
-        bwd[..n]
+        m.bwd[..n]
             .iter()
-            .zip(&fwd[w - 1..w - 1 + n])
+            .zip(&m.fwd[w - 1..w - 1 + n])
             .map(|(&b, &f)| pick(b, f)),
     );
 }
@@ -692,11 +754,14 @@ fn clean_profile(
         smooth[n - half_k..].iter_mut().for_each(|v| *v = last);
     }
     smooth.iter_mut().for_each(|v| *v *= polarity);
+    // opening (erode, dilate) then closing (dilate, erode): bright lines gone, then dark
+    // ones. The two dilations in the middle are one over twice the half-width (flat windows
+    // clipped to the profile compose exactly), so three passes instead of four.
     let mut work = std::mem::take(&mut m.work);
     morph(smooth, half_line, false, &mut work, m);
-    morph(&work, half_line, true, dst, m); // opening: bright lines gone
-    morph(dst, half_line, true, &mut work, m);
-    morph(&work, half_line, false, dst, m); // closing: dark lines gone
+    morph(&work, 2 * half_line, true, dst, m);
+    morph(dst, half_line, false, &mut work, m);
+    std::mem::swap(dst, &mut work);
     m.work = work;
 }
 
@@ -932,6 +997,54 @@ mod tests {
         );
         let b = glass_step(&clean, &smooth, 30.0 / STEP_PX, &rule, &mut deriv)?;
         Some(b.pos * STEP_PX)
+    }
+
+    #[test]
+    fn the_small_median_is_the_selected_one() {
+        let mut x = 0x0bad_5eed_1234_4321u64;
+        for n in 0..40 {
+            let v: Vec<f64> = (0..n)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    // repeats and negatives too
+                    (x % 23) as f64 * 0.5 - 3.0
+                })
+                .collect();
+            let (mut a, mut b) = (v.clone(), v.clone());
+            assert_eq!(
+                small_median(&mut a),
+                super::super::fit::median_in_place(&mut b),
+                "{v:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn cleaning_in_three_passes_is_the_opening_then_the_closing() {
+        let mut x = 0x5eed_0000_1111_2222u64;
+        let src: Vec<f64> = (0..90)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % 200) as f64
+            })
+            .collect();
+        let kernel = gauss_kernel(SMOOTH_SIGMA_SAMPLES, SMOOTH_HALF);
+        let mut m = MorphBufs::default();
+        for half in [1, 3, 8, 20, 50] {
+            let (mut smooth, mut clean) = (Vec::new(), Vec::new());
+            clean_profile(&src, &kernel, -1.0, half, &mut smooth, &mut m, &mut clean);
+            // four plain passes on the same smoothed, signed profile
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            morph(&smooth, half, false, &mut a, &mut m);
+            morph(&a, half, true, &mut b, &mut m);
+            morph(&b, half, true, &mut a, &mut m);
+            morph(&a, half, false, &mut b, &mut m);
+            assert_eq!(clean, b, "half {half}");
+        }
     }
 
     #[test]
