@@ -59,6 +59,8 @@ pub(crate) struct Coarse {
     tmp: Vec<f32>,
     gx: Vec<f32>,
     gy: Vec<f32>,
+    /// Gradient magnitude (computed once for the quantiles and the vote).
+    mag: Vec<f32>,
     acc: Vec<f32>,
     acc_smooth: Vec<f32>,
     rowsum: Vec<f32>,
@@ -243,8 +245,14 @@ impl Coarse {
         const BINS: usize = 1024;
         self.hist.clear();
         self.hist.resize(BINS, 0);
-        for (gx, gy) in self.gx.iter().zip(&self.gy) {
-            let m = (gx * gx + gy * gy).sqrt();
+        self.mag.clear();
+        self.mag.extend(
+            self.gx
+                .iter()
+                .zip(&self.gy)
+                .map(|(gx, gy)| (gx * gx + gy * gy).sqrt()),
+        );
+        for &m in &self.mag {
             let b = ((m * 4.0) as usize).min(BINS - 1);
             self.hist[b] += 1;
         }
@@ -273,11 +281,11 @@ impl Coarse {
         for y in 1..h - 1 {
             for x in 1..w - 1 {
                 let i = y * w + x;
-                let (gx, gy) = (self.gx[i], self.gy[i]);
-                let m = (gx * gx + gy * gy).sqrt();
+                let m = self.mag[i];
                 if m < thr {
                     continue;
                 }
+                let (gx, gy) = (self.gx[i], self.gy[i]);
                 let (ux, uy) = (gx / m, gy / m);
                 for s in [-1.0f32, 1.0] {
                     let mut r = r0;
@@ -300,21 +308,25 @@ impl Coarse {
     /// `rmin / 2` apart.
     fn find_peaks(&mut self, rmin: f64) {
         let (w, h) = (self.w, self.h);
+        // 3x3 box as a vertical then a horizontal 3-sum: the votes are whole numbers far
+        // below 2^24, so the sums are exact in any order
         self.acc_smooth.clear();
         self.acc_smooth.resize(w * h, 0.0);
+        self.tmp.clear();
+        self.tmp.resize(w, 0.0);
         for y in 1..h - 1 {
-            for x in 1..w - 1 {
-                let i = y * w + x;
-                let a = &self.acc;
-                self.acc_smooth[i] = a[i - w - 1]
-                    + a[i - w]
-                    + a[i - w + 1]
-                    + a[i - 1]
-                    + a[i]
-                    + a[i + 1]
-                    + a[i + w - 1]
-                    + a[i + w]
-                    + a[i + w + 1];
+            let a = &self.acc;
+            let (up, mid, dn) = (
+                &a[(y - 1) * w..y * w],
+                &a[y * w..(y + 1) * w],
+                &a[(y + 1) * w..(y + 2) * w],
+            );
+            for (((t, &u), &m), &d) in self.tmp.iter_mut().zip(up).zip(mid).zip(dn) {
+                *t = u + m + d;
+            }
+            let row = &mut self.acc_smooth[y * w..(y + 1) * w];
+            for (o, t) in row[1..w - 1].iter_mut().zip(self.tmp.windows(3)) {
+                *o = t[0] + t[1] + t[2];
             }
         }
         self.peaks.clear();
