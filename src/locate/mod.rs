@@ -53,7 +53,8 @@
 //!    the edge slope per pixel over the frame's noise: 0 at 1x, 1 from 3.5x). A
 //!    mis-set aspect lowers it sharply (the edge no longer fits a circle in circle space);
 //!    the refusal then says which aspect the edge implies.
-//! 5. Focus: rays cast afresh around the final circle; on their median profile, the steepest
+//! 5. Focus: on the median profile across the final circle (of the refining pass's rays when
+//!    they reach ±4 µm and the blur's reach around it, else of rays cast afresh), the steepest
 //!    slope within ±4 µm of the edge (smoothed by 0.25 µm, at least 0.5 px, against noise)
 //!    against the steepest slope of the same profile blurred by a further 1.5 µm. For an
 //!    edge blurred by σ (µm, the smoothing included) the ratio q of the two is
