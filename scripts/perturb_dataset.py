@@ -13,10 +13,16 @@ quality 60, stored losslessly again), blur1 (Gaussian blur sigma 1 px); and hars
 poster5 (5-bit grey levels), jpeg30 (JPEG quality 30), bandrows (a 4 % row-gain ripple, as LED
 flicker on a rolling shutter gives). Labels, masks and the
 dataset's scale are unchanged: none of these moves or resizes anything. Deterministic (seeded).
+
+Two geometric variants move the picture and take the labels and masks with it: rot90 (the frame
+turned a quarter turn clockwise: portrait frames, x and y scales swapped) and mag160 (1.6x the
+magnification: bicubic upsampling, µm per pixel / 1.6, masks nearest-neighbour). They are not in
+the default list; name them.
 """
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import sys
@@ -53,6 +59,71 @@ def _tone(a: np.ndarray, name: str, rng: np.random.Generator) -> np.ndarray:
 
 VARIANTS = ("gamma06", "gamma16", "dim60", "lowcontrast", "noise6", "jpeg60", "blur1", "over160", "dim35", "poster5",
             "jpeg30", "bandrows")
+GEOMETRIC = ("rot90", "mag160")
+MAG = 1.6
+
+
+def move_point(name: str, xy: list[float], size: tuple[int, int]) -> list[float]:
+    """A frame point (pixel centres on integers) after the geometric variant; size = (w, h)
+    of the frame before it."""
+    x, y = xy
+    w, h = size
+    if name == "rot90":
+        return [h - 1 - y, x]
+    if name == "mag160":
+        return [(x + 0.5) * MAG - 0.5, (y + 0.5) * MAG - 0.5]
+    raise ValueError(name)
+
+
+def move_bbox(name: str, b: list[int], size: tuple[int, int]) -> list[int]:
+    """An inclusive pixel box [x0, y0, x1, y1] after the geometric variant."""
+    x0, y0, x1, y1 = b
+    w, h = size
+    if name == "rot90":
+        return [h - 1 - y1, x0, h - 1 - y0, x1]
+    if name == "mag160":
+        nw, nh = round(w * MAG), round(h * MAG)
+        return [int(np.floor(x0 * MAG)), int(np.floor(y0 * MAG)),
+                min(nw - 1, int(np.ceil((x1 + 1) * MAG)) - 1), min(nh - 1, int(np.ceil((y1 + 1) * MAG)) - 1)]
+    raise ValueError(name)
+
+
+def move_label(name: str, lab: dict, size: tuple[int, int]) -> dict:
+    """A labels.jsonl row after the geometric variant: centre, radii, scale, boxes."""
+    out = dict(lab)
+    ux = lab.get("um_per_px_x", lab.get("um_per_px"))
+    uy = lab.get("um_per_px_y", ux)
+    if "center" in lab:
+        out["center"] = move_point(name, lab["center"], size)
+    rx, ry = lab.get("cladding_radius_px"), lab.get("cladding_radius_px_y", lab.get("cladding_radius_px"))
+    if name == "rot90":
+        if ux is not None:
+            out["um_per_px_x"], out["um_per_px_y"] = uy, ux
+            out["um_per_px"] = uy
+        if rx is not None:
+            out["cladding_radius_px"], out["cladding_radius_px_y"] = ry, rx
+        if "aspect_y_over_x" in lab and lab["aspect_y_over_x"]:
+            out["aspect_y_over_x"] = 1.0 / lab["aspect_y_over_x"]
+    else:
+        for k in ("um_per_px", "um_per_px_x", "um_per_px_y"):
+            if lab.get(k) is not None:
+                out[k] = lab[k] / MAG
+        for k in ("cladding_radius_px", "cladding_radius_px_y"):
+            if lab.get(k) is not None:
+                out[k] = lab[k] * MAG
+    for key in ("defects", "outside_defects"):
+        if isinstance(lab.get(key), list):
+            out[key] = [dict(d, bbox=move_bbox(name, d["bbox"], size)) if "bbox" in d else d for d in lab[key]]
+    return out
+
+
+def move_image(img: Image.Image, name: str, mask: bool = False) -> Image.Image:
+    if name == "rot90":
+        return img.transpose(Image.Transpose.ROTATE_270)  # PIL turns counter-clockwise
+    if name == "mag160":
+        w, h = img.size
+        return img.resize((round(w * MAG), round(h * MAG)), Image.Resampling.NEAREST if mask else Image.Resampling.BICUBIC)
+    raise ValueError(name)
 
 
 def perturb(img: Image.Image, name: str, rng: np.random.Generator) -> Image.Image:
@@ -75,14 +146,17 @@ def main(argv: list[str]) -> int:
         return 2 if len(argv) < 2 else 0
     src, root = Path(argv[0]), Path(argv[1])
     names = argv[2:] or list(VARIANTS)
-    bad = [n for n in names if n not in VARIANTS]
+    bad = [n for n in names if n not in VARIANTS + GEOMETRIC]
     if bad:
-        print(f"perturb_dataset: unknown variant(s) {bad}; known: {', '.join(VARIANTS)}", file=sys.stderr)
+        print(f"perturb_dataset: unknown variant(s) {bad}; known: {', '.join(VARIANTS + GEOMETRIC)}", file=sys.stderr)
         return 2
     if not (src / "labels.jsonl").is_file() or not (src / "test").is_dir():
         print(f"perturb_dataset: {src} has no labels.jsonl and test/ (docs/dataset-format.md)", file=sys.stderr)
         return 2
     for name in names:
+        if name in GEOMETRIC:
+            print(f"{geometric(src, root, name)}")
+            continue
         rng = np.random.default_rng(5)
         dst = root / f"pert-{name}"
         if dst.exists():
@@ -104,6 +178,49 @@ def main(argv: list[str]) -> int:
             n += 1
         print(f"{dst}: {n} images")
     return 0
+
+
+def geometric(src: Path, root: Path, name: str) -> str:
+    """Write root/pert-NAME: every test image, its mask and its label moved by the variant."""
+    dst = root / f"pert-{name}"
+    if dst.exists():
+        shutil.rmtree(dst)
+    dst.mkdir(parents=True)
+    if (src / "dataset.toml").exists():
+        shutil.copy(src / "dataset.toml", dst / "dataset.toml")
+    labels = {}
+    for line in (src / "labels.jsonl").read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            labels[row["image"]] = row
+    rows, n = [], 0
+    for p in sorted((src / "test").rglob("*")):
+        if p.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
+            continue
+        rel = p.relative_to(src).as_posix()
+        q = dst / rel
+        q.parent.mkdir(parents=True, exist_ok=True)
+        with Image.open(p) as im:
+            size = im.size
+            moved = move_image(im, name)
+        # stored losslessly (a JPEG source is not compressed twice)
+        q = q.with_suffix(".png") if q.suffix.lower() in (".jpg", ".jpeg") else q
+        moved.save(q)
+        kind, stem = p.parent.name, p.stem
+        m = src / "ground_truth" / kind / f"{stem}_mask.png"
+        if m.is_file():
+            (dst / "ground_truth" / kind).mkdir(parents=True, exist_ok=True)
+            with Image.open(m) as mi:
+                move_image(mi, name, mask=True).save(dst / "ground_truth" / kind / m.name)
+        if rel in labels:
+            row = move_label(name, labels[rel], size)
+            row["image"] = q.relative_to(dst).as_posix()
+            rows.append(row)
+        n += 1
+    with open(dst / "labels.jsonl", "w") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+    return f"{dst}: {n} images"
 
 
 if __name__ == "__main__":
