@@ -14,10 +14,10 @@ poster5 (5-bit grey levels), jpeg30 (JPEG quality 30), bandrows (a 4 % row-gain 
 flicker on a rolling shutter gives). Labels, masks and the
 dataset's scale are unchanged: none of these moves or resizes anything. Deterministic (seeded).
 
-Two geometric variants move the picture and take the labels and masks with it: rot90 (the frame
-turned a quarter turn clockwise: portrait frames, x and y scales swapped) and mag160 (1.6x the
-magnification: bicubic upsampling, µm per pixel / 1.6, masks nearest-neighbour). They are not in
-the default list; name them.
+Geometric variants move the picture and take the labels and masks with it: rot90 (the frame
+turned a quarter turn clockwise: portrait frames, x and y scales swapped), mag160 and mag070
+(1.6x / 0.7x the magnification: bicubic, µm per pixel / 1.6 or / 0.7; masks nearest-neighbour
+when enlarged, any covered pixel when shrunk). They are not in the default list; name them.
 """
 from __future__ import annotations
 
@@ -59,8 +59,8 @@ def _tone(a: np.ndarray, name: str, rng: np.random.Generator) -> np.ndarray:
 
 VARIANTS = ("gamma06", "gamma16", "dim60", "lowcontrast", "noise6", "jpeg60", "blur1", "over160", "dim35", "poster5",
             "jpeg30", "bandrows")
-GEOMETRIC = ("rot90", "mag160")
-MAG = 1.6
+GEOMETRIC = ("rot90", "mag160", "mag070")
+MAGS = {"mag160": 1.6, "mag070": 0.7}
 
 
 def move_point(name: str, xy: list[float], size: tuple[int, int]) -> list[float]:
@@ -70,8 +70,9 @@ def move_point(name: str, xy: list[float], size: tuple[int, int]) -> list[float]
     w, h = size
     if name == "rot90":
         return [h - 1 - y, x]
-    if name == "mag160":
-        return [(x + 0.5) * MAG - 0.5, (y + 0.5) * MAG - 0.5]
+    if name in MAGS:
+        k = MAGS[name]
+        return [(x + 0.5) * k - 0.5, (y + 0.5) * k - 0.5]
     raise ValueError(name)
 
 
@@ -81,10 +82,11 @@ def move_bbox(name: str, b: list[int], size: tuple[int, int]) -> list[int]:
     w, h = size
     if name == "rot90":
         return [h - 1 - y1, x0, h - 1 - y0, x1]
-    if name == "mag160":
-        nw, nh = round(w * MAG), round(h * MAG)
-        return [int(np.floor(x0 * MAG)), int(np.floor(y0 * MAG)),
-                min(nw - 1, int(np.ceil((x1 + 1) * MAG)) - 1), min(nh - 1, int(np.ceil((y1 + 1) * MAG)) - 1)]
+    if name in MAGS:
+        k = MAGS[name]
+        nw, nh = round(w * k), round(h * k)
+        return [int(np.floor(x0 * k)), int(np.floor(y0 * k)),
+                min(nw - 1, int(np.ceil((x1 + 1) * k)) - 1), min(nh - 1, int(np.ceil((y1 + 1) * k)) - 1)]
     raise ValueError(name)
 
 
@@ -105,12 +107,13 @@ def move_label(name: str, lab: dict, size: tuple[int, int]) -> dict:
         if "aspect_y_over_x" in lab and lab["aspect_y_over_x"]:
             out["aspect_y_over_x"] = 1.0 / lab["aspect_y_over_x"]
     else:
+        mag = MAGS[name]
         for k in ("um_per_px", "um_per_px_x", "um_per_px_y"):
             if lab.get(k) is not None:
-                out[k] = lab[k] / MAG
+                out[k] = lab[k] / mag
         for k in ("cladding_radius_px", "cladding_radius_px_y"):
             if lab.get(k) is not None:
-                out[k] = lab[k] * MAG
+                out[k] = lab[k] * mag
     for key in ("defects", "outside_defects"):
         if isinstance(lab.get(key), list):
             out[key] = [dict(d, bbox=move_bbox(name, d["bbox"], size)) if "bbox" in d else d for d in lab[key]]
@@ -120,9 +123,15 @@ def move_label(name: str, lab: dict, size: tuple[int, int]) -> dict:
 def move_image(img: Image.Image, name: str, mask: bool = False) -> Image.Image:
     if name == "rot90":
         return img.transpose(Image.Transpose.ROTATE_270)  # PIL turns counter-clockwise
-    if name == "mag160":
+    if name in MAGS:
         w, h = img.size
-        return img.resize((round(w * MAG), round(h * MAG)), Image.Resampling.NEAREST if mask else Image.Resampling.BICUBIC)
+        k = MAGS[name]
+        # bicubic (antialiased when shrinking); masks nearest-neighbour when enlarged, and when
+        # shrunk every pixel that any defect pixel falls in (nearest would drop thin lines)
+        if mask and k < 1:
+            small = img.convert("L").resize((round(w * k), round(h * k)), Image.Resampling.BOX)
+            return small.point(lambda v: 255 if v > 0 else 0)
+        return img.resize((round(w * k), round(h * k)), Image.Resampling.NEAREST if mask else Image.Resampling.BICUBIC)
     raise ValueError(name)
 
 

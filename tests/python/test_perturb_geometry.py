@@ -58,7 +58,7 @@ def test_the_mask_and_the_bbox_follow_the_defect(tmp_path):
     lab = {"image": "test/pit/0000.png", "um_per_px": 0.5, "center": [31.5, 23.5], "cladding_radius_px": 20.0,
            "verdict": "fail", "defects": [{"kind": "pit", "zone": "B", "size_um": 3.0, "bbox": [40, 10, 45, 13]}]}
     (src / "labels.jsonl").write_text(json.dumps(lab) + "\n")
-    for name in ("rot90", "mag160"):
+    for name in ("rot90", "mag160", "mag070"):
         P.geometric(src, tmp_path / "out", name)
         dst = tmp_path / "out" / f"pert-{name}"
         row = json.loads((dst / "labels.jsonl").read_text())
