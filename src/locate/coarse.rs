@@ -161,33 +161,12 @@ impl Coarse {
         for j in 0..h {
             let y0 = (j as f64 * fy).floor() as usize;
             let y1 = (((j + 1) as f64 * fy).floor() as usize).clamp(y0 + 1, fh);
-            // down the block's rows first (one vectorized add per pixel), then across each
-            // coarse pixel's columns once per block: exact integer sums, as before
+            let rows = (y0..y1).map(|y| &raw[y * fw..y * fw + w * fx]);
             if y1 - y0 <= MAX_ROWS_U16 {
-                // 16-bit column sums (twice the lanes per vector; 257 rows of 255 fit)
-                self.colsum16.clear();
-                self.colsum16.resize(w * fx, 0);
-                for y in y0..y1 {
-                    let row = &raw[y * fw..y * fw + w * fx];
-                    for (c, &v) in self.colsum16.iter_mut().zip(row) {
-                        *c += u16::from(v);
-                    }
-                }
-                for (o, chunk) in self.rowsum.iter_mut().zip(self.colsum16.chunks_exact(fx)) {
-                    *o = chunk.iter().map(|&c| u32::from(c)).sum::<u32>() as f32;
-                }
+                // 16-bit column sums: twice the lanes per vector (257 rows of 255 fit)
+                block_sums(rows, fx, &mut self.colsum16, &mut self.rowsum);
             } else {
-                self.colsum.clear();
-                self.colsum.resize(w * fx, 0);
-                for y in y0..y1 {
-                    let row = &raw[y * fw..y * fw + w * fx];
-                    for (c, &v) in self.colsum.iter_mut().zip(row) {
-                        *c += u32::from(v);
-                    }
-                }
-                for (o, chunk) in self.rowsum.iter_mut().zip(self.colsum.chunks_exact(fx)) {
-                    *o = chunk.iter().sum::<u32>() as f32;
-                }
+                block_sums(rows, fx, &mut self.colsum, &mut self.rowsum);
             }
             let norm = 1.0 / ((y1 - y0) * fx) as f32;
             for (o, s) in self.img[j * w..(j + 1) * w].iter_mut().zip(&self.rowsum) {
@@ -545,6 +524,29 @@ impl Coarse {
             hit as f64 / seen as f64,
             if hit > 0 { strength / hit as f64 } else { 0.0 },
         )
+    }
+}
+
+/// The sums of `fx`-pixel blocks across `rows` (each `out.len() * fx` pixels long) into `out`:
+/// down the rows first (one vectorized add per pixel, in `colsum`), then across each block once.
+/// Exact integer sums; `T` must hold a column's sum.
+fn block_sums<'a, T>(
+    rows: impl Iterator<Item = &'a [u8]>,
+    fx: usize,
+    colsum: &mut Vec<T>,
+    out: &mut [f32],
+) where
+    T: Copy + Default + std::ops::AddAssign + From<u8> + Into<u32>,
+{
+    colsum.clear();
+    colsum.resize(out.len() * fx, T::default());
+    for row in rows {
+        for (c, &v) in colsum.iter_mut().zip(row) {
+            *c += T::from(v);
+        }
+    }
+    for (o, chunk) in out.iter_mut().zip(colsum.chunks_exact(fx)) {
+        *o = chunk.iter().map(|&c| c.into()).sum::<u32>() as f32;
     }
 }
 

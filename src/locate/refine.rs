@@ -1000,17 +1000,26 @@ mod tests {
         Some(b.pos * STEP_PX)
     }
 
+    /// `n` pseudo-random whole numbers below `modulo` (xorshift from `seed`), as f64.
+    fn xorshift(seed: u64, n: usize, modulo: u64) -> Vec<f64> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % modulo) as f64
+            })
+            .collect()
+    }
+
     #[test]
     fn convolve_is_one_dot_product_per_sample_bit_for_bit() {
-        let mut x = 0x0123_4567_89ab_cdefu64;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % 10_000) as f64 / 37.0
-        };
         for n in [0, 3, 7, 8, 40, 131] {
-            let src: Vec<f64> = (0..n).map(|_| next()).collect();
+            let src: Vec<f64> = xorshift(0x0123_4567_89ab_cdef ^ n as u64, n, 10_000)
+                .into_iter()
+                .map(|v| v / 37.0)
+                .collect();
             for half in [1, 3, 9] {
                 let k = gauss_kernel(half as f64 / 2.0, half);
                 let mut got = Vec::new();
@@ -1036,16 +1045,11 @@ mod tests {
 
     #[test]
     fn the_small_median_is_the_selected_one() {
-        let mut x = 0x0bad_5eed_1234_4321u64;
         for n in 0..40 {
-            let v: Vec<f64> = (0..n)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    // repeats and negatives too
-                    (x % 23) as f64 * 0.5 - 3.0
-                })
+            // repeats and negatives too
+            let v: Vec<f64> = xorshift(0x0bad_5eed_1234_4321 ^ n as u64, n, 23)
+                .into_iter()
+                .map(|v| v * 0.5 - 3.0)
                 .collect();
             let (mut a, mut b) = (v.clone(), v.clone());
             assert_eq!(
@@ -1058,15 +1062,7 @@ mod tests {
 
     #[test]
     fn cleaning_in_three_passes_is_the_opening_then_the_closing() {
-        let mut x = 0x5eed_0000_1111_2222u64;
-        let src: Vec<f64> = (0..90)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x % 200) as f64
-            })
-            .collect();
+        let src = xorshift(0x5eed_0000_1111_2222, 90, 200);
         let kernel = gauss_kernel(SMOOTH_SIGMA_SAMPLES, SMOOTH_HALF);
         let mut m = MorphBufs::default();
         for half in [1, 3, 8, 20, 50] {
@@ -1084,15 +1080,7 @@ mod tests {
 
     #[test]
     fn morph_matches_the_naive_window() {
-        let mut x = 0x1234_5678_9abc_def0u64;
-        let src: Vec<f64> = (0..57)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x % 1000) as f64
-            })
-            .collect();
+        let src = xorshift(0x1234_5678_9abc_def0, 57, 1000);
         let (mut out, mut m) = (Vec::new(), MorphBufs::default());
         for half in [1, 2, 5, 8, 30, 60] {
             for max in [false, true] {
