@@ -11,7 +11,8 @@ Variants (default: all): gamma06 / gamma16 (tone curve), dim60 (exposure x0.6), 
 quality 60, stored losslessly again), blur1 (Gaussian blur sigma 1 px); and harsher ones: over160
 (exposure x1.6, highlights clipped), dim35 (exposure x0.35: the station gains it back up),
 poster5 (5-bit grey levels), jpeg30 (JPEG quality 30), bandrows (a 4 % row-gain ripple, as LED
-flicker on a rolling shutter gives). Labels, masks and the
+flicker on a rolling shutter gives), blur2 / blur3 / blur4 (defocus, Gaussian sigma 2 / 3 / 4 px:
+what `[locate] min_focus` must turn into UNABLE before defects vanish into a false PASS). Labels, masks and the
 dataset's scale are unchanged: none of these moves or resizes anything. Deterministic (seeded).
 
 Geometric variants move the picture and take the labels and masks with it: rot90 (the frame
@@ -58,7 +59,9 @@ def _tone(a: np.ndarray, name: str, rng: np.random.Generator) -> np.ndarray:
 
 
 VARIANTS = ("gamma06", "gamma16", "dim60", "lowcontrast", "noise6", "jpeg60", "blur1", "over160", "dim35", "poster5",
-            "jpeg30", "bandrows")
+            "jpeg30", "bandrows", "blur2", "blur3", "blur4")
+# Gaussian defocus, sigma in frame pixels
+BLURS = {"blur1": 1.0, "blur2": 2.0, "blur3": 3.0, "blur4": 4.0}
 GEOMETRIC = ("rot90", "mag160", "mag070")
 MAGS = {"mag160": 1.6, "mag070": 0.7}
 
@@ -143,8 +146,8 @@ def perturb(img: Image.Image, name: str, rng: np.random.Generator) -> Image.Imag
         img.save(buf, "JPEG", quality=int(name[4:]))
         buf.seek(0)
         return Image.open(buf).convert(img.mode)
-    if name == "blur1":
-        return img.filter(ImageFilter.GaussianBlur(1.0))
+    if name in BLURS:
+        return img.filter(ImageFilter.GaussianBlur(BLURS[name]))
     a = np.asarray(img).astype(np.float64)
     return Image.fromarray(np.clip(np.round(_tone(a, name, rng)), 0, 255).astype(np.uint8))
 

@@ -70,3 +70,18 @@ def test_the_mask_and_the_bbox_follow_the_defect(tmp_path):
         ys, xs = np.nonzero(m)
         x0, y0, x1, y1 = row["defects"][0]["bbox"]
         assert x0 <= xs.min() and xs.max() <= x1 and y0 <= ys.min() and ys.max() <= y1
+
+
+def test_defocus_variants_blur_more_as_sigma_grows_and_keep_the_mean():
+    # A vertical step edge: its 10-90 % rise widens with sigma; the mean grey level stays.
+    a = np.zeros((64, 64), np.uint8)
+    a[:, 32:] = 200
+    img = Image.fromarray(a)
+    rng = np.random.default_rng(0)
+    widths = []
+    for name in ("blur1", "blur2", "blur3", "blur4"):
+        out = np.asarray(P.perturb(img, name, rng)).astype(float)
+        row = out[32]
+        widths.append(int(((row > 20) & (row < 180)).sum()))
+        assert abs(out[:, 8:56].mean() - a[:, 8:56].mean()) < 1.0
+    assert widths == sorted(widths) and widths[0] < widths[-1]
