@@ -73,6 +73,12 @@ pub(crate) struct Coarse {
     rings: Vec<Ring>,
     peaks: Vec<(f32, usize)>,
     scratch: Vec<f64>,
+    /// Per radius index of the polar buffer: (support, strength) for one polarity, and the
+    /// sector counts it is made from.
+    sup: Vec<(f64, f64)>,
+    seen: Vec<u32>,
+    hit: Vec<u32>,
+    strength: Vec<f64>,
 }
 
 impl Coarse {
@@ -393,16 +399,14 @@ impl Coarse {
             }
         }
         self.rings.clear();
+        let mut sup = std::mem::take(&mut self.sup);
         for pol in [1.0f32, -1.0] {
             // support[ri], strength[ri]
+            self.supports(nr, pol, edge_thr, &mut sup);
             let mut prev2 = (0.0f64, 0.0f64);
             let mut prev1 = (0.0f64, 0.0f64);
             for ri in 0..=nr {
-                let cur = if ri < nr {
-                    self.support(ri, nr, pol, edge_thr)
-                } else {
-                    (0.0, 0.0)
-                };
+                let cur = sup.get(ri).copied().unwrap_or((0.0, 0.0));
                 // prev1 is a local maximum of support (ties broken by strength).
                 if ri >= 1 {
                     let key = |v: (f64, f64)| v.0 + 1e-4 * v.1.min(1000.0) / 1000.0;
@@ -423,6 +427,7 @@ impl Coarse {
                 prev1 = cur;
             }
         }
+        self.sup = sup;
         let outer = choose_cladding(&self.rings)?;
         // The cladding edge's polarity is the sign of the step between the glass inside and
         // the ferrule outside, not of whatever line or ring is outermost (a bright rim or a
@@ -490,40 +495,61 @@ impl Coarse {
         step
     }
 
-    /// Angular support and mean strength at radius index `ri` for one polarity: a sector
-    /// supports the edge when the radial gradient (max over ri-1..=ri+1) exceeds `thr`.
-    fn support(&self, ri: usize, nr: usize, pol: f32, thr: f32) -> (f64, f64) {
-        let mut seen = 0usize;
-        let mut hit = 0usize;
-        let mut strength = 0.0f64;
-        for a in 0..SECTORS {
-            let row = &self.polar[a * nr..(a + 1) * nr];
-            let lo = ri.saturating_sub(1);
-            let hi = (ri + 1).min(nr - 1);
-            let mut best = f32::NEG_INFINITY;
-            let mut any = false;
-            for &v in &row[lo..=hi] {
-                if v.is_finite() {
-                    any = true;
-                    best = best.max(pol * v);
+    /// Angular support and mean strength at every radius index `ri` of the polar buffer for
+    /// one polarity, into `out[ri]`: a sector supports the edge at `ri` when the radial
+    /// gradient (max over ri-1..=ri+1) exceeds `thr`; the support is the share of the sectors
+    /// that see radius `ri` at all (none when fewer than half do), the strength the mean
+    /// gradient over the supporting ones. One pass over the buffer, sector by sector; each
+    /// radius's strength is summed in sector order, as one radius at a time would.
+    fn supports(&mut self, nr: usize, pol: f32, thr: f32, out: &mut Vec<(f64, f64)>) {
+        let Coarse {
+            polar,
+            seen,
+            hit,
+            strength,
+            ..
+        } = self;
+        seen.clear();
+        seen.resize(nr, 0);
+        hit.clear();
+        hit.resize(nr, 0);
+        strength.clear();
+        strength.resize(nr, 0.0);
+        for row in polar.chunks_exact(nr).take(SECTORS) {
+            for ri in 0..nr {
+                let lo = ri.saturating_sub(1);
+                let hi = (ri + 1).min(nr - 1);
+                let mut best = f32::NEG_INFINITY;
+                let mut any = false;
+                for &v in &row[lo..=hi] {
+                    if v.is_finite() {
+                        any = true;
+                        best = best.max(pol * v);
+                    }
+                }
+                if !any {
+                    continue;
+                }
+                seen[ri] += 1;
+                if best > thr {
+                    hit[ri] += 1;
+                    strength[ri] += best as f64;
                 }
             }
-            if !any {
-                continue;
-            }
-            seen += 1;
-            if best > thr {
-                hit += 1;
-                strength += best as f64;
-            }
         }
-        if seen < SECTORS / 2 {
-            return (0.0, 0.0);
-        }
-        (
-            hit as f64 / seen as f64,
-            if hit > 0 { strength / hit as f64 } else { 0.0 },
-        )
+        out.clear();
+        out.extend(
+            seen.iter()
+                .zip(hit.iter())
+                .zip(strength.iter())
+                .map(|((&n, &k), &st)| {
+                    if (n as usize) < SECTORS / 2 {
+                        (0.0, 0.0)
+                    } else {
+                        (k as f64 / n as f64, if k > 0 { st / k as f64 } else { 0.0 })
+                    }
+                }),
+        );
     }
 }
 
@@ -570,4 +596,86 @@ fn coarse_to_circle(px: f64, py: f64, factor: f64, aspect: f64) -> (f64, f64) {
         px * factor + (factor - 1.0) * 0.5,
         (py + 0.5) * factor - 0.5 / aspect,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The per-radius computation `supports` replaced: one radius index at a time.
+    fn support_at(c: &Coarse, ri: usize, nr: usize, pol: f32, thr: f32) -> (f64, f64) {
+        let (mut seen, mut hit, mut strength) = (0usize, 0usize, 0.0f64);
+        for a in 0..SECTORS {
+            let row = &c.polar[a * nr..(a + 1) * nr];
+            let (lo, hi) = (ri.saturating_sub(1), (ri + 1).min(nr - 1));
+            let mut best = f32::NEG_INFINITY;
+            let mut any = false;
+            for &v in &row[lo..=hi] {
+                if v.is_finite() {
+                    any = true;
+                    best = best.max(pol * v);
+                }
+            }
+            if !any {
+                continue;
+            }
+            seen += 1;
+            if best > thr {
+                hit += 1;
+                strength += best as f64;
+            }
+        }
+        if seen < SECTORS / 2 {
+            return (0.0, 0.0);
+        }
+        (
+            hit as f64 / seen as f64,
+            if hit > 0 { strength / hit as f64 } else { 0.0 },
+        )
+    }
+
+    #[test]
+    fn supports_in_one_pass_are_the_per_radius_ones_bit_for_bit() {
+        let mut s = 0x2545_F491_4F6C_DD1Du64;
+        let mut draw = || {
+            s ^= s >> 12;
+            s ^= s << 25;
+            s ^= s >> 27;
+            (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32
+        };
+        for nr in [1usize, 2, 3, 17, 60] {
+            let mut c = Coarse::default();
+            // gradients in [-20, 20); rays cut short (NaN tails): half of the sectors from nr/2
+            // on (exactly half still see those radii), two thirds from 3nr/4 on (too few)
+            c.polar = (0..SECTORS * nr).map(|_| 40.0 * draw() - 20.0).collect();
+            for a in 0..SECTORS {
+                let cut = if a % 2 == 0 {
+                    nr / 2
+                } else if a % 3 == 0 {
+                    nr * 3 / 4
+                } else {
+                    nr
+                };
+                for v in &mut c.polar[a * nr + cut..(a + 1) * nr] {
+                    *v = f32::NAN;
+                }
+            }
+            let mut out = Vec::new();
+            for pol in [1.0f32, -1.0] {
+                for thr in [0.0f32, 5.0, 12.5] {
+                    c.supports(nr, pol, thr, &mut out);
+                    assert_eq!(out.len(), nr);
+                    for (ri, &got) in out.iter().enumerate() {
+                        let want = support_at(&c, ri, nr, pol, thr);
+                        assert_eq!(got.0.to_bits(), want.0.to_bits(), "support nr {nr} ri {ri}");
+                        assert_eq!(
+                            got.1.to_bits(),
+                            want.1.to_bits(),
+                            "strength nr {nr} ri {ri}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
