@@ -644,10 +644,12 @@ mod tests {
             (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32
         };
         for nr in [1usize, 2, 3, 17, 60] {
-            let mut c = Coarse::default();
+            let mut c = Coarse {
+                polar: (0..SECTORS * nr).map(|_| 40.0 * draw() - 20.0).collect(),
+                ..Default::default()
+            };
             // gradients in [-20, 20); rays cut short (NaN tails): half of the sectors from nr/2
             // on (exactly half still see those radii), two thirds from 3nr/4 on (too few)
-            c.polar = (0..SECTORS * nr).map(|_| 40.0 * draw() - 20.0).collect();
             for a in 0..SECTORS {
                 let cut = if a % 2 == 0 {
                     nr / 2
