@@ -274,3 +274,82 @@ fn dataset_errors_have_their_codes() {
     assert!(err.contains("mask"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn per_image_lines_agree_with_the_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = tmp.path().join("ds");
+    synth(&ds);
+    let cfg = station(tmp.path());
+    let per = tmp.path().join("per-image.jsonl");
+    let o = eval(
+        &ds,
+        &cfg,
+        &[
+            "--json",
+            "--truth-center",
+            "--per-image",
+            per.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let text = std::fs::read_to_string(&per).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    // one line per test image of the dataset, with the kind of its folder
+    let images: std::collections::BTreeSet<&str> =
+        lines.iter().map(|l| l["image"].as_str().unwrap()).collect();
+    for l in &lines {
+        let image = l["image"].as_str().unwrap();
+        assert!(ds.join(image).is_file(), "{image}");
+        assert_eq!(image.split('/').nth(1), l["kind"].as_str(), "{l}");
+        assert!(["pass", "fail", "unable"].contains(&l["verdict"].as_str().unwrap()));
+        assert_eq!(
+            l["right"].as_bool().unwrap(),
+            l["truth"] == l["verdict"],
+            "{l}"
+        );
+        assert!(l["defects"].is_array() && l["labelled_defects"].is_array());
+        assert_eq!(
+            l["defects"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d["fails"] == true),
+            l["verdict"] == "fail",
+            "a failed frame has a failing defect and a passed one none: {l}"
+        );
+    }
+    assert_eq!(images.len(), 5, "each image once");
+    let right = lines.iter().filter(|l| l["right"] == true).count();
+    let acc = r["verdict_accuracy"].as_f64().unwrap();
+    assert!(
+        (acc - right as f64 / 5.0).abs() < 1e-12,
+        "{acc} vs {right}/5"
+    );
+
+    // A file that cannot be created: its own line and the I/O exit code, before any work.
+    let o = eval(
+        &ds,
+        &cfg,
+        &[
+            "--per-image",
+            tmp.path().join("no/such/dir/x.jsonl").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(exit::INPUT_IO as i32));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("per-image file") && err.contains("no/such/dir"),
+        "{err}"
+    );
+}

@@ -34,6 +34,7 @@ use endface::inspect::{InspectError, InspectedDefect, Inspection};
 use endface::metrics::{self, BinnedPixelCurves, Confusion, Overlap, PixelCurves};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::PathBuf;
 use tracing::{info, warn};
 
@@ -67,6 +68,12 @@ pub struct Args {
     /// instead of 2^16 bins over [0, score_hi].
     #[arg(long)]
     pub exact_pixel_metrics: bool,
+    /// Also write one JSON line per evaluated image into FILE: the image, its kind, the label's
+    /// verdict and the station's, whether they agree, the image score, the reasons, the found
+    /// defects (as `inspect --json` gives them) and the labelled ones — which frames were
+    /// wrong, and why, for a line engineer to look at.
+    #[arg(long, value_name = "FILE")]
+    pub per_image: Option<PathBuf>,
 }
 
 enum Curves {
@@ -335,6 +342,22 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         images.len(),
         ds.root.display()
     );
+    let mut per_image = match &args.per_image {
+        Some(path) => Some((
+            path,
+            std::io::BufWriter::new(std::fs::File::create(path).map_err(|e| {
+                coded(
+                    exit::INPUT_IO,
+                    anyhow::anyhow!(
+                        "cannot create the per-image file {}: {e} (check the folder exists \
+                         and is writable)",
+                        path.display()
+                    ),
+                )
+            })?),
+        )),
+        None => None,
+    };
     for img in &images {
         let frame = imageio::load_gray(&img.path).map_err(|e| coded(imageio::exit_code(&e), e))?;
         let (w, h) = frame.dimensions();
@@ -395,6 +418,29 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                     img.rel
                 ),
             }
+        }
+
+        if let Some((path, out)) = per_image.as_mut() {
+            let truth = label.and_then(|l| l.verdict.as_deref());
+            let line = serde_json::json!({
+                "image": img.rel,
+                "kind": img.kind,
+                "truth": truth,
+                "verdict": insp.verdict.to_string(),
+                "right": truth.and_then(parse_verdict).map(|t| t == insp.verdict),
+                "image_score": insp.image_score,
+                "reasons": insp.reasons,
+                "defects": insp.defects,
+                "labelled_defects": label.map(|l| l.defects.as_slice()).unwrap_or_default(),
+                "center": insp.center,
+                "cladding_radius_px": insp.cladding_radius_px,
+            });
+            writeln!(out, "{line}").map_err(|e| {
+                coded(
+                    exit::INPUT_IO,
+                    anyhow::anyhow!("cannot write the per-image file {}: {e}", path.display()),
+                )
+            })?;
         }
 
         // Localization.
@@ -581,6 +627,15 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             )
         })
         .collect();
+    if let Some((path, mut out)) = per_image {
+        out.flush().map_err(|e| {
+            coded(
+                exit::INPUT_IO,
+                anyhow::anyhow!("cannot write the per-image file {}: {e}", path.display()),
+            )
+        })?;
+        info!("per-image results in {}", path.display());
+    }
     let report = Report {
         dataset: ds.root.display().to_string(),
         images: images.len(),
