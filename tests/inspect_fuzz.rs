@@ -314,6 +314,7 @@ proptest! {
             banding_corrected: false,
             image_score: Some(0.5),
             map_score: Some(0.5),
+            ring_level: Some(0.0),
             edge_scan: None,
             contact_zone_in_view: Some(1.0),
             anomalous: None,

@@ -469,6 +469,7 @@ fn dump_tensors(
         "contact_radius_um": inspector.profile().contact_radius_um(),
         "image_score": insp.image_score,
         "map_score": insp.map_score,
+        "ring_level": insp.ring_level,
         "edge_scan": insp.edge_scan,
         "files": files,
     });

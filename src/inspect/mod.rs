@@ -26,6 +26,7 @@ pub mod destripe;
 pub mod edge_ring;
 pub mod exposure;
 pub mod hotpixel;
+pub mod rings;
 
 use crate::anomaly::{
     self, AnomalyError, ContactZone, CropRect, Defect, DefectScratch, JoinScratch, SmoothScratch,
@@ -153,8 +154,12 @@ pub struct Inspection {
     /// The frame's anomaly score: the larger of `map_score` and the cladding-edge scan's score
     /// (`edge_scan`); `None` when the model did not run.
     pub image_score: Option<f32>,
-    /// Max of the anomaly map inside the contact zone; `None` when the model did not run.
+    /// Max of the anomaly map inside the contact zone (after [`rings`]); `None` when the model
+    /// did not run.
     pub map_score: Option<f32>,
+    /// The largest ring level [`rings`] took out of the map (0: none); `None` when it is off or
+    /// the model did not run.
+    pub ring_level: Option<f32>,
     /// The cladding-edge scan ([`edge_ring`]; `[model] edge_scan`); `None` when it is off, did
     /// not run, or too little of the edge was in view.
     pub edge_scan: Option<EdgeScan>,
@@ -194,6 +199,7 @@ impl Default for Inspection {
             banding_corrected: false,
             image_score: None,
             map_score: None,
+            ring_level: None,
             edge_scan: None,
             contact_zone_in_view: None,
             anomalous: None,
@@ -258,6 +264,9 @@ pub struct Inspector {
     edge_scan: bool,
     /// `[model] edge_cracks`: lines from the cladding edge inwards are graded as cracks.
     edge_cracks: bool,
+    /// `[model] remove_rings`: responses around much of a circle about the axis leave the map.
+    remove_rings: bool,
+    rings: rings::Rings,
     /// `[model] size_without_halo`: a spot ringed by the opposite polarity is sized inside the ring.
     size_without_halo: bool,
     edge_ring: edge_ring::EdgeRing,
@@ -336,6 +345,8 @@ impl Inspector {
             flips: cfg.model.flips,
             edge_scan: cfg.model.edge_scan,
             edge_cracks: cfg.model.edge_cracks,
+            remove_rings: cfg.model.remove_rings,
+            rings: rings::Rings::new(),
             size_without_halo: cfg.model.size_without_halo,
             edge_ring: edge_ring::EdgeRing::new(),
             in_view: CropRect::full(w, h),
@@ -753,9 +764,25 @@ impl Inspector {
             &mut self.map_in_crop,
             &mut self.smooth_scratch,
         )?;
-        let (map_score, in_view_share) = self
+        let (mut map_score, in_view_share) = self
             .zone
             .mask_and_score_in_view(&mut self.map_in_crop, &self.in_view);
+        let ring_level = if self.remove_rings {
+            let level = self.rings.remove(
+                &mut self.map_in_crop,
+                self.zone.width,
+                self.zone.height,
+                self.zone.um_per_px,
+                self.zone.radius_um,
+            );
+            if level > 0.0 {
+                map_score = self.map_in_crop.iter().copied().fold(0.0, f32::max);
+                debug!(level, "rings about the axis taken out of the map");
+            }
+            Some(level)
+        } else {
+            None
+        };
         let image_score = edge.map_or(map_score, |e| map_score.max(e.score));
         anomaly::extract_defects_hysteresis(
             &self.map_in_crop,
@@ -865,6 +892,7 @@ impl Inspector {
         out.exposure_gain = Some(gain);
         out.image_score = Some(image_score);
         out.map_score = Some(map_score);
+        out.ring_level = ring_level;
         out.edge_scan = edge;
         out.contact_zone_in_view = Some(in_view_share);
         out.anomalous = Some(image_score > self.image_threshold);
@@ -900,6 +928,7 @@ impl Inspector {
         out.exposure_gain = None;
         out.image_score = None;
         out.map_score = None;
+        out.ring_level = None;
         out.edge_scan = None;
         out.contact_zone_in_view = None;
         out.anomalous = None;
