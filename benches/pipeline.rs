@@ -207,6 +207,34 @@ fn stages(c: &mut Criterion) {
             anomaly::extract_defects(&blobs, &zone, 0.5, &mut dscratch, &mut defects);
         })
     });
+    // rings about the axis (`inspect::rings`, part of the anomaly stage): on this frame's map,
+    // and on a map whose whole cladding edge is lit (a rim the model never saw) with 12 blobs
+    let mut rings = endface::inspect::rings::Rings::new();
+    g.bench_function("rings/model_map", |b| {
+        b.iter_batched_ref(
+            || map.clone(),
+            |m| rings.remove(m, w, h, crop_um, zone.radius_um),
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    let mut lit = blobs.clone();
+    let (cu, cv) = anomaly::crop_center(w, h);
+    for v in 0..h {
+        for u in 0..w {
+            let r = (u as f64 - cu).hypot(v as f64 - cv) * crop_um;
+            if (61.0..64.0).contains(&r) {
+                lit[v * w + u] = 0.97;
+            }
+        }
+    }
+    zone.mask_and_score(&mut lit);
+    g.bench_function("rings/lit_edge", |b| {
+        b.iter_batched_ref(
+            || lit.clone(),
+            |m| rings.remove(m, w, h, crop_um, zone.radius_um),
+            criterion::BatchSize::LargeInput,
+        )
+    });
     // the cladding-edge scan on this frame's crop (part of the anomaly stage)
     let mut ring = endface::inspect::edge_ring::EdgeRing::new();
     let radius_um = f.loc.cladding_radius_px * f.cfg.calibration.pixel_scale().um_per_px_x;

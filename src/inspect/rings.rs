@@ -134,10 +134,19 @@ impl Rings {
         // the pixels above the floor, counted per bucket
         self.offsets.iter_mut().for_each(|o| *o = 0);
         self.pixels.clear();
-        for (i, (&m, &b)) in map.iter().zip(&self.bucket_of).enumerate() {
-            if b != NONE && m > FLOOR {
-                self.offsets[b as usize + 1] += 1;
-                self.pixels.push(i as u32);
+        // the map is below the floor almost everywhere: test 16 pixels at a time (vectorized)
+        // and look up buckets only in blocks with a pixel above it
+        const BLOCK: usize = 16;
+        for (c, block) in map.chunks(BLOCK).enumerate() {
+            if !block.iter().fold(false, |any, &m| any | (m > FLOOR)) {
+                continue;
+            }
+            for (j, &m) in block.iter().enumerate() {
+                let i = c * BLOCK + j;
+                if m > FLOOR && self.bucket_of[i] != NONE {
+                    self.offsets[self.bucket_of[i] as usize + 1] += 1;
+                    self.pixels.push(i as u32);
+                }
             }
         }
         if self.pixels.is_empty() {
@@ -175,6 +184,11 @@ impl Rings {
         for ring in 0..self.rings {
             let row = &self.sector_median[ring * SECTORS..(ring + 1) * SECTORS];
             let base = &mut self.baseline[ring * SECTORS..(ring + 1) * SECTORS];
+            if row.iter().filter(|&&x| x > 0.0).count() <= k {
+                // no window can hold more than k non-zero sector medians
+                base.iter_mut().for_each(|b| *b = 0.0);
+                continue;
+            }
             let at = |s: isize| row[s.rem_euclid(SECTORS as isize) as usize];
             let mut nonzero = (-(k as isize)..=k as isize)
                 .filter(|&j| at(j) > 0.0)
