@@ -62,7 +62,10 @@ def station_toml(base: Path | None, manifest: Path) -> str:
                 lines.append(f"[{section}]")
                 for k, v in cfg[section].items():
                     lines.append(f"{k} = {json.dumps(v)}")
-    lines += ["[runtime]", 'providers = ["cpu"]', "[model]", f"manifest = {json.dumps(str(manifest.resolve()))}"]
+    # The manifest's contract only: the station's own rules that change the map (rings about
+    # the axis, inspect::rings) are not part of it and are not in the Python twin.
+    lines += ["[runtime]", 'providers = ["cpu"]', "[model]", f"manifest = {json.dumps(str(manifest.resolve()))}",
+              "remove_rings = false"]
     return "\n".join(lines) + "\n"
 
 
