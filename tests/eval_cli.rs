@@ -41,7 +41,9 @@ fn shipped_station(dir: &Path) -> std::path::PathBuf {
             "[runtime]\nonnxruntime_library = \"{}\"\nproviders = [\"cpu\"]\nintra_threads = 1\n\
              [model]\nmanifest = \"{}\"\n",
             ort_lib().display(),
-            repo().join("models/endface-student.manifest.json").display()
+            repo()
+                .join("models/endface-student.manifest.json")
+                .display()
         ),
     )
     .unwrap();
