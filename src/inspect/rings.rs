@@ -193,14 +193,14 @@ impl Rings {
             let mut nonzero = (-(k as isize)..=k as isize)
                 .filter(|&j| at(j) > 0.0)
                 .count();
-            for s in 0..SECTORS {
+            for (s, course) in base.iter_mut().enumerate() {
                 if s > 0 {
                     let (gone, new) = (s as isize - k as isize - 1, s as isize + k as isize);
                     nonzero -= usize::from(at(gone) > 0.0);
                     nonzero += usize::from(at(new) > 0.0);
                 }
                 // the median of 2k + 1 values is non-zero only if more than k of them are
-                base[s] = if nonzero > k {
+                *course = if nonzero > k {
                     self.window.clear();
                     self.window
                         .extend((s as isize - k as isize..=s as isize + k as isize).map(&at));
@@ -208,7 +208,7 @@ impl Rings {
                 } else {
                     0.0
                 };
-                largest = largest.max(base[s]);
+                largest = largest.max(*course);
             }
         }
         if largest <= 0.0 {
