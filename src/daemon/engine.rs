@@ -133,6 +133,9 @@ struct FrameCondition {
     /// image score.
     map_score: Option<f32>,
     edge_scan: Option<crate::inspect::EdgeScan>,
+    /// How lit the rings about the axis were that the station took out of the map
+    /// (`inspect::rings`): a camera whose epoxy bead or halo the model marks.
+    ring_level: Option<f32>,
 }
 
 impl FrameCondition {
@@ -150,6 +153,7 @@ impl FrameCondition {
             contact_zone_in_view: i.contact_zone_in_view,
             map_score: i.map_score,
             edge_scan: i.edge_scan,
+            ring_level: i.ring_level,
         }
     }
 }
