@@ -16,38 +16,15 @@ fn endface() -> Command {
 }
 
 fn station(dir: &Path) -> std::path::PathBuf {
-    let cfg = dir.join("station.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[runtime]\nonnxruntime_library = \"{}\"\nproviders = [\"cpu\"]\nintra_threads = 1\n\
-             [model]\nmanifest = \"{}\"\n",
-            ort_lib().display(),
-            fixture("recon256.manifest.json").display()
-        ),
-    )
-    .unwrap();
-    cfg
+    cpu_station_file(dir, "station.toml", &fixture("recon256.manifest.json"), "")
 }
 
 /// A CPU station config with the shipped model: the recon256 test model finds none of this
 /// dataset's labelled defects (what it marks is the cladding edge all round, which the station
 /// takes out of the map: `inspect::rings`), so the sizing checks need the real model.
 fn shipped_station(dir: &Path) -> std::path::PathBuf {
-    let cfg = dir.join("shipped.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[runtime]\nonnxruntime_library = \"{}\"\nproviders = [\"cpu\"]\nintra_threads = 1\n\
-             [model]\nmanifest = \"{}\"\n",
-            ort_lib().display(),
-            repo()
-                .join("models/endface-student.manifest.json")
-                .display()
-        ),
-    )
-    .unwrap();
-    cfg
+    let manifest = repo().join("models/endface-student.manifest.json");
+    cpu_station_file(dir, "shipped.toml", &manifest, "")
 }
 
 fn synth(out: &Path) {

@@ -16,18 +16,12 @@ fn endface() -> Command {
 }
 
 fn station(dir: &Path, remove_rings: bool) -> std::path::PathBuf {
-    let cfg = dir.join(format!("rings-{remove_rings}.toml"));
-    std::fs::write(
-        &cfg,
-        format!(
-            "[runtime]\nonnxruntime_library = \"{}\"\nproviders = [\"cpu\"]\nintra_threads = 1\n\
-             [model]\nmanifest = \"{}\"\nremove_rings = {remove_rings}\n",
-            ort_lib().display(),
-            fixture("recon256.manifest.json").display()
-        ),
+    cpu_station_file(
+        dir,
+        &format!("rings-{remove_rings}.toml"),
+        &fixture("recon256.manifest.json"),
+        &format!("remove_rings = {remove_rings}\n"),
     )
-    .unwrap();
-    cfg
 }
 
 fn inspect(cfg: &Path, frame: &Path, um_per_px: f64) -> serde_json::Value {

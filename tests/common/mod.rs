@@ -59,6 +59,23 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
+/// Write a station config file `dir/name` for the `endface` process: CPU provider, one ONNX
+/// Runtime thread, this manifest, and `model_extra` (more `[model]` lines, may be empty).
+pub fn cpu_station_file(dir: &Path, name: &str, manifest: &Path, model_extra: &str) -> PathBuf {
+    let cfg = dir.join(name);
+    std::fs::write(
+        &cfg,
+        format!(
+            "[runtime]\nonnxruntime_library = \"{}\"\nproviders = [\"cpu\"]\nintra_threads = 1\n\
+             [model]\nmanifest = \"{}\"\n{model_extra}",
+            ort_lib().display(),
+            manifest.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
 /// A CPU station config with the shipped model (everything else default).
 pub fn shipped_station() -> endface::config::StationConfig {
     let mut cfg = endface::config::StationConfig {
