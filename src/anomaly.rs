@@ -613,6 +613,21 @@ pub fn classify_cracks(
 pub const EDGE_CRACK_INSIDE_UM: f64 = 4.5;
 /// …and at most this far outside it (a line that runs on into the ferrule is a scratch).
 pub const EDGE_CRACK_OUTSIDE_UM: f64 = 1.0;
+/// …or, where the picture shows the line going on to the edge (below), at most this far inside
+/// it: next to the edge the student reconstructs the glass as part of the edge, and its map
+/// there is blind to a thin dark line (a crack's map on the validation sets stops 3–6 µm short
+/// of the edge on single-mode fibers while the crack runs on to it).
+pub const EDGE_CRACK_BLIND_UM: f64 = 6.5;
+/// The picture shows a line going on to the edge when, at points every half µm along the line's
+/// axis from its outer end to half a µm inside the edge, the cladding-edge scan's departures
+/// (z, `inspect::edge_ring`) average at most minus this: darker than the glass around, as a
+/// fracture is in coaxial light (it scatters the light out of the objective; a polishing
+/// scratch may be either)…
+pub const EDGE_CRACK_GOES_ON_Z: f32 = 2.0;
+/// …with at least this share of the points darker than the glass around…
+pub const EDGE_CRACK_GOES_ON_SHARE: f64 = 0.7;
+/// …and at least this many points in the scan's band.
+pub const EDGE_CRACK_GOES_ON_POINTS: usize = 4;
 /// …and it runs inwards: (outer − inner radius) / length at least this (1 = straight along a
 /// radius; a chord through the axis gives 0.5).
 pub const EDGE_CRACK_MIN_RADIAL: f64 = 0.6;
@@ -639,6 +654,11 @@ pub const EDGE_CRACK_COLLINEAR_UM: f64 = 2.0;
 /// a faint stretch over the core) has pieces near the edge that run inwards too, but its other
 /// pieces lie on the same line.
 ///
+/// A line whose outer end lies farther inside, up to [`EDGE_CRACK_BLIND_UM`], qualifies too when
+/// `band_z` is given and the picture shows it going on to the edge ([`goes_on_to_edge`]):
+/// `band_z(radius_um, angle_rad)` is the cladding-edge scan's departure (z) at that radius and
+/// angle about the crop's centre (angle 0 along +u, π/2 along +v), `None` outside its band.
+///
 /// `cladding_radius_um`: the located cladding radius in the crop's µm. Run after
 /// [`extract_defects_hysteresis`] (and [`classify_cracks`]) with the same `scratch`, before
 /// [`join_broken_scratches`] (cracks are never joined). Returns how many defects became cracks.
@@ -647,6 +667,7 @@ pub fn classify_edge_cracks(
     zone: &ContactZone,
     cladding_radius_um: f64,
     scratch: &DefectScratch,
+    band_z: Option<&dyn Fn(f64, f64) -> Option<f32>>,
 ) -> usize {
     if !(cladding_radius_um.is_finite() && cladding_radius_um > 0.0) {
         return 0;
@@ -661,12 +682,16 @@ pub fn classify_edge_cracks(
         }
         let outer_from_edge = d.outer_radius_um - cladding_radius_um;
         let at_edge = (-EDGE_CRACK_INSIDE_UM..=EDGE_CRACK_OUTSIDE_UM).contains(&outer_from_edge);
+        let in_blind_band = band_z.is_some()
+            && (-EDGE_CRACK_BLIND_UM..-EDGE_CRACK_INSIDE_UM).contains(&outer_from_edge);
         let radial = if d.length_um > 0.0 {
             (d.outer_radius_um - d.inner_radius_um) / d.length_um
         } else {
             0.0
         };
-        if !(at_edge && d.length_um >= EDGE_CRACK_MIN_LENGTH_UM && radial >= EDGE_CRACK_MIN_RADIAL)
+        if !((at_edge || in_blind_band)
+            && d.length_um >= EDGE_CRACK_MIN_LENGTH_UM
+            && radial >= EDGE_CRACK_MIN_RADIAL)
         {
             continue;
         }
@@ -697,11 +722,81 @@ pub fn classify_edge_cracks(
         if on_its_line {
             continue;
         }
+        if !at_edge {
+            let goes_on =
+                band_z.is_some_and(|z| goes_on_to_edge(px, &f, zone, cladding_radius_um, z));
+            if !goes_on {
+                continue;
+            }
+        }
         let d = &mut defects[i];
         d.grade_as_crack();
         n += 1;
     }
     n
+}
+
+/// Does the picture show the line of `px` (its [`Fragment`] `f`) going on, dark, from its outer
+/// end to the cladding edge? Points every half µm along the line's axis from its outermost pixel
+/// to half a µm inside the edge; at each, `band_z` (the cladding-edge scan's departure there).
+/// Yes when at least [`EDGE_CRACK_GOES_ON_POINTS`] points lie in the scan's band, their mean
+/// departure is at most −[`EDGE_CRACK_GOES_ON_Z`] and at least [`EDGE_CRACK_GOES_ON_SHARE`] of
+/// them are negative (darker than the glass around).
+fn goes_on_to_edge(
+    px: &[(u32, u32)],
+    f: &Fragment,
+    zone: &ContactZone,
+    cladding_radius_um: f64,
+    band_z: &dyn Fn(f64, f64) -> Option<f32>,
+) -> bool {
+    let (cu, cv) = crop_center(zone.width, zone.height);
+    let Some(&(ou, ov)) = px.iter().max_by(|a, b| {
+        let ra = zone.radius_um(a.0 as f64, a.1 as f64);
+        let rb = zone.radius_um(b.0 as f64, b.1 as f64);
+        ra.total_cmp(&rb)
+    }) else {
+        return false;
+    };
+    let (ou, ov) = (ou as f64, ov as f64);
+    // the axis, pointing outwards at the outer end
+    let (mut ex, mut ey) = (f.ex, f.ey);
+    if ex * (ou - cu) + ey * (ov - cv) < 0.0 {
+        (ex, ey) = (-ex, -ey);
+    }
+    let s = zone.um_per_px;
+    if !(s.is_finite() && s > 0.0) {
+        return false;
+    }
+    let stop = cladding_radius_um - 0.5;
+    let (mut sum, mut n, mut neg) = (0.0f64, 0usize, 0usize);
+    // at most twice the widest gap the call allows (a line at a slant crosses the band longer)
+    let mut t = 0.5;
+    while t <= 2.0 * EDGE_CRACK_BLIND_UM {
+        let (u, v) = (ou + ex * t / s, ov + ey * t / s);
+        let r = zone.radius_um(u, v);
+        if r > stop {
+            break;
+        }
+        if let Some(z) = band_z(r, (v - cv).atan2(u - cu)) {
+            if z.is_finite() {
+                sum += f64::from(z);
+                n += 1;
+                neg += usize::from(z < 0.0);
+            }
+        }
+        t += 0.5;
+    }
+    if n < EDGE_CRACK_GOES_ON_POINTS {
+        return false;
+    }
+    let mean = sum / n as f64;
+    tracing::debug!(
+        points = n,
+        mean_z = mean,
+        dark_share = neg as f64 / n as f64,
+        "a line ending in the band next to the cladding edge: the picture from its end to the edge"
+    );
+    mean <= -f64::from(EDGE_CRACK_GOES_ON_Z) && neg as f64 >= EDGE_CRACK_GOES_ON_SHARE * n as f64
 }
 
 /// Halos ([`size_spots_without_halo`]): the local background is the median of the pixels
@@ -1513,7 +1608,10 @@ mod tests {
                 "line at {u0},{v0}"
             );
         }
-        assert_eq!(classify_edge_cracks(&mut out, &z, r_clad, &scratch), 1);
+        assert_eq!(
+            classify_edge_cracks(&mut out, &z, r_clad, &scratch, None),
+            1
+        );
         let crack = find(&out, l1.0, l1.1);
         assert!(crack.crack && crack.crack_score.is_none());
         assert_eq!(crack.kind, FeatureKind::Defect);
@@ -1528,17 +1626,23 @@ mod tests {
             assert_eq!(d, find(&before, u0, v0), "unchanged: line at {u0},{v0}");
         }
         // a crack already called is left alone: a second pass finds nothing new
-        assert_eq!(classify_edge_cracks(&mut out, &z, r_clad, &scratch), 0);
+        assert_eq!(
+            classify_edge_cracks(&mut out, &z, r_clad, &scratch, None),
+            0
+        );
         // no located radius, nothing called
         let mut again = before.clone();
-        assert_eq!(classify_edge_cracks(&mut again, &z, f64::NAN, &scratch), 0);
-        assert_eq!(classify_edge_cracks(&mut again, &z, 0.0, &scratch), 0);
+        assert_eq!(
+            classify_edge_cracks(&mut again, &z, f64::NAN, &scratch, None),
+            0
+        );
+        assert_eq!(classify_edge_cracks(&mut again, &z, 0.0, &scratch, None), 0);
         assert_eq!(again, before);
         // with the edge 10 µm farther out, line 1 stops well inside the glass (a scratch) and
         // line 3 now ends 2 µm inside the edge (a crack)
         let mut far = before.clone();
         assert_eq!(
-            classify_edge_cracks(&mut far, &z, r_clad + 10.0, &scratch),
+            classify_edge_cracks(&mut far, &z, r_clad + 10.0, &scratch, None),
             1
         );
         assert!(!find(&far, l1.0, l1.1).crack);
@@ -1553,14 +1657,87 @@ mod tests {
         let mut out = Vec::new();
         extract_defects(&map, &z, 0.5, &mut scratch, &mut out);
         assert_eq!(out.len(), 2);
-        assert_eq!(classify_edge_cracks(&mut out, &z, r_clad, &scratch), 0);
+        assert_eq!(
+            classify_edge_cracks(&mut out, &z, r_clad, &scratch, None),
+            0
+        );
         // …and without the other piece the edge piece alone is a crack
         let mut map = vec![0.0f32; n * n];
         for u in c + 45..=c + 61 {
             map[c * n + u] = 0.9;
         }
         extract_defects(&map, &z, 0.5, &mut scratch, &mut out);
-        assert_eq!(classify_edge_cracks(&mut out, &z, r_clad, &scratch), 1);
+        assert_eq!(
+            classify_edge_cracks(&mut out, &z, r_clad, &scratch, None),
+            1
+        );
+    }
+
+    #[test]
+    fn a_line_ending_in_the_blind_band_is_a_crack_only_when_it_goes_on_dark_to_the_edge() {
+        let n = 160;
+        let z = ContactZone::new(n, n, 1.0, 75.0);
+        let r_clad = 62.5;
+        let c = n / 2;
+        // along a radius (east, angle 0) from 40 µm out to ~57 µm: its outer end lies ~5.5 µm
+        // inside the edge, beyond the plain rule's 4.5 µm
+        let line = |end: usize| {
+            let mut map = vec![0.0f32; n * n];
+            for u in c + 40..=c + end {
+                map[c * n + u] = 0.9;
+            }
+            let mut scratch = DefectScratch::default();
+            let mut out = Vec::new();
+            extract_defects(&map, &z, 0.5, &mut scratch, &mut out);
+            assert_eq!(out.len(), 1);
+            assert_eq!(out[0].kind, FeatureKind::Scratch);
+            (out, scratch)
+        };
+        let (before, scratch) = line(56);
+        let oe = before[0].outer_radius_um - r_clad;
+        assert!(
+            oe < -EDGE_CRACK_INSIDE_UM && oe > -EDGE_CRACK_BLIND_UM,
+            "outer end {oe}"
+        );
+        // z along the line's extension (angle ~0, 57-62 µm), 0 elsewhere in the band
+        let band = |on: f32| {
+            move |r: f64, a: f64| {
+                (r >= r_clad - 6.0 && r <= r_clad + 1.5).then_some(if a.abs() < 0.03 {
+                    on
+                } else {
+                    0.0
+                })
+            }
+        };
+        let calls = |on: Option<f32>, out: &[Defect], scratch: &DefectScratch| {
+            let mut out = out.to_vec();
+            let f = on.map(band);
+            let k = classify_edge_cracks(
+                &mut out,
+                &z,
+                r_clad,
+                scratch,
+                f.as_ref().map(|f| f as &dyn Fn(f64, f64) -> Option<f32>),
+            );
+            (k, out)
+        };
+        // no scan: the plain rule, not a crack
+        assert_eq!(calls(None, &before, &scratch).0, 0);
+        // the picture shows it going on, dark, to the edge: a crack, sized by its length
+        let (k, out) = calls(Some(-3.0), &before, &scratch);
+        assert_eq!(k, 1);
+        assert!(out[0].crack && out[0].kind == FeatureKind::Defect);
+        // bright (a polishing scratch may be), too faint, or nothing there: not a crack
+        for on in [3.0, -1.0, 0.0] {
+            assert_eq!(calls(Some(on), &before, &scratch).0, 0, "z {on}");
+        }
+        // a line ending 9 µm inside the edge is too far in, whatever the picture
+        let (before, scratch) = line(53);
+        assert_eq!(calls(Some(-5.0), &before, &scratch).0, 0);
+        // a line that reaches the plain rule's band needs no picture
+        let (before, scratch) = line(60);
+        assert_eq!(calls(None, &before, &scratch).0, 1);
+        assert_eq!(calls(Some(3.0), &before, &scratch).0, 1);
     }
 
     #[test]

@@ -253,7 +253,7 @@ pub struct ModelSection {
     /// Costs that many model runs per frame.
     pub flips: usize,
     /// The cladding-edge scan (`inspect::edge_ring`): a notch or mark along the cladding edge
-    /// raises the image score (not the map, the defects or the verdict).
+    /// raises the image score (not the map); edge cracks read it where the map is blind.
     pub edge_scan: bool,
     /// Edge cracks (`anomaly::classify_edge_cracks`): a line that starts at the cladding edge
     /// and runs inwards is graded as a crack (a defect sized by its length), not a scratch.

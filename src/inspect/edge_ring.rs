@@ -22,8 +22,10 @@
 //! and seed 4005 at JPEG 30 / 60, 5-bit posterization and read noise 6): no clean good frame
 //! there reaches z 3.0 (the largest is 2.8; at JPEG 30, 3.9), and z alone separates the chip
 //! frames from the good ones with AUROC 0.97–1.00 on each. The inspector takes the larger of the
-//! map's score and this one as the image score; the map, the defects and the verdict are not
-//! changed by it.
+//! map's score and this one as the image score; the map and the defects are not changed by it.
+//! The departures stay readable after the scan ([`EdgeRing::z_at`]): a found line that ends in
+//! the band next to the edge where the model's map is blind is an edge crack when the scan sees
+//! it go on, dark, to the edge (`anomaly::classify_edge_cracks`).
 //!
 //! No heap allocation once the buffers have grown to their size (first frame).
 
@@ -84,6 +86,8 @@ pub struct EdgeRing {
     /// z, then its arc-smoothed copy.
     z: Vec<f32>,
     zs: Vec<f32>,
+    /// The cladding radius (µm) of the last scan that measured (`None` after one that did not).
+    scanned_radius_um: Option<f64>,
 }
 
 impl EdgeRing {
@@ -103,6 +107,7 @@ impl EdgeRing {
         grey_step: f32,
         view: &CropRect,
     ) -> Option<EdgeFinding> {
+        self.scanned_radius_um = None;
         if width < 2
             || height < 2
             || crop.len() != width * height
@@ -235,6 +240,7 @@ impl EdgeRing {
             }
         }
         let (z, a, r) = best;
+        self.scanned_radius_um = Some(cladding_radius_um);
         Some(EdgeFinding {
             z,
             score: score_of(z),
@@ -244,6 +250,31 @@ impl EdgeRing {
                 + (r as f64 + (k_rad as f64 - 1.0) / 2.0) * STEP_UM,
             angles_in_view: n_valid as f64 / N_ANGLES as f64,
         })
+    }
+}
+
+impl EdgeRing {
+    /// The last scan's departure (z, before smoothing) at `radius_um` and `angle_rad` about the
+    /// crop's centre (0 along +u, π/2 along +v): of the sampled angles nearest it and its two
+    /// neighbours (0.77 µm of arc either side), the one departing most. `None` outside the
+    /// scanned band, where no angle there was in view, or when the last scan did not measure.
+    pub fn z_at(&self, radius_um: f64, angle_rad: f64) -> Option<f32> {
+        let r0 = self.scanned_radius_um? - INNER_UM;
+        let n_r = self.z.len() / N_ANGLES;
+        let ri = ((radius_um - r0) / STEP_UM).round();
+        if !(ri >= 0.0 && ri < n_r as f64 && angle_rad.is_finite()) {
+            return None;
+        }
+        let ri = ri as usize;
+        let turns = angle_rad / std::f64::consts::TAU;
+        let a = ((turns - turns.floor()) * N_ANGLES as f64).round() as usize % N_ANGLES;
+        let row = &self.z[ri * N_ANGLES..(ri + 1) * N_ANGLES];
+        [N_ANGLES - 1, 0, 1]
+            .iter()
+            .map(|d| (a + d) % N_ANGLES)
+            .filter(|&b| self.valid[b])
+            .map(|b| row[b])
+            .max_by(|x, y| x.abs().total_cmp(&y.abs()))
     }
 }
 
@@ -446,6 +477,35 @@ mod tests {
             .scan(&img, (W, W), UPP, R_UM, 1.0, &CropRect::full(W, W))
             .unwrap();
         assert!(f.z >= Z_HIGH && (f.angle_rad - 4.0).abs() < 0.05, "{f:?}");
+    }
+
+    #[test]
+    fn departures_are_read_back_where_they_are() {
+        let mut ring = EdgeRing::new();
+        // nothing scanned yet
+        assert_eq!(ring.z_at(60.0, 1.0), None);
+        let mut img = fiber(5);
+        // a thin dark line through the band at angle 2.0, from 6 µm inside to the edge
+        notch(&mut img, 2.0, 1.5, 6.0, -30.0);
+        ring.scan(&img, (W, W), UPP, R_UM, 1.0, &CropRect::full(W, W))
+            .unwrap();
+        for r in [57.0, 59.0, 61.0] {
+            let on = ring.z_at(r, 2.0).unwrap();
+            assert!(on <= -3.0, "on the line at {r} µm: z {on}");
+            // the same angle a full turn on reads the same
+            assert_eq!(ring.z_at(r, 2.0 + std::f64::consts::TAU), Some(on));
+            let off = ring.z_at(r, 2.5).unwrap();
+            assert!(off.abs() < 2.5, "beside it at {r} µm: z {off}");
+        }
+        // outside the band: nothing
+        assert_eq!(ring.z_at(R_UM - INNER_UM - 1.0, 2.0), None);
+        assert_eq!(ring.z_at(R_UM + OUTER_UM + 1.0, 2.0), None);
+        assert_eq!(ring.z_at(60.0, f64::NAN), None);
+        // a scan that cannot measure leaves nothing to read
+        assert!(ring
+            .scan(&img, (W, W), UPP, 3.0, 1.0, &CropRect::full(W, W))
+            .is_none());
+        assert_eq!(ring.z_at(60.0, 2.0), None);
     }
 
     #[test]

@@ -805,11 +805,17 @@ impl Inspector {
             }
         }
         if self.edge_cracks {
+            // where the map is blind next to the edge, the cladding-edge scan shows whether a
+            // line goes on to it
+            let ring = &self.edge_ring;
+            let band_z = |r: f64, a: f64| ring.z_at(r, a);
             let cracks = anomaly::classify_edge_cracks(
                 &mut self.defects,
                 &self.zone,
                 loc.cladding_radius_px * self.scale.um_per_px_x,
                 &self.defect_scratch,
+                edge.is_some()
+                    .then_some(&band_z as &dyn Fn(f64, f64) -> Option<f32>),
             );
             if cracks > 0 {
                 debug!(
