@@ -385,6 +385,8 @@ pub struct DefectScratch {
     pixels: Vec<(u32, u32)>,
     /// Old label -> kept label (hysteresis).
     keep: Vec<u32>,
+    /// Rows of the crop with any pixel above the grow threshold (the others are skipped).
+    rows: Vec<usize>,
     measure: MeasureScratch,
 }
 
@@ -453,14 +455,31 @@ pub fn extract_defects_hysteresis(
     if n == 0 {
         return;
     }
+    // Most of a map is clear: the passes below visit only the rows with labelled pixels.
+    scratch.rows.clear();
+    // room for every row at once: no allocation on a later frame with more rows lit
+    scratch.rows.reserve(h);
+    scratch.rows.extend(
+        scratch
+            .mask
+            .chunks_exact(w.max(1))
+            .take(h)
+            .enumerate()
+            .filter(|(_, row)| row.iter().fold(0u8, |a, &m| a | m) != 0)
+            .map(|(y, _)| y),
+    );
+    let labels = &mut scratch.labels_in_crop;
     if low < pixel_threshold {
         // Keep the components with a seed above the high threshold, relabelled 1..=kept.
         let keep = &mut scratch.keep;
         keep.clear();
         keep.resize(n + 1, 0);
-        for (&l, &m) in scratch.labels_in_crop.iter().zip(map_in_crop) {
-            if l != 0 && m > pixel_threshold {
-                keep[l as usize] = 1;
+        for &y in &scratch.rows {
+            let row = &labels[y * w..(y + 1) * w];
+            for (&l, &m) in row.iter().zip(&map_in_crop[y * w..(y + 1) * w]) {
+                if l != 0 && m > pixel_threshold {
+                    keep[l as usize] = 1;
+                }
             }
         }
         let mut kept = 0u32;
@@ -470,8 +489,10 @@ pub fn extract_defects_hysteresis(
                 *k = kept;
             }
         }
-        for l in scratch.labels_in_crop.iter_mut() {
-            *l = keep[*l as usize];
+        for &y in &scratch.rows {
+            for l in labels[y * w..(y + 1) * w].iter_mut() {
+                *l = keep[*l as usize];
+            }
         }
         n = kept as usize;
         if n == 0 {
@@ -482,9 +503,11 @@ pub fn extract_defects_hysteresis(
     let offsets = &mut scratch.offsets;
     offsets.clear();
     offsets.resize(n + 2, 0);
-    for &l in &scratch.labels_in_crop {
-        if l != 0 {
-            offsets[l as usize + 1] += 1;
+    for &y in &scratch.rows {
+        for &l in &labels[y * w..(y + 1) * w] {
+            if l != 0 {
+                offsets[l as usize + 1] += 1;
+            }
         }
     }
     for k in 1..offsets.len() {
@@ -494,11 +517,13 @@ pub fn extract_defects_hysteresis(
     scratch.pixels.resize(offsets[n + 1], (0, 0));
     scratch.cursor.clear();
     scratch.cursor.extend_from_slice(&offsets[..n + 1]);
-    for (i, &l) in scratch.labels_in_crop.iter().enumerate() {
-        if l != 0 {
-            let c = &mut scratch.cursor[l as usize];
-            scratch.pixels[*c] = ((i % w) as u32, (i / w) as u32);
-            *c += 1;
+    for &y in &scratch.rows {
+        for (x, &l) in labels[y * w..(y + 1) * w].iter().enumerate() {
+            if l != 0 {
+                let c = &mut scratch.cursor[l as usize];
+                scratch.pixels[*c] = (x as u32, y as u32);
+                *c += 1;
+            }
         }
     }
     for k in 1..=n {

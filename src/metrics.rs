@@ -150,7 +150,12 @@ pub fn label_components(mask: &[u8], w: usize, h: usize, labels: &mut Vec<u32>) 
             labels[ra] = rb as u32 + 1;
         }
     }
+    // a row with nothing set keeps its zeros (most of a defect map)
+    let empty = |y: usize| mask[y * w..(y + 1) * w].iter().fold(0u8, |a, &m| a | m) == 0;
     for y in 0..h {
+        if empty(y) {
+            continue;
+        }
         for x in 0..w {
             let i = y * w + x;
             if mask[i] == 0 {
@@ -176,16 +181,21 @@ pub fn label_components(mask: &[u8], w: usize, h: usize, labels: &mut Vec<u32>) 
     }
     // Pass 2: in raster order, a pixel's parent is earlier and already holds its final label.
     let mut count = 0u32;
-    for i in 0..n {
-        if labels[i] == 0 {
+    for y in 0..h {
+        if empty(y) {
             continue;
         }
-        let p = labels[i] as usize - 1;
-        if p == i {
-            count += 1;
-            labels[i] = count;
-        } else {
-            labels[i] = labels[p];
+        for i in y * w..(y + 1) * w {
+            if labels[i] == 0 {
+                continue;
+            }
+            let p = labels[i] as usize - 1;
+            if p == i {
+                count += 1;
+                labels[i] = count;
+            } else {
+                labels[i] = labels[p];
+            }
         }
     }
     count as usize

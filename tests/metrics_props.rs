@@ -58,15 +58,24 @@ proptest! {
 
     #[test]
     fn labelling_equals_flood_fill(
-        w in 1usize..24, h in 1usize..24, density in 0.0f64..0.8, seed in any::<u64>(),
+        w in 1usize..24, h in 1usize..24, density in 0.0f64..0.8, blank in 0.0f64..0.9,
+        seed in any::<u64>(),
     ) {
-        // A cheap LCG mask so that the density parameter shapes it.
+        // A cheap LCG mask so that the density parameter shapes it; whole rows left empty with
+        // probability `blank` (the labelling skips empty rows).
         let mut s = seed | 1;
-        let mask: Vec<u8> = (0..w * h).map(|_| {
+        let mut next = move || {
             s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            u8::from(((s >> 33) as f64 / (1u64 << 31) as f64) < density)
-        }).collect();
-        let mut labels = Vec::new();
+            (s >> 33) as f64 / (1u64 << 31) as f64
+        };
+        let mut mask: Vec<u8> = (0..w * h).map(|_| u8::from(next() < density)).collect();
+        for row in mask.chunks_exact_mut(w) {
+            if next() < blank {
+                row.fill(0);
+            }
+        }
+        // a buffer left dirty by a larger mask first
+        let mut labels = vec![7u32; 2 * w * h + 3];
         let n = label_components(&mask, w, h, &mut labels);
         let (n2, l2) = flood_labels(&mask, w, h);
         prop_assert_eq!(n, n2);
