@@ -31,6 +31,7 @@
 //! flips = 1                     # 2 / 4: also run on the mirrored crop(s), maps averaged
 //! edge_scan = true              # the cladding-edge scan adds to the image score (chips at the edge)
 //! edge_cracks = true            # a line from the cladding edge inwards is graded as a crack
+//! edge_chips = true             # a short line lying along the cladding edge is graded as a chip
 //! remove_rings = true           # what the map marks around much of a circle about the axis is not a defect
 //! size_without_halo = true      # a spot ringed by the opposite polarity is sized inside the ring
 //!
@@ -258,6 +259,9 @@ pub struct ModelSection {
     /// Edge cracks (`anomaly::classify_edge_cracks`): a line that starts at the cladding edge
     /// and runs inwards is graded as a crack (a defect sized by its length), not a scratch.
     pub edge_cracks: bool,
+    /// Edge chips (`anomaly::classify_edge_chips`): a short "line" lying along the cladding
+    /// edge is a chip, graded as a defect by its max Feret diameter, not a scratch by its width.
+    pub edge_chips: bool,
     /// Rings (`inspect::rings`): what the map marks around much of a circle about the fiber
     /// axis (a lit epoxy bead or halo at the cladding edge, a core boundary) is the
     /// connector's build and is taken out of the map before defects are found.
@@ -278,6 +282,7 @@ impl Default for ModelSection {
             flips: 1,
             edge_scan: true,
             edge_cracks: true,
+            edge_chips: true,
             remove_rings: true,
             size_without_halo: true,
         }

@@ -264,6 +264,8 @@ pub struct Inspector {
     edge_scan: bool,
     /// `[model] edge_cracks`: lines from the cladding edge inwards are graded as cracks.
     edge_cracks: bool,
+    /// `[model] edge_chips`: short lines lying along the cladding edge are graded as chips.
+    edge_chips: bool,
     /// `[model] remove_rings`: responses around much of a circle about the axis leave the map.
     remove_rings: bool,
     rings: rings::Rings,
@@ -345,6 +347,7 @@ impl Inspector {
             flips: cfg.model.flips,
             edge_scan: cfg.model.edge_scan,
             edge_cracks: cfg.model.edge_cracks,
+            edge_chips: cfg.model.edge_chips,
             remove_rings: cfg.model.remove_rings,
             rings: rings::Rings::new(),
             size_without_halo: cfg.model.size_without_halo,
@@ -822,6 +825,15 @@ impl Inspector {
                     cracks,
                     "lines from the cladding edge inwards graded as cracks"
                 );
+            }
+        }
+        if self.edge_chips {
+            let chips = anomaly::classify_edge_chips(
+                &mut self.defects,
+                loc.cladding_radius_px * self.scale.um_per_px_x,
+            );
+            if chips > 0 {
+                debug!(chips, "short lines along the cladding edge graded as chips");
             }
         }
         if self.size_without_halo {
