@@ -451,3 +451,52 @@ fn config_reads_from_toml_with_defaults() {
     assert_eq!(cfg.rays, LocateConfig::default().rays);
     assert!(toml::from_str::<LocateConfig>("min_confidense = 0.6").is_err());
 }
+
+#[test]
+fn an_edge_that_is_only_a_dark_line_is_located_on_the_line() {
+    // Index-matched look: glass and ferrule (nearly) equally bright, the edge only a thin dark
+    // line (the rounded bevel) 25 gray levels deep, 0.6 µm inside the glass boundary, under
+    // vignetting. The regular passes find no glass step and refuse; the rescue takes the
+    // line's circle (module doc, step 6).
+    use endface::locate::Rescue;
+    for (look, fiber, glass_contrast) in [
+        (Look::BrightFiber, Fiber::Mm50, 0.0),
+        (Look::BrightFiber, Fiber::Sm, 0.02),
+        (Look::DarkFiber, Fiber::Sm, 0.02),
+    ] {
+        let mut s = Scene::simple(look, fiber);
+        s.um_per_px_x = 0.47;
+        s.glass_contrast = glass_contrast;
+        s.inner_rim = -25.0;
+        s.rim_width_um = 0.6;
+        s.vignetting = 0.45;
+        s.noise = 2.2;
+        s.center_in_frame = [339.5, 287.2];
+        let img = s.render();
+        for cfg in [
+            LocateConfig::with_scale(scale_of(&s)),
+            LocateConfig::default(),
+        ] {
+            let mut loc = Locator::new(cfg).unwrap();
+            let l = loc
+                .locate(&img)
+                .unwrap_or_else(|e| panic!("{e} ({look:?} {fiber:?})"));
+            let d = *loc.last_diagnostics().unwrap();
+            // Calibrated, the regular passes refuse all three; uncalibrated, the coarse stage
+            // sometimes reads a polarity under which they find the edge themselves.
+            if loc.config().scale.is_some() {
+                assert_eq!(d.rescued, Some(Rescue::LineEdge), "{look:?} {fiber:?}");
+            }
+            let e = (l.center_in_frame[0] - s.center_in_frame[0])
+                .hypot(l.center_in_frame[1] - s.center_in_frame[1]);
+            let dr_um = (l.cladding_radius_px - s.radius_px()) * s.um_per_px_x;
+            assert!(e < 0.3, "center error {e:.3} px ({look:?} {fiber:?})");
+            // The line's centre lies its own width inside the boundary.
+            assert!(
+                (-1.0..=0.3).contains(&dr_um),
+                "radius off by {dr_um:.2} µm ({look:?} {fiber:?})"
+            );
+            assert!(l.confidence >= 0.9 && l.focus > 0.8, "{l:?}");
+        }
+    }
+}

@@ -65,6 +65,21 @@
 //!    the earlier, range-normalized measure divided by); being in µm, one threshold holds
 //!    across cameras and magnifications. tests/locate_cases.rs checks that it falls with
 //!    blur, ignores brightness, reads alike with and without rims and at two magnifications.
+//! 6. Rescue of a refusal (`Locator::rescue`; only frames the passes above refused or could
+//!    not fit come here, so a located frame's result never changes): many cladding edges carry
+//!    a thin line — a dark bevel line, a bright rim — and on some looks the line is all there
+//!    is (glass and ferrule equally bright: index-matched epoxy, some illuminators), or the
+//!    coarse center was thrown off by vignetting and bright scratches. On rays from the coarse
+//!    circle and from the first pass's circle, each ray's most prominent dark (and, separately,
+//!    bright) line within ±15 % of the radius — the smoothed profile against the mean of the
+//!    profile 2.5 µm either side — is fitted by RANSAC and the robust fit, twice more in a ±3 %
+//!    window, and scored like a result (share of rays on the circle × fit × the line's depth
+//!    over the noise). When the glass step around that circle is at most 1.5 times the line's
+//!    depth, the edge is carried by the line and the line's circle is the result (its centre
+//!    lies within the line's width of the glass boundary); where the step dominates, passes 2–5
+//!    run again from the line's circle with the polarity read from its plateaus, and stand when
+//!    they are sure and agree with it. Anything short of `min_confidence` keeps the first
+//!    refusal. `Diagnostics::rescued` says which way a frame was rescued.
 //!
 //! # Accuracy limits
 //! Where a thin line (a rim) sits right at a soft glass edge, or the glass barely differs from
@@ -74,7 +89,11 @@
 //! center (symmetric errors cancel) stays within a pixel unless relief makes such a line
 //! strong on one side only. On the project's synthetic camera (3 600 locates, six seeds) the
 //! center is within 1 px on 99 % of frames and the radius within 1.5 px on ~96 %
-//! (tests/locate_synth_regression.rs).
+//! (tests/locate_synth_regression.rs). Where the edge is a line and the glass differs from the
+//! ferrule by a few gray levels, the regular passes may accept a step beside the line and read
+//! the radius 1–2.5 µm short (the tests' procedural renderer, a 25-level dark line over steps of
+//! 0–5 levels); only refusals are rescued (step 6), and a check of every located frame for a
+//! line-carried edge replaced too many good results on rimmed looks to be kept (session 27).
 
 mod coarse;
 mod fit;
@@ -96,6 +115,17 @@ const BOUNDARY_ZONE_UM: f64 = 5.5;
 const BOUNDARY_PLATEAU_UM: f64 = 2.5;
 /// Bright and dark lines (edge rims, a bore rim) narrower than this (µm) are not steps.
 const RIM_LINE_UM: f64 = 3.0;
+/// The rescue's line detector compares a sample with the profile this far (µm) either side:
+/// lines up to twice as wide stand out whole.
+const LINE_HALF_UM: f64 = 2.5;
+/// A refinement started from the edge line's circle stands when its center lies within this
+/// fraction of the radius (at least 2 px) of the line's...
+const RESCUE_AGREE_FRAC: f64 = 0.02;
+/// ...and its radius within this fraction of the line's.
+const RESCUE_RADIUS_FRAC: f64 = 0.06;
+/// An edge whose step (glass to outside) is at most this many times its line's depth is
+/// carried by the line: the rescue takes the line's circle.
+const RESCUE_STEP_OVER_LINE: f64 = 1.5;
 /// The focus measure looks for the edge's steepest slope within ± this (µm) of the circle.
 const FOCUS_RANGE_UM: f64 = 4.0;
 /// ...of the median profile smoothed by this (µm; at least half a pixel) against noise...
@@ -268,6 +298,20 @@ pub struct Diagnostics {
     pub noise: f64,
     /// Rays that stayed inside the frame.
     pub observed_rays: usize,
+    /// When the first attempt was refused and the circle came from the rescue (see
+    /// [`Rescue`]), which way.
+    pub rescued: Option<Rescue>,
+}
+
+/// How a frame the regular passes refused was located after all (module doc, step 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rescue {
+    /// The circle of the thin line along the edge gave the start, and the regular glass-step
+    /// refinement from it was sure of the edge.
+    LineStart,
+    /// The edge is only a line (glass and outside equally bright): the line's circle itself.
+    LineEdge,
 }
 
 /// Why no cladding was reported.
@@ -356,8 +400,37 @@ impl Locator {
             .coarse
             .search(img, aspect, (r_lo, r_hi))
             .map_err(|reason| LocateError::NotFound { reason })?;
-        let n_rays = self.cfg.rays;
+        tracing::trace!(
+            cx = hit.cx,
+            cy = hit.cy,
+            r = hit.r,
+            polarity = hit.polarity,
+            factor = hit.factor,
+            "coarse circle"
+        );
 
+        let outcome = match self.first_pass(img, aspect, &hit, (r_lo, r_hi)) {
+            Ok(c1) => self
+                .refine(img, aspect, c1, hit.polarity, &hit, (r_lo, r_hi))
+                .map_err(|e| (e, Some(c1))),
+            Err(e) => Err((e, None)),
+        };
+        match outcome {
+            Ok(located) => Ok(located),
+            Err((err, c1)) => self.rescue(img, aspect, &hit, c1, (r_lo, r_hi), err),
+        }
+    }
+
+    /// Pass 1: on rays from the coarse center, the strongest edge of the coarse polarity in a
+    /// wide window around the coarse radius on each; RANSAC and a robust fit of those.
+    fn first_pass(
+        &mut self,
+        img: &GrayImage,
+        aspect: f64,
+        hit: &coarse::CoarseHit,
+        (r_lo, r_hi): (f64, f64),
+    ) -> Result<fit::Circle, LocateError> {
+        let n_rays = self.cfg.rays;
         // Pass 1: wide window around the coarse circle.
         let window1 = 2.0 * hit.factor + 4.0;
         let reach1 = window1 + 3.0;
@@ -404,7 +477,23 @@ impl Locator {
                 reason: "the circle fit diverged".into(),
             });
         }
+        Ok(c1)
+    }
 
+    /// Pass 2 onward from the first circle `c1` and the edge `polarity`: the glass boundary,
+    /// the final fit, support, contrast, focus and confidence; refused below
+    /// `min_confidence`. `hit` only feeds the diagnostics.
+    fn refine(
+        &mut self,
+        img: &GrayImage,
+        aspect: f64,
+        c1: fit::Circle,
+        polarity: f64,
+        hit: &coarse::CoarseHit,
+        (r_lo, r_hi): (f64, f64),
+    ) -> Result<Located, LocateError> {
+        let n_rays = self.cfg.rays;
+        let min_pts = (n_rays / 8).max(8);
         // Pass 2: long profiles around the fitted circle. In each angular sector the glass
         // boundary is chosen on the median profile — the innermost real step, not a rim
         // line, not the outer edge of an epoxy ring (see `refine::glass_step`) — then each
@@ -431,16 +520,23 @@ impl Locator {
             line_px: RIM_LINE_UM * px_per_um,
             min_rise: 1.0 + 3.0 * noise / (observed.max(1) as f64).sqrt(),
         };
-        let global = self.rays.choose_boundaries(c1.r, &rule, hit.polarity);
+        let global = self.rays.choose_boundaries(c1.r, &rule, polarity);
+        tracing::trace!(
+            cx = c1.cx,
+            cy = c1.cy,
+            r = c1.r,
+            boundary_r = global.map(|b| self.rays.radius_at(b.pos)),
+            "first-pass circle and the glass boundary on the all-rays median"
+        );
         let r_star = match global {
             Some(b) => {
-                self.rays.find_boundary_edges(&rule, hit.polarity);
+                self.rays.find_boundary_edges(&rule, polarity);
                 self.rays.radius_at(b.pos)
             }
             None => {
                 // No clear step on the median profile (a faint edge): the strongest edge
                 // near the circle on each ray.
-                self.rays.find_edges(c1.r, window2, hit.polarity);
+                self.rays.find_edges(c1.r, window2, polarity);
                 c1.r
             }
         };
@@ -495,7 +591,7 @@ impl Locator {
                 c2.r,
                 &self.inlier_rays,
                 (PLATEAU_UM.0 * px_per_um, PLATEAU_UM.1 * px_per_um),
-                hit.polarity,
+                polarity,
             )
             .unwrap_or(0.0);
         let radius_px = c2.r + radius_shift;
@@ -542,7 +638,8 @@ impl Locator {
         self.diagnostics = Some(Diagnostics {
             coarse_center_in_frame: [hit.cx, hit.cy * aspect],
             coarse_radius_px: hit.r,
-            polarity: hit.polarity,
+            polarity,
+            rescued: None,
             radius_px,
             support: support.fraction,
             rms_px: support.rms,
@@ -588,6 +685,256 @@ impl Locator {
             });
         }
         Ok(located)
+    }
+
+    /// A frame the regular passes refused (`err`) gets a second try from the thin line that
+    /// runs along many cladding edges (a dark bevel line, a bright rim): the circle of the
+    /// strongest such line near the coarse circle and the first pass's circle
+    /// ([`Locator::line_circle`]). When the edge is carried by that line (the glass step is
+    /// at most [`RESCUE_STEP_OVER_LINE`] times the line's depth) and the line is sure enough,
+    /// the line's circle is the edge; where a step dominates, the regular refinement is run
+    /// again from the line's circle with the polarity read afresh from the plateaus around
+    /// it, and stands when it is sure and agrees with the line. Otherwise the first refusal
+    /// is returned unchanged.
+    fn rescue(
+        &mut self,
+        img: &GrayImage,
+        aspect: f64,
+        hit: &coarse::CoarseHit,
+        c1: Option<fit::Circle>,
+        range: (f64, f64),
+        err: LocateError,
+    ) -> Result<Located, LocateError> {
+        if !matches!(
+            err,
+            LocateError::NotFound { .. } | LocateError::LowConfidence { .. }
+        ) {
+            return Err(err);
+        }
+        let refused_diagnostics = self.diagnostics;
+        let mut seeds: heapless::Vec<fit::Circle, 2> = heapless::Vec::new();
+        // infallible: capacity 2, at most two pushes.
+        let _ = seeds.push(fit::Circle {
+            cx: hit.cx,
+            cy: hit.cy,
+            r: hit.r,
+        });
+        if let Some(c) = c1 {
+            let moved = (c.cx - hit.cx).hypot(c.cy - hit.cy) + (c.r - hit.r).abs();
+            if moved > 2.0 {
+                let _ = seeds.push(c);
+            }
+        }
+        let Some(line) = self.line_circle(img, aspect, &seeds, range) else {
+            return Err(err);
+        };
+        let (step, observed) = self.plateau_step(img, aspect, line.circle);
+        tracing::trace!(
+            cx = line.circle.cx,
+            cy = line.circle.cy,
+            r = line.circle.r,
+            line_polarity = line.polarity,
+            confidence = line.confidence,
+            depth = line.depth,
+            step,
+            "rescue: circle of the edge line"
+        );
+        if step.abs() <= RESCUE_STEP_OVER_LINE * line.depth {
+            if let Some(l) = self.line_located(img, aspect, hit, &line, step, observed, range) {
+                return Ok(l);
+            }
+        } else {
+            let polarity = if step < 0.0 { -1.0 } else { 1.0 };
+            let c = line.circle;
+            if let Ok(located) = self.refine(img, aspect, c, polarity, hit, range) {
+                let [fx, fy] = located.center_in_frame;
+                let off = (fx - c.cx).hypot(fy / aspect - c.cy);
+                let dr = (located.cladding_radius_px - c.r).abs();
+                if off <= (RESCUE_AGREE_FRAC * c.r).max(2.0) && dr <= RESCUE_RADIUS_FRAC * c.r {
+                    if let Some(d) = self.diagnostics.as_mut() {
+                        d.rescued = Some(Rescue::LineStart);
+                    }
+                    tracing::debug!(
+                        x = fx,
+                        y = fy,
+                        r = located.cladding_radius_px,
+                        confidence = located.confidence,
+                        "located from the edge line's circle after a refusal"
+                    );
+                    return Ok(located);
+                }
+            }
+        }
+        self.diagnostics = refused_diagnostics;
+        Err(err)
+    }
+
+    /// The glass-to-outside step around circle `c` (outer plateau minus inner, over all
+    /// rays' median profile; 0 when too few rays stay in the frame) and how many rays stayed
+    /// inside the frame.
+    fn plateau_step(&mut self, img: &GrayImage, aspect: f64, c: fit::Circle) -> (f64, usize) {
+        let px_per_um = c.r / CLADDING_RADIUS_UM;
+        let plateau = (PLATEAU_UM.0 * px_per_um, PLATEAU_UM.1 * px_per_um);
+        let observed = self.rays.cast(
+            img,
+            aspect,
+            [c.cx, c.cy],
+            (c.r - plateau.1 - 3.0, c.r + plateau.1 + 3.0),
+            self.cfg.rays,
+        );
+        self.inlier_rays.clear();
+        self.inlier_rays.extend(0..observed);
+        let step = self
+            .rays
+            .edge_contrast([c.cx, c.cy], c.r, &self.inlier_rays, plateau, 1.0)
+            .unwrap_or(0.0);
+        (step, observed)
+    }
+
+    /// The edge line's circle as the result (confidence, focus and diagnostics of its own),
+    /// or `None` when it is not sure enough or its radius is out of range.
+    #[allow(clippy::too_many_arguments)] // one measurement's parts
+    fn line_located(
+        &mut self,
+        img: &GrayImage,
+        aspect: f64,
+        hit: &coarse::CoarseHit,
+        line: &LineCircle,
+        step: f64,
+        observed: usize,
+        (r_lo, r_hi): (f64, f64),
+    ) -> Option<Located> {
+        let c = line.circle;
+        if line.confidence < self.cfg.min_confidence || c.r < 0.95 * r_lo || c.r > 1.05 * r_hi {
+            return None;
+        }
+        let px_per_um = c.r / CLADDING_RADIUS_UM;
+        let focus = self
+            .focus_rays
+            .edge_focus(
+                img,
+                aspect,
+                [c.cx, c.cy],
+                c.r,
+                self.cfg.rays,
+                FOCUS_RANGE_UM * px_per_um,
+                (FOCUS_SMOOTH_UM * px_per_um, FOCUS_BLUR_UM * px_per_um),
+            )
+            .unwrap_or(0.0)
+            .clamp(0.0, 1.0);
+        let located = Located {
+            center_in_frame: [c.cx, c.cy * aspect],
+            cladding_radius_px: c.r,
+            radius_y_px: c.r * aspect,
+            confidence: line.confidence,
+            focus,
+        };
+        self.diagnostics = Some(Diagnostics {
+            coarse_center_in_frame: [hit.cx, hit.cy * aspect],
+            coarse_radius_px: hit.r,
+            polarity: if step < 0.0 { -1.0 } else { 1.0 },
+            radius_px: c.r,
+            support: line.support,
+            rms_px: line.rms,
+            contrast: step.abs(),
+            noise: line.noise,
+            observed_rays: observed,
+            rescued: Some(Rescue::LineEdge),
+        });
+        tracing::debug!(
+            x = located.center_in_frame[0],
+            y = located.center_in_frame[1],
+            r = c.r,
+            confidence = line.confidence,
+            focus,
+            depth = line.depth,
+            step,
+            "located on the edge line (the edge is carried by a line, not a step)"
+        );
+        Some(located)
+    }
+
+    /// The circle of the strongest thin line (dark or bright) near each of `seeds`: on rays
+    /// from the seed, each ray's strongest line within ±15 % of its radius
+    /// ([`refine::Rays::find_lines`]), RANSAC and a robust fit, then twice more from the new
+    /// circle in a ±3 % window. Scored like the regular result (share of rays on the circle
+    /// × fit factor × visibility: the line's median depth over the frame's noise); the best
+    /// of both polarities and all seeds, or `None` when no line forms a circle.
+    fn line_circle(
+        &mut self,
+        img: &GrayImage,
+        aspect: f64,
+        seeds: &[fit::Circle],
+        (r_lo, r_hi): (f64, f64),
+    ) -> Option<LineCircle> {
+        let n_rays = self.cfg.rays;
+        let min_pts = (n_rays / 8).max(8);
+        let noise = refine::noise_sigma(img, &mut self.hist).max(0.5);
+        let mut best: Option<LineCircle> = None;
+        for seed in seeds {
+            for polarity in [-1.0, 1.0] {
+                let mut c = *seed;
+                let mut window = (0.15 * c.r).max(10.0);
+                let mut fitted = true;
+                for _ in 0..3 {
+                    let half = (LINE_HALF_UM * c.r / CLADDING_RADIUS_UM).max(1.0);
+                    let reach = window + half + 4.0;
+                    self.rays.cast(
+                        img,
+                        aspect,
+                        [c.cx, c.cy],
+                        (c.r - reach, c.r + reach),
+                        n_rays,
+                    );
+                    self.rays.find_lines(c.r, window, polarity, half);
+                    self.collect_points();
+                    if self.pts.len() < min_pts {
+                        fitted = false;
+                        break;
+                    }
+                    let Some(start) = fit::ransac(&self.pts, 1.5, 0.9 * r_lo, 1.1 * r_hi, 150)
+                    else {
+                        fitted = false;
+                        break;
+                    };
+                    let (f, _) = fit::tukey_fit(
+                        &self.pts,
+                        start,
+                        0.3,
+                        30,
+                        &mut self.weights,
+                        &mut self.scratch,
+                    );
+                    if !(f.r.is_finite() && f.cx.is_finite() && f.cy.is_finite() && f.r > 0.0) {
+                        fitted = false;
+                        break;
+                    }
+                    c = f;
+                    window = (0.03 * c.r).max(3.0);
+                }
+                if !fitted {
+                    continue;
+                }
+                let support = self.support(c, n_rays);
+                let snr = support.median_strength / noise;
+                let confidence = (support.fraction
+                    * (1.25 - 0.5 * support.rms).clamp(0.0, 1.0)
+                    * ((snr - 1.0) / 2.5).clamp(0.0, 1.0))
+                .clamp(0.0, 1.0);
+                if best.is_none_or(|b| confidence > b.confidence) {
+                    best = Some(LineCircle {
+                        circle: c,
+                        polarity,
+                        confidence,
+                        support: support.fraction,
+                        rms: support.rms,
+                        depth: support.median_strength,
+                        noise,
+                    });
+                }
+            }
+        }
+        best
     }
 
     /// When the refused edge fits an ellipse much better than a circle, a note naming the
@@ -660,6 +1007,20 @@ impl Locator {
             },
         }
     }
+}
+
+/// The circle of a thin line along the edge ([`Locator::line_circle`]).
+#[derive(Debug, Clone, Copy)]
+struct LineCircle {
+    circle: fit::Circle,
+    /// +1 bright line, −1 dark line.
+    polarity: f64,
+    confidence: f64,
+    support: f64,
+    rms: f64,
+    /// Median depth of the line on the rays (gray levels) and the frame's noise.
+    depth: f64,
+    noise: f64,
 }
 
 struct Support {

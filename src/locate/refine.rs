@@ -267,6 +267,54 @@ impl Rays {
         }
     }
 
+    /// On every stored ray, the strongest thin line of `polarity` (+1 bright, −1 dark) with
+    /// radius in `[r0 - window, r0 + window]` (into `self.points`): on the smoothed profile,
+    /// how far a sample stands out of the mean of the two samples `half_px` either side of it
+    /// (gray levels, the point's `strength`), to sub-pixel by a parabola. An edge that is only
+    /// a line — glass and ferrule equally bright — has no step for [`Rays::find_edges`] to
+    /// find, but its line stands out on every ray.
+    pub fn find_lines(&mut self, r0: f64, window: f64, polarity: f64, half_px: f64) {
+        self.points.clear();
+        let [cx, cy] = self.origin;
+        let k = ((half_px / STEP_PX).round() as usize).max(2);
+        let n = self.profile_len;
+        let t_start = self.t_start;
+        let idx = |t: f64| ((t - t_start) / STEP_PX).round().max(0.0) as usize;
+        let lo = idx(r0 - window).max(SMOOTH_HALF + k + 1);
+        let hi = idx(r0 + window).min(n.saturating_sub(SMOOTH_HALF + k + 2));
+        if lo >= hi {
+            return;
+        }
+        for ray in 0..self.dirs.len() {
+            convolve(
+                &self.profiles[ray * n..(ray + 1) * n],
+                &self.kernel,
+                &mut self.smooth,
+            );
+            let s = &self.smooth;
+            let depth = |i: usize| polarity * (s[i] - 0.5 * (s[i - k] + s[i + k]));
+            let mut best = lo;
+            let mut best_depth = depth(lo);
+            for i in lo + 1..=hi {
+                let d = depth(i);
+                if d > best_depth {
+                    best = i;
+                    best_depth = d;
+                }
+            }
+            let (dm, d0, dp) = (depth(best - 1), best_depth, depth(best + 1));
+            let delta = parabola_offset(dm, d0, dp);
+            let t = t_start + (best as f64 + delta) * STEP_PX;
+            let [c, si] = self.dirs[ray];
+            self.points.push(EdgePoint {
+                p: [cx + t * c, cy + t * si],
+                strength: d0 - 0.25 * (dm - dp) * delta,
+                ray,
+                steep_dt: None,
+            });
+        }
+    }
+
     /// Strongest edge of `polarity` within the window on the profile in `self.raw`:
     /// (distance from the origin, polarity-signed slope).
     fn edge_on_profile(&mut self, r0: f64, window: f64, polarity: f64) -> Option<(f64, f64)> {
