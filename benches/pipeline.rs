@@ -278,7 +278,57 @@ fn locating(c: &mut Criterion) {
             b.iter(|| locator.locate(black_box(&f.img)).unwrap())
         });
     }
+    // A frame the regular passes refuse and the rescue locates (`Locator::rescue`): glass and
+    // ferrule equally bright, the edge only a dark line, under vignetting — what a refusal
+    // that ends located costs on top of the regular passes.
+    let (img, scale) = line_only_edge_frame();
+    let mut locator =
+        endface::locate::Locator::new(endface::locate::LocateConfig::with_scale(scale)).unwrap();
+    let got = locator.locate(&img).unwrap();
+    let rescued = locator.last_diagnostics().and_then(|d| d.rescued);
+    eprintln!(
+        "locate line-only edge: centre off by {:.2} px, rescued {rescued:?}",
+        (got.center_in_frame[0] - 339.5).hypot(got.center_in_frame[1] - 287.2)
+    );
+    assert!(
+        rescued.is_some(),
+        "the line-only frame should need the rescue"
+    );
+    g.bench_function("rescued_line_edge_640x480", |b| {
+        b.iter(|| locator.locate(black_box(&img)).unwrap())
+    });
     g.finish();
+}
+
+/// 640x480 at 0.47 µm/px: a fiber as bright as its ferrule (100 gray levels, vignetting 0.45)
+/// whose edge is only a dark line 25 levels deep (Gaussian, σ 1 px, 1.3 px inside the
+/// cladding radius), read noise ~2 levels.
+fn line_only_edge_frame() -> (image::GrayImage, endface::geometry::PixelScale) {
+    let upx = 0.47;
+    let (cx, cy, r) = (339.5, 287.2, 62.5 / upx);
+    let (w, h) = (640u32, 480u32);
+    let diag = (f64::from(w) / 2.0).hypot(f64::from(h) / 2.0);
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut noise = move || {
+        // Sum of four uniforms: roughly Gaussian, σ ≈ 2 levels.
+        (0..4)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+            })
+            .sum::<f64>()
+            * 3.46
+    };
+    let img = image::GrayImage::from_fn(w, h, |x, y| {
+        let (fx, fy) = (f64::from(x), f64::from(y));
+        let d = (fx - cx).hypot(fy - cy) - (r - 1.3);
+        let rf = (fx - f64::from(w) / 2.0).hypot(fy - f64::from(h) / 2.0) / diag;
+        let v = 100.0 * (1.0 - 0.45 * rf * rf) - 25.0 * (-0.5 * d * d).exp() + noise();
+        image::Luma([v.round().clamp(0.0, 255.0) as u8])
+    });
+    (img, endface::geometry::PixelScale::square(upx))
 }
 
 /// The frame's conditioning before it is located (`Inspector::conditioned`): the stuck-pixel
