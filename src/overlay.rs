@@ -284,6 +284,7 @@ mod tests {
             cladding_radius_px: Some(62.5),
             radius_y_px: Some(62.5),
             locate_confidence: Some(0.9),
+            locate_rescue: None,
             focus: Some(0.8),
             bright_level: None,
             exposure_gain: None,

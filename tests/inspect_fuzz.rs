@@ -306,6 +306,7 @@ proptest! {
             cladding_radius_px: None,
             radius_y_px: None,
             locate_confidence: None,
+            locate_rescue: None,
             focus: None,
             bright_level: None,
             exposure_gain: None,

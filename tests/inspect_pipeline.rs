@@ -1,9 +1,11 @@
 //! Frame → verdict with the recon256 test model (a fixed Gaussian-blur "reconstruction"):
 //! defect size, zone, contact-zone masking, non-square pixels, UNABLE on poor focus.
 //! The fiber position is given (Inspector::inspect_located), so these tests do not depend on
-//! the localizer.
+//! the localizer — but for the last, which checks that a fiber the localizer's rescue found
+//! is graded and reported so.
 
 mod common;
+mod locate_render; // the procedural end faces of the localizer's tests; one is used here
 
 use common::*;
 use endface::config::StationConfig;
@@ -312,4 +314,36 @@ fn a_line_the_model_calls_a_crack_is_graded_by_its_length() {
     let s = &r.defects[0];
     assert!(!s.crack && s.kind == FeatureKind::Scratch, "{s:?}");
     assert!((s.crack_score.unwrap() - 0.7).abs() < 1e-6);
+}
+
+#[test]
+fn a_fiber_located_by_the_rescue_is_graded_and_says_so() {
+    // Glass as bright as the ferrule, the edge only a dark line (tests/locate_render): the
+    // localizer's regular passes refuse it and its rescue locates it from the line; the
+    // inspection grades the frame and names the rescue (`locate_rescue`, journalled in the
+    // frame's condition). A frame the regular passes locate says nothing.
+    use endface::locate::Rescue;
+    use locate_render::{Fiber, Look, Scene};
+
+    let mut s = Scene::simple(Look::BrightFiber, Fiber::Mm50);
+    s.um_per_px_x = 0.47;
+    s.glass_contrast = 0.0;
+    s.inner_rim = -25.0;
+    s.rim_width_um = 0.6;
+    s.vignetting = 0.45;
+    s.noise = 2.2;
+    s.center_in_frame = [339.5, 287.2];
+    let scale = PixelScale::square(0.47);
+    let mut insp = inspector(scale);
+    let got = insp.inspect(&s.render()).unwrap();
+    assert_ne!(got.verdict, Verdict::Unable, "{:?}", got.reasons);
+    assert_eq!(got.locate_rescue, Some(Rescue::LineEdge));
+    let c = got.center.unwrap();
+    assert!((c[0] - 339.5).hypot(c[1] - 287.2) < 0.3, "{c:?}");
+    let json = serde_json::to_value(&got).unwrap();
+    assert_eq!(json["locate_rescue"], "line-edge");
+
+    let plain = insp.inspect(&frame(scale, CENTER, &[])).unwrap();
+    assert_eq!(plain.locate_rescue, None);
+    assert!(plain.center.is_some());
 }

@@ -122,6 +122,9 @@ struct FrameCondition {
     center: Option<[f64; 2]>,
     cladding_radius_px: Option<f64>,
     locate_confidence: Option<f64>,
+    /// How the localizer's rescue located a fiber its regular passes refused (`None`: not
+    /// needed).
+    locate_rescue: Option<crate::locate::Rescue>,
     focus: Option<f64>,
     bright_level: Option<f32>,
     exposure_gain: Option<f32>,
@@ -144,6 +147,7 @@ impl FrameCondition {
             center: i.center,
             cladding_radius_px: i.cladding_radius_px,
             locate_confidence: i.locate_confidence,
+            locate_rescue: i.locate_rescue,
             focus: i.focus,
             bright_level: i.bright_level,
             exposure_gain: i.exposure_gain,

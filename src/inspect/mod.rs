@@ -136,6 +136,11 @@ pub struct Inspection {
     /// Cladding radius along y (frame pixels).
     pub radius_y_px: Option<f64>,
     pub locate_confidence: Option<f64>,
+    /// `None` when the localizer's regular passes found the cladding; else how its rescue of
+    /// a refusal did (`"line-edge"`: the edge is only a line, its circle was taken;
+    /// `"line-start"`: the refinement reran from the line's circle) — see
+    /// [`crate::locate::Rescue`].
+    pub locate_rescue: Option<crate::locate::Rescue>,
     pub focus: Option<f64>,
     /// 99th percentile of the contact zone's grey levels in the model's crop (0–255;
     /// [`exposure`]); for a frame too dark to locate the fiber in, the whole frame's; `None`
@@ -191,6 +196,7 @@ impl Default for Inspection {
             cladding_radius_px: None,
             radius_y_px: None,
             locate_confidence: None,
+            locate_rescue: None,
             focus: None,
             bright_level: None,
             exposure_gain: None,
@@ -595,6 +601,7 @@ impl Inspector {
         match located {
             Ok(loc) => {
                 self.grade_located_into(frame, &loc, out)?;
+                out.locate_rescue = self.locator.last_diagnostics().and_then(|d| d.rescued);
                 out.timings_ms.locate = locate_ms;
                 out.timings_ms.total += locate_ms;
                 Ok(())
@@ -905,6 +912,7 @@ impl Inspector {
         out.cladding_radius_px = Some(loc.cladding_radius_px);
         out.radius_y_px = Some(loc.radius_y_px);
         out.locate_confidence = Some(loc.confidence);
+        out.locate_rescue = None;
         out.focus = Some(loc.focus);
         out.bright_level = bright_level;
         out.exposure_gain = Some(gain);
@@ -941,6 +949,7 @@ impl Inspector {
         out.cladding_radius_px = loc.map(|l| l.cladding_radius_px);
         out.radius_y_px = loc.map(|l| l.radius_y_px);
         out.locate_confidence = loc.map(|l| l.confidence);
+        out.locate_rescue = None;
         out.focus = loc.map(|l| l.focus);
         out.bright_level = None;
         out.exposure_gain = None;
