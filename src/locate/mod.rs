@@ -623,9 +623,7 @@ impl Locator {
         let plateau_len_px = ((PLATEAU_UM.1 - PLATEAU_UM.0) * px_per_um).max(1.0);
         let step_noise = noise * (2.0 / plateau_len_px).sqrt();
         let snr = (contrast / step_noise).max(2.0 * support.median_strength / noise);
-        let q_fit = (1.25 - 0.5 * support.rms).clamp(0.0, 1.0);
-        let q_snr = ((snr - 1.0) / 2.5).clamp(0.0, 1.0);
-        let confidence = (support.fraction * q_fit * q_snr).clamp(0.0, 1.0);
+        let confidence = confidence_of(support.fraction, support.rms, snr);
 
         let center_in_frame = [c2.cx, c2.cy * aspect];
         let located = Located {
@@ -868,59 +866,16 @@ impl Locator {
         (r_lo, r_hi): (f64, f64),
     ) -> Option<LineCircle> {
         let n_rays = self.cfg.rays;
-        let min_pts = (n_rays / 8).max(8);
         let noise = refine::noise_sigma(img, &mut self.hist).max(0.5);
         let mut best: Option<LineCircle> = None;
         for seed in seeds {
             for polarity in [-1.0, 1.0] {
-                let mut c = *seed;
-                let mut window = (0.15 * c.r).max(10.0);
-                let mut fitted = true;
-                for _ in 0..3 {
-                    let half = (LINE_HALF_UM * c.r / CLADDING_RADIUS_UM).max(1.0);
-                    let reach = window + half + 4.0;
-                    self.rays.cast(
-                        img,
-                        aspect,
-                        [c.cx, c.cy],
-                        (c.r - reach, c.r + reach),
-                        n_rays,
-                    );
-                    self.rays.find_lines(c.r, window, polarity, half);
-                    self.collect_points();
-                    if self.pts.len() < min_pts {
-                        fitted = false;
-                        break;
-                    }
-                    let Some(start) = fit::ransac(&self.pts, 1.5, 0.9 * r_lo, 1.1 * r_hi, 150)
-                    else {
-                        fitted = false;
-                        break;
-                    };
-                    let (f, _) = fit::tukey_fit(
-                        &self.pts,
-                        start,
-                        0.3,
-                        30,
-                        &mut self.weights,
-                        &mut self.scratch,
-                    );
-                    if !(f.r.is_finite() && f.cx.is_finite() && f.cy.is_finite() && f.r > 0.0) {
-                        fitted = false;
-                        break;
-                    }
-                    c = f;
-                    window = (0.03 * c.r).max(3.0);
-                }
-                if !fitted {
+                let Some(c) = self.line_fit(img, aspect, *seed, polarity, (r_lo, r_hi)) else {
                     continue;
-                }
+                };
                 let support = self.support(c, n_rays);
                 let snr = support.median_strength / noise;
-                let confidence = (support.fraction
-                    * (1.25 - 0.5 * support.rms).clamp(0.0, 1.0)
-                    * ((snr - 1.0) / 2.5).clamp(0.0, 1.0))
-                .clamp(0.0, 1.0);
+                let confidence = confidence_of(support.fraction, support.rms, snr);
                 if best.is_none_or(|b| confidence > b.confidence) {
                     best = Some(LineCircle {
                         circle: c,
@@ -935,6 +890,54 @@ impl Locator {
             }
         }
         best
+    }
+
+    /// The circle of `polarity`'s most prominent line on rays from `seed` (see
+    /// [`Locator::line_circle`]): ±15 % of the radius, then twice more at ±3 %; `None` when too
+    /// few rays see a line or the lines form no circle.
+    fn line_fit(
+        &mut self,
+        img: &GrayImage,
+        aspect: f64,
+        seed: fit::Circle,
+        polarity: f64,
+        (r_lo, r_hi): (f64, f64),
+    ) -> Option<fit::Circle> {
+        let n_rays = self.cfg.rays;
+        let min_pts = (n_rays / 8).max(8);
+        let mut c = seed;
+        let mut window = (0.15 * c.r).max(10.0);
+        for _ in 0..3 {
+            let half = (LINE_HALF_UM * c.r / CLADDING_RADIUS_UM).max(1.0);
+            let reach = window + half + 4.0;
+            self.rays.cast(
+                img,
+                aspect,
+                [c.cx, c.cy],
+                (c.r - reach, c.r + reach),
+                n_rays,
+            );
+            self.rays.find_lines(c.r, window, polarity, half);
+            self.collect_points();
+            if self.pts.len() < min_pts {
+                return None;
+            }
+            let start = fit::ransac(&self.pts, 1.5, 0.9 * r_lo, 1.1 * r_hi, 150)?;
+            let (f, _) = fit::tukey_fit(
+                &self.pts,
+                start,
+                0.3,
+                30,
+                &mut self.weights,
+                &mut self.scratch,
+            );
+            if !(f.r.is_finite() && f.cx.is_finite() && f.cy.is_finite() && f.r > 0.0) {
+                return None;
+            }
+            c = f;
+            window = (0.03 * c.r).max(3.0);
+        }
+        Some(c)
     }
 
     /// When the refused edge fits an ellipse much better than a circle, a note naming the
@@ -1007,6 +1010,14 @@ impl Locator {
             },
         }
     }
+}
+
+/// Confidence of a circle (module doc, step 4): the share of rays on it × the fit factor (1
+/// up to 0.5 px RMS, 0 at 2.5 px) × the visibility factor (0 at 1x noise, 1 from 3.5x).
+fn confidence_of(support: f64, rms_px: f64, snr: f64) -> f64 {
+    let q_fit = (1.25 - 0.5 * rms_px).clamp(0.0, 1.0);
+    let q_snr = ((snr - 1.0) / 2.5).clamp(0.0, 1.0);
+    (support * q_fit * q_snr).clamp(0.0, 1.0)
 }
 
 /// The circle of a thin line along the edge ([`Locator::line_circle`]).
