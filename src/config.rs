@@ -33,6 +33,7 @@
 //! edge_cracks = true            # a line from the cladding edge inwards is graded as a crack
 //! edge_chips = true             # a short line lying along the cladding edge is graded as a chip
 //! remove_rings = true           # what the map marks around much of a circle about the axis is not a defect
+//! core_mark = true              # a faint round mark on the axis the size of a single-mode core is the core
 //! size_without_halo = true      # a spot ringed by the opposite polarity is sized inside the ring
 //!
 //! [locate]
@@ -269,6 +270,9 @@ pub struct ModelSection {
     /// Halos (`anomaly::size_spots_without_halo`): a spot ringed by a line of the opposite
     /// polarity is sized inside the ring (the pit, not its halo).
     pub size_without_halo: bool,
+    /// The single-mode core (`inspect::core`): a faint round mark on the axis the size of a
+    /// single-mode core is the core, not a zone-A defect, and is taken out of the map.
+    pub core_mark: bool,
 }
 
 impl Default for ModelSection {
@@ -285,6 +289,7 @@ impl Default for ModelSection {
             edge_chips: true,
             remove_rings: true,
             size_without_halo: true,
+            core_mark: true,
         }
     }
 }

@@ -294,6 +294,7 @@ mod tests {
             image_score: Some(0.9),
             map_score: Some(0.9),
             ring_level: Some(0.0),
+            core_level: None,
             edge_scan: None,
             contact_zone_in_view: Some(1.0),
             anomalous: Some(true),

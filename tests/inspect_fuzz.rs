@@ -316,6 +316,7 @@ proptest! {
             image_score: Some(0.5),
             map_score: Some(0.5),
             ring_level: Some(0.0),
+            core_level: None,
             edge_scan: None,
             contact_zone_in_view: Some(1.0),
             anomalous: None,

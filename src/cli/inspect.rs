@@ -470,6 +470,7 @@ fn dump_tensors(
         "image_score": insp.image_score,
         "map_score": insp.map_score,
         "ring_level": insp.ring_level,
+        "core_level": insp.core_level,
         "edge_scan": insp.edge_scan,
         "files": files,
     });

@@ -139,6 +139,9 @@ struct FrameCondition {
     /// How lit the rings about the axis were that the station took out of the map
     /// (`inspect::rings`): a camera whose epoxy bead or halo the model marks.
     ring_level: Option<f32>,
+    /// How lit the single-mode core's mark was that the station took out of the map
+    /// (`inspect::core`): a camera that shows the core the model was not trained on.
+    core_level: Option<f32>,
 }
 
 impl FrameCondition {
@@ -158,6 +161,7 @@ impl FrameCondition {
             map_score: i.map_score,
             edge_scan: i.edge_scan,
             ring_level: i.ring_level,
+            core_level: i.core_level,
         }
     }
 }

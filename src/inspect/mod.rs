@@ -21,6 +21,7 @@
 //! - Buffers (crop, map, labels, model tensors) live in the [`Inspector`] and are reused.
 
 pub mod border;
+pub mod core;
 pub mod crop;
 pub mod destripe;
 pub mod edge_ring;
@@ -165,6 +166,9 @@ pub struct Inspection {
     /// The largest ring level [`rings`] took out of the map (0: none); `None` when it is off or
     /// the model did not run.
     pub ring_level: Option<f32>,
+    /// The largest map value of a single-mode core's mark taken out of the map ([`core`]; 0:
+    /// none); `None` when it is off, the profile is not single-mode, or the model did not run.
+    pub core_level: Option<f32>,
     /// The cladding-edge scan ([`edge_ring`]; `[model] edge_scan`); `None` when it is off, did
     /// not run, or too little of the edge was in view.
     pub edge_scan: Option<EdgeScan>,
@@ -206,6 +210,7 @@ impl Default for Inspection {
             image_score: None,
             map_score: None,
             ring_level: None,
+            core_level: None,
             edge_scan: None,
             contact_zone_in_view: None,
             anomalous: None,
@@ -275,6 +280,9 @@ pub struct Inspector {
     /// `[model] remove_rings`: responses around much of a circle about the axis leave the map.
     remove_rings: bool,
     rings: rings::Rings,
+    /// `[model] core_mark`: with a single-mode profile, the core's mark leaves the map.
+    core_mark: bool,
+    core: core::CoreMark,
     /// `[model] size_without_halo`: a spot ringed by the opposite polarity is sized inside the ring.
     size_without_halo: bool,
     edge_ring: edge_ring::EdgeRing,
@@ -356,6 +364,8 @@ impl Inspector {
             edge_chips: cfg.model.edge_chips,
             remove_rings: cfg.model.remove_rings,
             rings: rings::Rings::new(),
+            core_mark: cfg.model.core_mark,
+            core: core::CoreMark::new(),
             size_without_halo: cfg.model.size_without_halo,
             edge_ring: edge_ring::EdgeRing::new(),
             in_view: CropRect::full(w, h),
@@ -793,6 +803,33 @@ impl Inspector {
         } else {
             None
         };
+        let single_mode = self.profile.zones.a.outer_diameter_um <= core::SINGLE_MODE_ZONE_A_MAX_UM;
+        let core_level = if self.core_mark && single_mode {
+            let grey = 255.0
+                * model
+                    .manifest()
+                    .input
+                    .normalization
+                    .std
+                    .get(0)
+                    .unwrap_or(1.0);
+            let level = self.core.remove(
+                &mut self.map_in_crop,
+                model.input(),
+                grey as f32,
+                self.zone.width,
+                self.zone.height,
+                self.zone.um_per_px,
+                self.grow_threshold,
+            );
+            if level > 0.0 {
+                map_score = self.map_in_crop.iter().copied().fold(0.0, f32::max);
+                debug!(level, "the single-mode core's mark taken out of the map");
+            }
+            Some(level)
+        } else {
+            None
+        };
         let image_score = edge.map_or(map_score, |e| map_score.max(e.score));
         anomaly::extract_defects_hysteresis(
             &self.map_in_crop,
@@ -919,6 +956,7 @@ impl Inspector {
         out.image_score = Some(image_score);
         out.map_score = Some(map_score);
         out.ring_level = ring_level;
+        out.core_level = core_level;
         out.edge_scan = edge;
         out.contact_zone_in_view = Some(in_view_share);
         out.anomalous = Some(image_score > self.image_threshold);
@@ -956,6 +994,7 @@ impl Inspector {
         out.image_score = None;
         out.map_score = None;
         out.ring_level = None;
+        out.core_level = None;
         out.edge_scan = None;
         out.contact_zone_in_view = None;
         out.anomalous = None;
