@@ -86,8 +86,10 @@ impl CoreMark {
         if n == 0
             || map.len() != n
             || input.len() != n
-            || !(um_per_px > 0.0)
-            || !(grey > 0.0)
+            || um_per_px.is_nan()
+            || um_per_px <= 0.0
+            || grey.is_nan()
+            || grey <= 0.0
             || grow.is_nan()
         {
             return 0.0;
@@ -111,6 +113,12 @@ impl CoreMark {
         self.seen.resize(n, false);
         self.stack.clear();
         self.mark.clear();
+        // everything below stays inside the window: grown once, never again for this geometry
+        let window = (u_hi - u_lo + 1) * (v_hi - v_lo + 1);
+        self.stack.reserve(window);
+        self.mark.reserve(window);
+        self.inside.reserve(window);
+        self.ring.reserve(window);
         for v in v_lo..=v_hi {
             for u in u_lo..=u_hi {
                 let i = v * width + u;
