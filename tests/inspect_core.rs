@@ -10,7 +10,6 @@ use common::*;
 use endface::grade::{Profile, Verdict, Zone};
 use endface::inspect::Inspector;
 use image::GrayImage;
-use std::process::Command;
 
 struct Frame {
     image: GrayImage,
@@ -22,21 +21,22 @@ struct Frame {
 /// The synthetic camera's first good frame of seed 4005 (single-mode UPC, a faint core).
 fn good_frame(dir: &std::path::Path) -> Frame {
     let ds = dir.join("ds");
-    let o = Command::new(env!("CARGO_BIN_EXE_endface"))
-        .env("ENDFACE_LOG", "error")
-        .args(["synth", "--out"])
-        .arg(&ds)
-        .args(["--seed", "4005", "--train-good", "0", "--test-good", "1"])
-        .args(["--per-kind", "1", "--kinds", "pit"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let labels = std::fs::read_to_string(ds.join("labels.jsonl")).unwrap();
-    let label: serde_json::Value = labels
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|l| l["image"] == "test/good/0000.png")
-        .unwrap();
+    let label = synth_label(
+        &ds,
+        &[
+            "--seed",
+            "4005",
+            "--train-good",
+            "0",
+            "--test-good",
+            "1",
+            "--per-kind",
+            "1",
+            "--kinds",
+            "pit",
+        ],
+        "test/good/0000.png",
+    );
     assert_eq!(label["fiber"], "sm-upc");
     assert_eq!(label["defects"].as_array().unwrap().len(), 0);
     let c = label["center"].as_array().unwrap();

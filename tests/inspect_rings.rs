@@ -42,20 +42,22 @@ fn a_lit_cladding_edge_is_not_a_defect_with_the_rings_pass_and_is_without_it() {
     let tmp = tempfile::tempdir().unwrap();
     let ds = tmp.path().join("ds");
     // the dataset tests/eval_cli.rs renders; its third good frame is a clean multimode fiber
-    let o = endface()
-        .args(["synth", "--out"])
-        .arg(&ds)
-        .args(["--seed", "4242", "--train-good", "0", "--test-good", "3"])
-        .args(["--per-kind", "1", "--kinds", "pit,scratch"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let labels = std::fs::read_to_string(ds.join("labels.jsonl")).unwrap();
-    let label: serde_json::Value = labels
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|l| l["image"] == "test/good/0002.png")
-        .unwrap();
+    let label = synth_label(
+        &ds,
+        &[
+            "--seed",
+            "4242",
+            "--train-good",
+            "0",
+            "--test-good",
+            "3",
+            "--per-kind",
+            "1",
+            "--kinds",
+            "pit,scratch",
+        ],
+        "test/good/0002.png",
+    );
     assert_eq!(label["fiber"], "mm");
     assert_eq!(label["defects"].as_array().unwrap().len(), 0);
     let um = label["um_per_px"].as_f64().unwrap();

@@ -803,20 +803,21 @@ impl Inspector {
         } else {
             None
         };
+        // grey levels per unit of the model's input (the core and halo passes read the input)
+        let grey = (255.0
+            * model
+                .manifest()
+                .input
+                .normalization
+                .std
+                .get(0)
+                .unwrap_or(1.0)) as f32;
         let single_mode = self.profile.zones.a.outer_diameter_um <= core::SINGLE_MODE_ZONE_A_MAX_UM;
         let core_level = if self.core_mark && single_mode {
-            let grey = 255.0
-                * model
-                    .manifest()
-                    .input
-                    .normalization
-                    .std
-                    .get(0)
-                    .unwrap_or(1.0);
             let level = self.core.remove(
                 &mut self.map_in_crop,
                 model.input(),
-                grey as f32,
+                grey,
                 self.zone.width,
                 self.zone.height,
                 self.zone.um_per_px,
@@ -881,13 +882,11 @@ impl Inspector {
             }
         }
         if self.size_without_halo {
-            let norm = &model.manifest().input.normalization;
-            let grey = 255.0 * norm.std.get(0).unwrap_or(1.0);
             let halos = anomaly::size_spots_without_halo(
                 &mut self.defects,
                 &self.zone,
                 model.input(),
-                grey as f32,
+                grey,
                 &mut self.defect_scratch,
             );
             if halos > 0 {

@@ -103,3 +103,22 @@ pub fn every_kind(i: u64) -> endface::synth::Content {
         Some(k) => Content::Defect(k),
     }
 }
+
+/// Render a labelled set with `endface synth --out DIR <args>` and return the label of `image`.
+pub fn synth_label(dir: &Path, args: &[&str], image: &str) -> serde_json::Value {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_endface"))
+        .env_remove("ENDFACE_ORT_LIB")
+        .env("ENDFACE_LOG", "error")
+        .args(["synth", "--out"])
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::read_to_string(dir.join("labels.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|l| l["image"] == image)
+        .unwrap()
+}
