@@ -34,6 +34,7 @@
 //! edge_chips = true             # a short line lying along the cladding edge is graded as a chip
 //! remove_rings = true           # what the map marks around much of a circle about the axis is not a defect
 //! core_mark = true              # a faint round mark on the axis the size of a single-mode core is the core
+//! dequantize = true             # a posterized crop's grey-level steps are smoothed back into shading
 //! size_without_halo = true      # a spot ringed by the opposite polarity is sized inside the ring
 //!
 //! [locate]
@@ -273,6 +274,9 @@ pub struct ModelSection {
     /// The single-mode core (`inspect::core`): a faint round mark on the axis the size of a
     /// single-mode core is the core, not a zone-A defect, and is taken out of the map.
     pub core_mark: bool,
+    /// Posterized crops (`inspect::dequant`): a crop whose grey levels move in steps of 3 or
+    /// more has them smoothed back into shading before the model.
+    pub dequantize: bool,
 }
 
 impl Default for ModelSection {
@@ -290,6 +294,7 @@ impl Default for ModelSection {
             remove_rings: true,
             size_without_halo: true,
             core_mark: true,
+            dequantize: true,
         }
     }
 }

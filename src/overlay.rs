@@ -288,6 +288,7 @@ mod tests {
             focus: Some(0.8),
             bright_level: None,
             exposure_gain: None,
+            grey_step: None,
             stuck_pixels: 0,
             banding: None,
             banding_corrected: false,

@@ -67,7 +67,7 @@ fn journalled_defects_json_is_the_value_tree_text() {
         let cond: serde_json::Value = serde_json::from_str(&record.frame_condition_json).unwrap();
         let whole = serde_json::to_value(&insp).unwrap();
         let keys = cond.as_object().unwrap();
-        assert_eq!(keys.len(), 15, "{cond}");
+        assert_eq!(keys.len(), 16, "{cond}");
         for (k, v) in keys {
             // (serde_json's default float parsing may miss the last bit)
             assert!(

@@ -310,6 +310,7 @@ proptest! {
             focus: None,
             bright_level: None,
             exposure_gain: None,
+            grey_step: None,
             stuck_pixels: 0,
             banding: None,
             banding_corrected: false,

@@ -128,6 +128,8 @@ struct FrameCondition {
     focus: Option<f64>,
     bright_level: Option<f32>,
     exposure_gain: Option<f32>,
+    /// The crop's grey-level step (camera × gain); 3 or more: smoothed before the model.
+    grey_step: Option<f32>,
     stuck_pixels: u32,
     banding: Option<[f64; 2]>,
     banding_corrected: bool,
@@ -154,6 +156,7 @@ impl FrameCondition {
             focus: i.focus,
             bright_level: i.bright_level,
             exposure_gain: i.exposure_gain,
+            grey_step: i.grey_step,
             stuck_pixels: i.stuck_pixels,
             banding: i.banding,
             banding_corrected: i.banding_corrected,

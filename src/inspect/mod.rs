@@ -23,6 +23,7 @@
 pub mod border;
 pub mod core;
 pub mod crop;
+pub mod dequant;
 pub mod destripe;
 pub mod edge_ring;
 pub mod exposure;
@@ -150,6 +151,12 @@ pub struct Inspection {
     /// Digital gain applied to an underexposed crop before the model (1 = none; [`exposure`]);
     /// `None` when the model did not run.
     pub exposure_gain: Option<f32>,
+    /// Grey-level step of the model's crop: the camera's (range of the fiber's surroundings
+    /// over the levels it uses; 1 for a full 8-bit picture) times `exposure_gain`. When the
+    /// camera's own step is [`dequant::MIN_STEP`] or more, the crop's steps were smoothed back
+    /// into shading before the model (`[model] dequantize`). `None` when the model did not
+    /// run.
+    pub grey_step: Option<f32>,
     /// Isolated stuck (hot or dead) sensor pixels replaced before grading ([`hotpixel`]).
     pub stuck_pixels: u32,
     /// Robust amplitudes of the frame's horizontal bands and vertical stripes (≈ fraction of
@@ -204,6 +211,7 @@ impl Default for Inspection {
             focus: None,
             bright_level: None,
             exposure_gain: None,
+            grey_step: None,
             stuck_pixels: 0,
             banding: None,
             banding_corrected: false,
@@ -286,6 +294,9 @@ pub struct Inspector {
     /// `[model] size_without_halo`: a spot ringed by the opposite polarity is sized inside the ring.
     size_without_halo: bool,
     edge_ring: edge_ring::EdgeRing,
+    /// `[model] dequantize`: a posterized crop's steps are smoothed back into shading.
+    dequantize: bool,
+    dequantizer: dequant::Dequantizer,
     zone: ContactZone,
     /// The last frame's crop pixels inside the camera frame.
     in_view: CropRect,
@@ -368,6 +379,8 @@ impl Inspector {
             core: core::CoreMark::new(),
             size_without_halo: cfg.model.size_without_halo,
             edge_ring: edge_ring::EdgeRing::new(),
+            dequantize: cfg.model.dequantize,
+            dequantizer: dequant::Dequantizer::default(),
             in_view: CropRect::full(w, h),
             zone,
             crop_px: Vec::with_capacity(w * h),
@@ -739,10 +752,12 @@ impl Inspector {
         }
         // The cladding-edge scan reads the crop while it is still in cache (before the model
         // run); its time counts in the crop stage.
+        // The crop's grey-level step: the camera's, times the gain.
+        let camera_step = edge_ring::grey_step(frame, loc.center_in_frame, loc.cladding_radius_px);
+        let grey_step = gain * camera_step;
         let edge = if self.edge_scan {
             let radius_um = loc.cladding_radius_px * self.scale.um_per_px_x;
-            let step =
-                gain * edge_ring::grey_step(frame, loc.center_in_frame, loc.cladding_radius_px);
+            let step = grey_step;
             self.edge_ring
                 .scan(
                     &self.crop_px,
@@ -761,6 +776,19 @@ impl Inspector {
         } else {
             None
         };
+        // After the edge scan, which reads the steps as they are (its own noise floor). Only a
+        // camera's own steps: the station's gain on an 8-bit frame is left as `exposure` was
+        // validated (smoothed, a quarter exposure's 4-level steps lose a failing scratch:
+        // tests/inspect_exposure.rs).
+        if self.dequantize
+            && camera_step >= dequant::MIN_STEP
+            && self.dequantizer.apply(&mut self.crop_px, w, h, grey_step)
+        {
+            debug!(
+                grey_step,
+                "posterized crop: steps smoothed back into shading"
+            );
+        }
         if self.flips <= 1 {
             self.model.set_gray_input(&self.crop_px)?;
         }
@@ -952,6 +980,7 @@ impl Inspector {
         out.focus = Some(loc.focus);
         out.bright_level = bright_level;
         out.exposure_gain = Some(gain);
+        out.grey_step = Some(grey_step);
         out.image_score = Some(image_score);
         out.map_score = Some(map_score);
         out.ring_level = ring_level;
@@ -990,6 +1019,7 @@ impl Inspector {
         out.focus = loc.map(|l| l.focus);
         out.bright_level = None;
         out.exposure_gain = None;
+        out.grey_step = None;
         out.image_score = None;
         out.map_score = None;
         out.ring_level = None;
