@@ -407,6 +407,16 @@ struct MeasureScratch {
     stack: Vec<usize>,
 }
 
+impl DefectScratch {
+    /// The crop pixels `(u, v)` of the component labelled `label` by the last extraction;
+    /// `None` for a label it did not give.
+    pub fn pixels_of(&self, label: u32) -> Option<&[(u32, u32)]> {
+        let k = label as usize;
+        let (&a, &b) = self.offsets.get(k).zip(self.offsets.get(k + 1))?;
+        self.pixels.get(a..b)
+    }
+}
+
 /// Connected components (8-connectivity) of `map > pixel_threshold` inside the zone (the map
 /// should already be zeroed outside it), measured into `out` (cleared first), sorted by score,
 /// highest first. Labels stay in `scratch.labels_in_crop`.

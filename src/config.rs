@@ -35,6 +35,7 @@
 //! remove_rings = true           # what the map marks around much of a circle about the axis is not a defect
 //! core_mark = true              # a faint round mark on the axis the size of a single-mode core is the core
 //! dequantize = true             # a posterized crop's grey-level steps are smoothed back into shading
+//! ferrule_grain = true          # a zone-D spot no more marked than the ferrule's grain is not a defect
 //! size_without_halo = true      # a spot ringed by the opposite polarity is sized inside the ring
 //!
 //! [locate]
@@ -277,6 +278,9 @@ pub struct ModelSection {
     /// Posterized crops (`inspect::dequant`): a crop whose grey levels move in steps of 3 or
     /// more has them smoothed back into shading before the model.
     pub dequantize: bool,
+    /// Ferrule grain (`inspect::grain`): a zone-D spot whose departure from its surroundings is
+    /// under 3 times the ferrule's grain is not a defect.
+    pub ferrule_grain: bool,
 }
 
 impl Default for ModelSection {
@@ -295,6 +299,7 @@ impl Default for ModelSection {
             size_without_halo: true,
             core_mark: true,
             dequantize: true,
+            ferrule_grain: true,
         }
     }
 }

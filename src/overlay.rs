@@ -296,6 +296,8 @@ mod tests {
             map_score: Some(0.9),
             ring_level: Some(0.0),
             core_level: None,
+            ferrule_grain: None,
+            grain_spots: 0,
             edge_scan: None,
             contact_zone_in_view: Some(1.0),
             anomalous: Some(true),

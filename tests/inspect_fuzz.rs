@@ -318,6 +318,8 @@ proptest! {
             map_score: Some(0.5),
             ring_level: Some(0.0),
             core_level: None,
+            ferrule_grain: None,
+            grain_spots: 0,
             edge_scan: None,
             contact_zone_in_view: Some(1.0),
             anomalous: None,

@@ -27,6 +27,7 @@ pub mod dequant;
 pub mod destripe;
 pub mod edge_ring;
 pub mod exposure;
+pub mod grain;
 pub mod hotpixel;
 pub mod rings;
 
@@ -176,6 +177,12 @@ pub struct Inspection {
     /// The largest map value of a single-mode core's mark taken out of the map ([`core`]; 0:
     /// none); `None` when it is off, the profile is not single-mode, or the model did not run.
     pub core_level: Option<f32>,
+    /// The ferrule's grain in grey levels ([`grain`]: robust spread of a 3-px-less-17-px
+    /// band-pass from 70 to 122 µm off the axis); `None` when it was not measured (off, or no
+    /// zone-D spot to judge).
+    pub ferrule_grain: Option<f32>,
+    /// Zone-D spots taken out of the defects as no more marked than the ferrule's grain.
+    pub grain_spots: u32,
     /// The cladding-edge scan ([`edge_ring`]; `[model] edge_scan`); `None` when it is off, did
     /// not run, or too little of the edge was in view.
     pub edge_scan: Option<EdgeScan>,
@@ -219,6 +226,8 @@ impl Default for Inspection {
             map_score: None,
             ring_level: None,
             core_level: None,
+            ferrule_grain: None,
+            grain_spots: 0,
             edge_scan: None,
             contact_zone_in_view: None,
             anomalous: None,
@@ -294,6 +303,10 @@ pub struct Inspector {
     /// `[model] size_without_halo`: a spot ringed by the opposite polarity is sized inside the ring.
     size_without_halo: bool,
     edge_ring: edge_ring::EdgeRing,
+    /// `[model] ferrule_grain`: zone-D spots no more marked than the ferrule's grain are not
+    /// defects.
+    ferrule_grain: bool,
+    grain: grain::Grain,
     /// `[model] dequantize`: a posterized crop's steps are smoothed back into shading.
     dequantize: bool,
     dequantizer: dequant::Dequantizer,
@@ -379,6 +392,8 @@ impl Inspector {
             core: core::CoreMark::new(),
             size_without_halo: cfg.model.size_without_halo,
             edge_ring: edge_ring::EdgeRing::new(),
+            ferrule_grain: cfg.model.ferrule_grain,
+            grain: grain::Grain::new(),
             dequantize: cfg.model.dequantize,
             dequantizer: dequant::Dequantizer::default(),
             in_view: CropRect::full(w, h),
@@ -928,6 +943,28 @@ impl Inspector {
             &mut self.defect_scratch,
             &mut self.join_scratch,
         );
+        let grain = if self.ferrule_grain {
+            let crop = grain::CropView {
+                input: model.input(),
+                map: &self.map_in_crop,
+                width: self.zone.width,
+                height: self.zone.height,
+                um_per_px: self.zone.um_per_px,
+                in_view: self.in_view,
+            };
+            let g = self.grain.remove(
+                &mut self.defects,
+                &crop,
+                self.profile.zone_outer_radius_um(Zone::C),
+                &self.defect_scratch,
+            );
+            if g.removed > 0 {
+                debug!(removed = g.removed, grain = ?g.grain, "zone-D spots no more marked than the ferrule's grain");
+            }
+            g
+        } else {
+            grain::GrainResult::default()
+        };
         t.anomaly = ms_since(t0);
 
         let t0 = Instant::now();
@@ -985,6 +1022,8 @@ impl Inspector {
         out.map_score = Some(map_score);
         out.ring_level = ring_level;
         out.core_level = core_level;
+        out.ferrule_grain = grain.grain.map(|g| g * grey);
+        out.grain_spots = grain.removed;
         out.edge_scan = edge;
         out.contact_zone_in_view = Some(in_view_share);
         out.anomalous = Some(image_score > self.image_threshold);
@@ -1024,6 +1063,8 @@ impl Inspector {
         out.map_score = None;
         out.ring_level = None;
         out.core_level = None;
+        out.ferrule_grain = None;
+        out.grain_spots = 0;
         out.edge_scan = None;
         out.contact_zone_in_view = None;
         out.anomalous = None;
