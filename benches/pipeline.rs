@@ -259,6 +259,45 @@ fn stages(c: &mut Criterion) {
             ring.scan(black_box(&crop_px), (w, h), crop_um, radius_um, step, &view)
         })
     });
+    // a posterized crop's steps smoothed (`inspect::dequant`, crop stage; only at camera
+    // steps of 3 or more): this frame's crop at a 5-bit camera's step of 8
+    let mut deq = endface::inspect::dequant::Dequantizer::default();
+    g.bench_function("dequant/step8", |b| {
+        b.iter_batched_ref(
+            || crop_px.clone(),
+            |px| deq.apply(px, w, h, 8.0),
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    // ferrule grain (`inspect::grain`, anomaly stage; only with a zone-D spot): one 12 µm
+    // spot 95 µm off the axis on this frame's model input
+    let mut spot_map = vec![0.0f32; w * h];
+    let r_px = 95.0 / crop_um;
+    for v in 0..h {
+        for u in 0..w {
+            if (u as f64 - cu - r_px).hypot(v as f64 - cv) <= 9.0 {
+                spot_map[v * w + u] = 0.99;
+            }
+        }
+    }
+    let (mut spot_scratch, mut spot_defects) = (DefectScratch::default(), Vec::new());
+    anomaly::extract_defects(&spot_map, &zone, 0.5, &mut spot_scratch, &mut spot_defects);
+    let mut grain = endface::inspect::grain::Grain::new();
+    let crop = endface::inspect::grain::CropView {
+        input: model.input(),
+        map: &spot_map,
+        width: w,
+        height: h,
+        um_per_px: crop_um,
+        in_view: view,
+    };
+    g.bench_function("grain/zone_d_spot", |b| {
+        b.iter_batched_ref(
+            || spot_defects.clone(),
+            |d| grain.remove(d, &crop, 67.5, &spot_scratch),
+            criterion::BatchSize::SmallInput,
+        )
+    });
     g.finish();
 }
 
