@@ -21,7 +21,8 @@
 //! the grain around it is what this cannot tell from grain, which is also where a person at the
 //! microscope could not.
 //!
-//! Runs only when there is such a spot; then one integral image of the crop and two medians.
+//! Runs only when there is such a spot; then one integral image of the crop and two medians over
+//! a quarter of the ring's pixels.
 //! No heap allocation after the first frames (buffers kept in [`Grain`]).
 
 use crate::anomaly::{CropRect, Defect, DefectScratch};
@@ -42,7 +43,9 @@ pub const RING_OUTER_PX: u32 = 8;
 /// Band-pass box sides (crop pixels): fine and coarse.
 const FINE_BOX: usize = 3;
 const COARSE_BOX: usize = 17;
-/// Fewest quiet pixels for a grain measurement / a spot's surroundings.
+/// The grain is sampled on every this-many-th pixel of every this-many-th row.
+const GRAIN_STRIDE: usize = 2;
+/// Fewest quiet samples for a grain measurement / pixels for a spot's surroundings.
 const MIN_GRAIN_PX: usize = 100;
 const MIN_AROUND_PX: usize = 10;
 
@@ -154,9 +157,11 @@ impl Grain {
         let mut values = std::mem::take(&mut self.values);
         values.clear();
         let iv = crop.in_view;
-        for v in iv.v0..iv.v1.min(h) {
+        // every other pixel of every other row: ~18,000 samples of a 384x384 crop's ring,
+        // plenty for a median, at a quarter of the cost
+        for v in (iv.v0..iv.v1.min(h)).step_by(GRAIN_STRIDE) {
             let dy = v as f64 - cv;
-            for u in iv.u0..iv.u1.min(w) {
+            for u in (iv.u0..iv.u1.min(w)).step_by(GRAIN_STRIDE) {
                 let r = (u as f64 - cu).hypot(dy);
                 let quiet = crop.map[v * w + u] < QUIET_MAP; // NaN: not quiet
                 if r <= r0 || r >= r1 || !quiet {
