@@ -11,18 +11,10 @@ use endface::grade::{Profile, Verdict, Zone};
 use endface::inspect::Inspector;
 use image::GrayImage;
 
-struct Frame {
-    image: GrayImage,
-    center: [f64; 2],
-    radius_px: f64,
-    um_per_px: f64,
-}
-
 /// The synthetic camera's first good frame of seed 4005 (single-mode UPC, a faint core).
-fn good_frame(dir: &std::path::Path) -> Frame {
-    let ds = dir.join("ds");
-    let label = synth_label(
-        &ds,
+fn good_frame(dir: &std::path::Path) -> SynthFrame {
+    let f = synth_frame(
+        dir,
         &[
             "--seed",
             "4005",
@@ -37,21 +29,13 @@ fn good_frame(dir: &std::path::Path) -> Frame {
         ],
         "test/good/0000.png",
     );
-    assert_eq!(label["fiber"], "sm-upc");
-    assert_eq!(label["defects"].as_array().unwrap().len(), 0);
-    let c = label["center"].as_array().unwrap();
-    Frame {
-        image: image::open(ds.join("test/good/0000.png"))
-            .unwrap()
-            .to_luma8(),
-        center: [c[0].as_f64().unwrap(), c[1].as_f64().unwrap()],
-        radius_px: label["cladding_radius_px"].as_f64().unwrap(),
-        um_per_px: label["um_per_px"].as_f64().unwrap(),
-    }
+    assert_eq!(f.label["fiber"], "sm-upc");
+    assert_eq!(f.label["defects"].as_array().unwrap().len(), 0);
+    f
 }
 
 /// `f` with a disk of `diameter_um` on the axis `by` grey levels darker (soft edge ~0.8 µm).
-fn darken(f: &Frame, diameter_um: f64, by: f64) -> GrayImage {
+fn darken(f: &SynthFrame, diameter_um: f64, by: f64) -> GrayImage {
     let mut out = f.image.clone();
     for (x, y, p) in out.enumerate_pixels_mut() {
         let r = (x as f64 - f.center[0]).hypot(y as f64 - f.center[1]) * f.um_per_px;
@@ -61,22 +45,12 @@ fn darken(f: &Frame, diameter_um: f64, by: f64) -> GrayImage {
     out
 }
 
-fn inspector(f: &Frame, core_mark: bool, profile: &str) -> Inspector {
+fn inspector(f: &SynthFrame, core_mark: bool, profile: &str) -> Inspector {
     let mut cfg = shipped_station();
     cfg.model.core_mark = core_mark;
     cfg.calibration.um_per_px_x = f.um_per_px;
     cfg.calibration.um_per_px_y = f.um_per_px;
     Inspector::new(&cfg, Profile::builtin(profile).unwrap()).unwrap()
-}
-
-fn located(f: &Frame) -> endface::locate::Located {
-    endface::locate::Located {
-        center_in_frame: f.center,
-        cladding_radius_px: f.radius_px,
-        radius_y_px: f.radius_px,
-        confidence: 0.99,
-        focus: 0.9,
-    }
 }
 
 #[test]
@@ -86,7 +60,7 @@ fn a_dark_single_mode_core_is_the_core_not_a_zone_a_defect() {
     let dark_core = darken(&f, 9.2, 12.0);
 
     let off = inspector(&f, false, "sm-upc")
-        .inspect_located(&dark_core, &located(&f))
+        .inspect_located(&dark_core, &f.located())
         .unwrap();
     assert_eq!(
         off.verdict,
@@ -100,7 +74,7 @@ fn a_dark_single_mode_core_is_the_core_not_a_zone_a_defect() {
     assert_eq!(off.core_level, None);
 
     let on = inspector(&f, true, "sm-upc")
-        .inspect_located(&dark_core, &located(&f))
+        .inspect_located(&dark_core, &f.located())
         .unwrap();
     assert_eq!(on.verdict, Verdict::Pass, "{on:?}");
     assert!(on.core_level.unwrap() >= 0.95, "{on:?}");
@@ -108,7 +82,7 @@ fn a_dark_single_mode_core_is_the_core_not_a_zone_a_defect() {
 
     // the frame as rendered: nothing to take out
     let clean = inspector(&f, true, "sm-upc")
-        .inspect_located(&f.image, &located(&f))
+        .inspect_located(&f.image, &f.located())
         .unwrap();
     assert_eq!(clean.verdict, Verdict::Pass, "{clean:?}");
     assert_eq!(clean.core_level, Some(0.0));
@@ -116,14 +90,14 @@ fn a_dark_single_mode_core_is_the_core_not_a_zone_a_defect() {
     // a dark pit the size of the core on the axis is a pit
     let pit = darken(&f, 9.2, 60.0);
     let r = inspector(&f, true, "sm-upc")
-        .inspect_located(&pit, &located(&f))
+        .inspect_located(&pit, &f.located())
         .unwrap();
     assert_eq!(r.verdict, Verdict::Fail, "{r:?}");
     assert_eq!(r.core_level, Some(0.0), "{r:?}");
 
     // a multimode profile: its zone A is 65 µm, the pass does not run
     let mm = inspector(&f, true, "mm")
-        .inspect_located(&dark_core, &located(&f))
+        .inspect_located(&dark_core, &f.located())
         .unwrap();
     assert_eq!(mm.core_level, None, "{mm:?}");
 }

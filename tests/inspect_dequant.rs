@@ -11,17 +11,9 @@ use endface::grade::{Profile, Verdict};
 use endface::inspect::{dequant, Inspector};
 use image::GrayImage;
 
-struct Frame {
-    image: GrayImage,
-    center: [f64; 2],
-    radius_px: f64,
-    um_per_px: f64,
-}
-
-fn good_frame(dir: &std::path::Path) -> Frame {
-    let ds = dir.join("ds");
-    let label = synth_label(
-        &ds,
+fn good_frame(dir: &std::path::Path) -> SynthFrame {
+    let f = synth_frame(
+        dir,
         &[
             "--seed",
             "4005",
@@ -36,16 +28,8 @@ fn good_frame(dir: &std::path::Path) -> Frame {
         ],
         "test/good/0004.png",
     );
-    assert_eq!(label["defects"].as_array().unwrap().len(), 0);
-    let c = label["center"].as_array().unwrap();
-    Frame {
-        image: image::open(ds.join("test/good/0004.png"))
-            .unwrap()
-            .to_luma8(),
-        center: [c[0].as_f64().unwrap(), c[1].as_f64().unwrap()],
-        radius_px: label["cladding_radius_px"].as_f64().unwrap(),
-        um_per_px: label["um_per_px"].as_f64().unwrap(),
-    }
+    assert_eq!(f.label["defects"].as_array().unwrap().len(), 0);
+    f
 }
 
 /// 5-bit grey levels: the middle of each 8-level step.
@@ -58,7 +42,7 @@ fn posterize(img: &GrayImage) -> GrayImage {
 }
 
 /// A dark disk of `diameter_um`, `depth` grey levels, `r_um` from the axis (to the right).
-fn pit(f: &Frame, img: &GrayImage, r_um: f64, diameter_um: f64, depth: f64) -> GrayImage {
+fn pit(f: &SynthFrame, img: &GrayImage, r_um: f64, diameter_um: f64, depth: f64) -> GrayImage {
     let mut out = img.clone();
     let c = [f.center[0] + r_um / f.um_per_px, f.center[1]];
     for (x, y, p) in out.enumerate_pixels_mut() {
@@ -69,22 +53,12 @@ fn pit(f: &Frame, img: &GrayImage, r_um: f64, diameter_um: f64, depth: f64) -> G
     out
 }
 
-fn inspector(f: &Frame, dequantize: bool) -> Inspector {
+fn inspector(f: &SynthFrame, dequantize: bool) -> Inspector {
     let mut cfg = shipped_station();
     cfg.model.dequantize = dequantize;
     cfg.calibration.um_per_px_x = f.um_per_px;
     cfg.calibration.um_per_px_y = f.um_per_px;
     Inspector::new(&cfg, Profile::builtin("sm-upc").unwrap()).unwrap()
-}
-
-fn located(f: &Frame) -> endface::locate::Located {
-    endface::locate::Located {
-        center_in_frame: f.center,
-        cladding_radius_px: f.radius_px,
-        radius_y_px: f.radius_px,
-        confidence: 0.99,
-        focus: 0.9,
-    }
 }
 
 #[test]
@@ -94,7 +68,7 @@ fn a_posterized_good_frame_passes_once_its_steps_are_smoothed_and_a_pit_still_fa
     let poster = posterize(&f.image);
 
     let off = inspector(&f, false)
-        .inspect_located(&poster, &located(&f))
+        .inspect_located(&poster, &f.located())
         .unwrap();
     assert_eq!(
         off.verdict,
@@ -105,7 +79,7 @@ fn a_posterized_good_frame_passes_once_its_steps_are_smoothed_and_a_pit_still_fa
     assert!(step >= 6.0, "a 5-bit frame's step: {step}");
 
     let on = inspector(&f, true)
-        .inspect_located(&poster, &located(&f))
+        .inspect_located(&poster, &f.located())
         .unwrap();
     assert_eq!(on.verdict, Verdict::Pass, "{on:?}");
     assert_eq!(on.grey_step, Some(step));
@@ -113,7 +87,7 @@ fn a_posterized_good_frame_passes_once_its_steps_are_smoothed_and_a_pit_still_fa
     // a pit 8 µm across and 50 grey levels deep in zone B (limit 5 µm), posterized with the rest
     let pitted = posterize(&pit(&f, &f.image, 30.0, 8.0, 50.0));
     let r = inspector(&f, true)
-        .inspect_located(&pitted, &located(&f))
+        .inspect_located(&pitted, &f.located())
         .unwrap();
     assert_eq!(r.verdict, Verdict::Fail, "{r:?}");
     assert!(
@@ -124,8 +98,8 @@ fn a_posterized_good_frame_passes_once_its_steps_are_smoothed_and_a_pit_still_fa
     // the frame as rendered: a full 8-bit picture, left exactly as it is
     let mut plain_on = inspector(&f, true);
     let mut plain_off = inspector(&f, false);
-    let a = plain_on.inspect_located(&f.image, &located(&f)).unwrap();
-    let b = plain_off.inspect_located(&f.image, &located(&f)).unwrap();
+    let a = plain_on.inspect_located(&f.image, &f.located()).unwrap();
+    let b = plain_off.inspect_located(&f.image, &f.located()).unwrap();
     assert!(a.grey_step.unwrap() < dequant::MIN_STEP, "{a:?}");
     assert_eq!(a.verdict, Verdict::Pass, "{a:?}");
     assert_eq!(a.grey_step, b.grey_step);

@@ -241,6 +241,18 @@ mod tests {
     const N: usize = 384;
     const UM: f64 = 0.66;
 
+    /// The whole `N` x `N` crop at `UM` µm/px.
+    fn view<'a>(input: &'a [f32], map: &'a [f32]) -> CropView<'a> {
+        CropView {
+            input,
+            map,
+            width: N,
+            height: N,
+            um_per_px: UM,
+            in_view: CropRect::full(N, N),
+        }
+    }
+
     /// A mottled ferrule: hash noise box-blurred over 5x5 px, ±0.02 input units (~2.5 grey
     /// levels).
     fn mottled() -> Vec<f32> {
@@ -312,14 +324,7 @@ mod tests {
         let (mut scratch, mut defects) = (DefectScratch::default(), Vec::new());
         extract_defects_hysteresis(&map, &zone, 0.95, 0.6, &mut scratch, &mut defects);
         assert_eq!(defects.len(), 4, "{defects:?}");
-        let crop = CropView {
-            input: &input,
-            map: &map,
-            width: N,
-            height: N,
-            um_per_px: UM,
-            in_view: CropRect::full(N, N),
-        };
+        let crop = view(&input, &map);
         let mut g = Grain::new();
         let r = g.remove(&mut defects, &crop, 67.5, &scratch);
         let grain = r.grain.unwrap();
@@ -360,14 +365,7 @@ mod tests {
         let (mut scratch, mut defects) = (DefectScratch::default(), Vec::new());
         extract_defects_hysteresis(&map, &zone, 0.95, 0.6, &mut scratch, &mut defects);
         assert_eq!(defects.len(), 1);
-        let crop = CropView {
-            input: &input,
-            map: &map,
-            width: N,
-            height: N,
-            um_per_px: UM,
-            in_view: CropRect::full(N, N),
-        };
+        let crop = view(&input, &map);
         let r = Grain::new().remove(&mut defects, &crop, 67.5, &scratch);
         assert_eq!(r.removed, 0);
         assert_eq!(defects.len(), 1);
@@ -383,14 +381,7 @@ mod tests {
         spot(&mut i2, &mut m2, 95.0, 0.0, 9.0, 0.01);
         let (mut scratch, mut defects) = (DefectScratch::default(), Vec::new());
         extract_defects_hysteresis(&m2, &zone, 0.95, 0.6, &mut scratch, &mut defects);
-        let crop = CropView {
-            input: &input,
-            map: &map,
-            width: N,
-            height: N,
-            um_per_px: UM,
-            in_view: CropRect::full(N, N),
-        };
+        let crop = view(&input, &map);
         let r = Grain::new().remove(&mut defects, &crop, 67.5, &scratch);
         assert_eq!(r, GrainResult::default());
         assert_eq!(defects.len(), 1);

@@ -122,3 +122,39 @@ pub fn synth_label(dir: &Path, args: &[&str], image: &str) -> serde_json::Value 
         .find(|l| l["image"] == image)
         .unwrap()
 }
+
+/// A frame of a set rendered by [`synth_label`], with its label's scale and fiber circle.
+pub struct SynthFrame {
+    pub image: image::GrayImage,
+    pub label: serde_json::Value,
+    pub center: [f64; 2],
+    pub radius_px: f64,
+    pub um_per_px: f64,
+}
+
+/// Render a labelled set into `dir/ds` with `endface synth <args>` and load its `image`.
+pub fn synth_frame(dir: &Path, args: &[&str], image: &str) -> SynthFrame {
+    let ds = dir.join("ds");
+    let label = synth_label(&ds, args, image);
+    let c = label["center"].as_array().unwrap();
+    SynthFrame {
+        image: image::open(ds.join(image)).unwrap().to_luma8(),
+        center: [c[0].as_f64().unwrap(), c[1].as_f64().unwrap()],
+        radius_px: label["cladding_radius_px"].as_f64().unwrap(),
+        um_per_px: label["um_per_px"].as_f64().unwrap(),
+        label,
+    }
+}
+
+impl SynthFrame {
+    /// The fiber where the label has it (confidence 0.99, focus 0.9), for `inspect_located`.
+    pub fn located(&self) -> endface::locate::Located {
+        endface::locate::Located {
+            center_in_frame: self.center,
+            cladding_radius_px: self.radius_px,
+            radius_y_px: self.radius_px,
+            confidence: 0.99,
+            focus: 0.9,
+        }
+    }
+}
