@@ -12,24 +12,7 @@ use endface::inspect::{dequant, Inspector};
 use image::GrayImage;
 
 fn good_frame(dir: &std::path::Path) -> SynthFrame {
-    let f = synth_frame(
-        dir,
-        &[
-            "--seed",
-            "4005",
-            "--train-good",
-            "0",
-            "--test-good",
-            "5",
-            "--per-kind",
-            "1",
-            "--kinds",
-            "pit",
-        ],
-        "test/good/0004.png",
-    );
-    assert_eq!(f.label["defects"].as_array().unwrap().len(), 0);
-    f
+    seed_4005_good_frame(dir, 4)
 }
 
 /// 5-bit grey levels: the middle of each 8-level step.

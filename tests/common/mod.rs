@@ -158,3 +158,28 @@ impl SynthFrame {
         }
     }
 }
+
+/// Good frame number `index` of the synthetic camera's seed 4005 (rendered with `index + 1` good
+/// frames and one pit frame; a defect-free label asserted).
+pub fn seed_4005_good_frame(dir: &Path, index: usize) -> SynthFrame {
+    let n = (index + 1).to_string();
+    let image = format!("test/good/{index:04}.png");
+    let f = synth_frame(
+        dir,
+        &[
+            "--seed",
+            "4005",
+            "--train-good",
+            "0",
+            "--test-good",
+            &n,
+            "--per-kind",
+            "1",
+            "--kinds",
+            "pit",
+        ],
+        &image,
+    );
+    assert_eq!(f.label["defects"].as_array().unwrap().len(), 0);
+    f
+}
