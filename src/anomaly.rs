@@ -16,8 +16,11 @@
 //! boxes and outlines back to (possibly non-square) frame pixels.
 //!
 //! Scratch vs spot: a component is a scratch when its elongation (length / width) is at least [`SCRATCH_MIN_ELONGATION`] and it is at least
-//! [`SCRATCH_MIN_LENGTH_PX`] crop pixels long; its size is then its width (IEC: scratch size =
-//! width). Any other component is a defect (spot) sized by its max Feret diameter.
+//! [`SCRATCH_MIN_LENGTH_PX`] crop pixels long — and, when it is [`WIDE_LINE_UM`] wide or more,
+//! at least [`WIDE_SCRATCH_MIN_ELONGATION`] times as long as wide ([`is_scratch_shape`]; pieces
+//! joined along one line by [`join_broken_scratches`] are exempt from that last rule); its size
+//! is then its width (IEC: scratch size = width). Any other component is a defect (spot) sized by
+//! its max Feret diameter.
 
 use crate::grade::FeatureKind;
 use crate::metrics::label_components;
@@ -28,6 +31,28 @@ use serde::Serialize;
 pub const SCRATCH_MIN_ELONGATION: f64 = 3.0;
 /// Minimum length (crop pixels) of a scratch.
 pub const SCRATCH_MIN_LENGTH_PX: f64 = 4.0;
+/// A line at least this wide (µm) is wider than any scratch class of the IEC tables (the widest
+/// limit is 5 µm, multimode zone B): it is a scratch only when it is also at least
+/// [`WIDE_SCRATCH_MIN_ELONGATION`] times as long as wide. A smear, an oval particle or a film
+/// 6–13 µm across and 3–6 times as long is otherwise graded as a scratch of its width — which
+/// zone D allows without limit — instead of a defect of its length (models/MODEL_CARD.md, "Wide
+/// lines").
+pub const WIDE_LINE_UM: f64 = 6.0;
+/// Minimum length / width ratio of a scratch at least [`WIDE_LINE_UM`] wide.
+pub const WIDE_SCRATCH_MIN_ELONGATION: f64 = 8.0;
+
+/// Is a component of this length and mean width (crop pixels of `um_per_px` µm) a scratch? At
+/// least [`SCRATCH_MIN_ELONGATION`] times as long as wide and [`SCRATCH_MIN_LENGTH_PX`] long; at
+/// [`WIDE_LINE_UM`] wide or more, at least [`WIDE_SCRATCH_MIN_ELONGATION`] times as long as wide.
+pub fn is_scratch_shape(length_px: f64, width_px: f64, um_per_px: f64) -> bool {
+    if !(length_px > 0.0 && width_px > 0.0) {
+        return false;
+    }
+    let elongation = length_px / width_px;
+    elongation >= SCRATCH_MIN_ELONGATION
+        && length_px >= SCRATCH_MIN_LENGTH_PX
+        && (width_px * um_per_px < WIDE_LINE_UM || elongation >= WIDE_SCRATCH_MIN_ELONGATION)
+}
 /// Radius (µm) of the IEC 61300-3-35 contact zone (zone D's outer radius; 250 µm diameter).
 pub const CONTACT_RADIUS_UM: f64 = 125.0;
 
@@ -581,7 +606,7 @@ fn measure(
     // A band of this length with the component's area.
     let width_px = a / length_px;
     let elongation = length_px / width_px;
-    let scratch = elongation >= SCRATCH_MIN_ELONGATION && length_px >= SCRATCH_MIN_LENGTH_PX;
+    let scratch = is_scratch_shape(length_px, width_px, s);
     let feret_um = feret_px * s;
     Defect {
         kind: if scratch {
@@ -1407,6 +1432,8 @@ fn fit_line(
             return drop_worst();
         }
     }
+    // The wide-line rule of `is_scratch_shape` is not applied here: pieces that follow each
+    // other along one line are a line by their arrangement, whatever their width.
     if length / width < SCRATCH_MIN_ELONGATION || (group.len() == 2 && !all_elongated) {
         return drop_worst();
     }
@@ -2050,6 +2077,23 @@ mod tests {
     }
 
     #[test]
+    fn dashes_of_a_wide_scratch_are_joined_whatever_their_width() {
+        // 7 µm wide (14 px at 0.5 µm/px), five 8 µm dashes with 4 µm gaps: 52 µm end to end,
+        // elongation ~7.4 — under the wide-line rule's 8 for one piece, but the pieces follow
+        // each other along one line, so they are one scratch 7 µm wide.
+        let n = 201;
+        let z = zone(n, 0.5);
+        let mut map = vec![0.0f32; n * n];
+        dashed(&mut map, n, 40.0, 60.0, (1.0, 0.0), 14.0, 16.0, 8.0, 5);
+        let (one, _) = joined(&map, &z, DEFAULT_SCRATCH_JOIN_GAP_UM);
+        assert_eq!(one.len(), 1, "{one:?}");
+        let d = &one[0];
+        assert_eq!((d.kind, d.fragments), (FeatureKind::Scratch, 5), "{d:?}");
+        assert!(d.width_um >= WIDE_LINE_UM, "{d:?}");
+        assert!(d.elongation < WIDE_SCRATCH_MIN_ELONGATION, "{d:?}");
+    }
+
+    #[test]
     fn a_thin_broken_scratch_is_one_scratch_not_many_small_defects() {
         // 1 µm wide, dashes 4 µm long, 2 µm gaps: each dash alone is a short scratch or a
         // 4 µm "defect"; ten of them would fail a single-mode zone B (5 from 2-5 µm).
@@ -2356,6 +2400,69 @@ mod tests {
         assert!(d.width_um > 0.4 && d.width_um < 1.1, "{d:?}");
         assert!(d.length_um > 25.0 && d.length_um < 32.0, "{d:?}");
         assert_eq!(d.size_um, d.width_um);
+    }
+
+    /// A band `w` px wide and `l` px long, horizontal, centred at (u0, v0).
+    fn band(map: &mut [f32], n: usize, u0: usize, v0: usize, l: usize, w: usize) {
+        for v in v0 - w / 2..v0 - w / 2 + w {
+            for u in u0 - l / 2..u0 - l / 2 + l {
+                map[v * n + u] = 0.9;
+            }
+        }
+    }
+
+    #[test]
+    fn a_wide_short_line_is_a_spot_sized_by_its_length() {
+        // 0.5 µm/px: a smear 8 µm wide (16 px) and 36 µm long (72 px), elongation 4.5, in
+        // what would be zone D of a real crop. Before the wide-line rule it was a "scratch"
+        // 8 µm wide (zone D: no limit); now a defect of its length (single-mode zone D: none
+        // >= 10 µm).
+        let n = 301;
+        let z = zone(n, 0.5);
+        let mut map = vec![0.0f32; n * n];
+        band(&mut map, n, 150, 40, 72, 16);
+        let d = defects_of(&map, &z, 0.5);
+        assert_eq!(d.len(), 1);
+        let d = &d[0];
+        assert!(d.elongation >= SCRATCH_MIN_ELONGATION, "{d:?}");
+        assert!(d.width_um >= WIDE_LINE_UM, "{d:?}");
+        assert_eq!(d.kind, FeatureKind::Defect, "{d:?}");
+        assert_eq!(d.size_um, d.feret_um);
+        assert!(d.size_um > 35.0, "{d:?}");
+    }
+
+    #[test]
+    fn a_wide_long_line_and_a_narrow_short_line_stay_scratches() {
+        let n = 301;
+        let z = zone(n, 0.5);
+        // 7 µm wide (14 px) and 70 µm long (140 px): elongation 10 >= 8.
+        let mut map = vec![0.0f32; n * n];
+        band(&mut map, n, 150, 40, 140, 14);
+        let d = defects_of(&map, &z, 0.5);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].kind, FeatureKind::Scratch, "{:?}", d[0]);
+        assert!((d[0].size_um - 7.0).abs() < 0.6, "{:?}", d[0]);
+        // 5 µm wide (10 px), 20 µm long: elongation 4, under the wide-line width.
+        let mut map = vec![0.0f32; n * n];
+        band(&mut map, n, 150, 40, 40, 10);
+        let d = defects_of(&map, &z, 0.5);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].kind, FeatureKind::Scratch, "{:?}", d[0]);
+    }
+
+    #[test]
+    fn scratch_shape_rule_at_its_bounds() {
+        // 0.5 µm/px: 12 px = 6 µm wide.
+        assert!(is_scratch_shape(36.0, 11.9, 0.5));
+        assert!(!is_scratch_shape(36.0, 12.0, 0.5));
+        assert!(is_scratch_shape(96.0, 12.0, 0.5));
+        assert!(!is_scratch_shape(95.9, 12.0, 0.5));
+        assert!(!is_scratch_shape(5.9, 2.0, 0.5));
+        assert!(!is_scratch_shape(3.9, 1.0, 0.5));
+        for bad in [0.0, -1.0, f64::NAN] {
+            assert!(!is_scratch_shape(bad, 1.0, 0.5));
+            assert!(!is_scratch_shape(10.0, bad, 0.5));
+        }
     }
 
     #[test]
