@@ -2402,28 +2402,27 @@ mod tests {
         assert_eq!(d.size_um, d.width_um);
     }
 
-    /// A band `w` px wide and `l` px long, horizontal, centred at (u0, v0).
-    fn band(map: &mut [f32], n: usize, u0: usize, v0: usize, l: usize, w: usize) {
-        for v in v0 - w / 2..v0 - w / 2 + w {
-            for u in u0 - l / 2..u0 - l / 2 + l {
+    /// The one defect found in a 301x301 crop at 0.5 µm/px whose map is a horizontal band
+    /// `l` px long and `w` px wide, 110 px above the axis.
+    fn band_defect(l: usize, w: usize) -> Defect {
+        let n = 301;
+        let mut map = vec![0.0f32; n * n];
+        for v in 40 - w / 2..40 - w / 2 + w {
+            for u in 150 - l / 2..150 - l / 2 + l {
                 map[v * n + u] = 0.9;
             }
         }
+        let mut d = defects_of(&map, &zone(n, 0.5), 0.5);
+        assert_eq!(d.len(), 1, "{d:?}");
+        d.remove(0)
     }
 
     #[test]
     fn a_wide_short_line_is_a_spot_sized_by_its_length() {
-        // 0.5 µm/px: a smear 8 µm wide (16 px) and 36 µm long (72 px), elongation 4.5, in
-        // what would be zone D of a real crop. Before the wide-line rule it was a "scratch"
-        // 8 µm wide (zone D: no limit); now a defect of its length (single-mode zone D: none
-        // >= 10 µm).
-        let n = 301;
-        let z = zone(n, 0.5);
-        let mut map = vec![0.0f32; n * n];
-        band(&mut map, n, 150, 40, 72, 16);
-        let d = defects_of(&map, &z, 0.5);
-        assert_eq!(d.len(), 1);
-        let d = &d[0];
+        // A smear 8 µm wide (16 px) and 36 µm long (72 px), elongation 4.5, in what would be
+        // zone D of a real crop. Before the wide-line rule it was a "scratch" 8 µm wide (zone
+        // D: no limit); now a defect of its length (single-mode zone D: none >= 10 µm).
+        let d = band_defect(72, 16);
         assert!(d.elongation >= SCRATCH_MIN_ELONGATION, "{d:?}");
         assert!(d.width_um >= WIDE_LINE_UM, "{d:?}");
         assert_eq!(d.kind, FeatureKind::Defect, "{d:?}");
@@ -2433,21 +2432,13 @@ mod tests {
 
     #[test]
     fn a_wide_long_line_and_a_narrow_short_line_stay_scratches() {
-        let n = 301;
-        let z = zone(n, 0.5);
         // 7 µm wide (14 px) and 70 µm long (140 px): elongation 10 >= 8.
-        let mut map = vec![0.0f32; n * n];
-        band(&mut map, n, 150, 40, 140, 14);
-        let d = defects_of(&map, &z, 0.5);
-        assert_eq!(d.len(), 1);
-        assert_eq!(d[0].kind, FeatureKind::Scratch, "{:?}", d[0]);
-        assert!((d[0].size_um - 7.0).abs() < 0.6, "{:?}", d[0]);
+        let d = band_defect(140, 14);
+        assert_eq!(d.kind, FeatureKind::Scratch, "{d:?}");
+        assert!((d.size_um - 7.0).abs() < 0.6, "{d:?}");
         // 5 µm wide (10 px), 20 µm long: elongation 4, under the wide-line width.
-        let mut map = vec![0.0f32; n * n];
-        band(&mut map, n, 150, 40, 40, 10);
-        let d = defects_of(&map, &z, 0.5);
-        assert_eq!(d.len(), 1);
-        assert_eq!(d[0].kind, FeatureKind::Scratch, "{:?}", d[0]);
+        let d = band_defect(40, 10);
+        assert_eq!(d.kind, FeatureKind::Scratch, "{d:?}");
     }
 
     #[test]

@@ -8,7 +8,7 @@ mod support;
 
 use endface::actuate::Role;
 use endface::capture::synthetic::SceneHints;
-use endface::capture::{open_source, Frame};
+use endface::capture::{monotonic_ns, open_source, Frame};
 use endface::daemon::marker::MarkerInspector;
 use endface::daemon::pipeline::FatalKind;
 use endface::daemon::{FrameInspector, InspectionRecord, InspectorError, Verdict};
@@ -87,6 +87,7 @@ fn run_workers(
     workers: usize,
     panic_on: Option<u8>,
     hang_on: Option<(u8, Duration)>,
+    sections: &str,
     daemon_extra: &str,
 ) -> (
     endface::daemon::Summary,
@@ -98,7 +99,7 @@ fn run_workers(
     let cfg = config(
         dir,
         &format!(
-            "[camera]\nsource = \"replay\"\npath = \"frames\"\nframe_timeout_ms = 200\n[trigger]\nmode = \"free-run\"\nrate_hz = 1000\n[daemon]\nworkers = {workers}\n{daemon_extra}"
+            "{sections}[camera]\nsource = \"replay\"\npath = \"frames\"\nframe_timeout_ms = 200\n[trigger]\nmode = \"free-run\"\nrate_hz = 1000\n[daemon]\nworkers = {workers}\n{daemon_extra}"
         ),
     );
     assert_eq!(cfg.daemon.workers, workers);
@@ -128,7 +129,7 @@ fn run_workers(
 fn three_workers_signal_every_frame_in_order_with_its_own_verdict() {
     let dir = tempfile::tempdir().unwrap();
     let marks = markers(24);
-    let (summary, events, rec, log) = run_workers(dir.path(), &marks, 3, None, None, "");
+    let (summary, events, rec, log) = run_workers(dir.path(), &marks, 3, None, None, "", "");
     assert!(summary.fatal.is_none(), "{:?}", summary.fatal);
     assert_eq!(summary.inspections, 24);
 
@@ -202,10 +203,72 @@ fn three_workers_signal_every_frame_in_order_with_its_own_verdict() {
 }
 
 #[test]
+fn a_result_stays_on_the_lines_through_its_strobe_while_the_next_inspections_begin() {
+    // A long strobe delay (40 ms) and three workers taking frames as fast as they come, with
+    // room to run ahead of the lines (queue 16): the next inspections begin while each result
+    // waits for its strobe. Beginning one withdraws
+    // the previous result (PASS and FAIL low, BUSY high) — but not before that result's
+    // strobe is over, or a PLC latching on STROBE would read no result (seen in CI: a PASS
+    // frame's PASS line low at its strobe).
+    let dir = tempfile::tempdir().unwrap();
+    let marks = markers(24);
+    let gpio = "[gpio]\nbackend = \"sim\"\nreject_delay_ms = 0\nreject_ms = 30\nstrobe_delay_ms = 40\nstrobe_ms = 10\n";
+    // The inspectors log `Instant`s, the lines CLOCK_MONOTONIC ns: one pair to convert.
+    let (base_instant, base_ns) = (Instant::now(), monotonic_ns());
+    let (summary, events, rec, log) =
+        run_workers(dir.path(), &marks, 3, None, None, gpio, "queue = 16\n");
+    assert!(summary.fatal.is_none(), "{:?}", summary.fatal);
+    assert_eq!(events.len(), 24);
+    assert!(events.iter().all(|e| !e.pass_withheld));
+    let mut level = [false; 6];
+    let mut at_strobe = Vec::new();
+    // From each result's lines being set to its strobe.
+    let mut windows = Vec::new();
+    let mut set_at = None;
+    for t in rec.transitions() {
+        level[t.role.index()] = t.active;
+        if (t.role == Role::Pass || t.role == Role::Fail) && t.active {
+            set_at = Some(t.t_ns);
+        }
+        if t.role == Role::Strobe && t.active {
+            if let Some(s) = set_at.take() {
+                windows.push((s, t.t_ns));
+            }
+            at_strobe.push((level[Role::Pass.index()], level[Role::Fail.index()]));
+        }
+    }
+    let begun_in_play = log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| base_ns + l.2.duration_since(base_instant).as_nanos() as u64)
+        .filter(|&t| windows.iter().any(|&(a, b)| a < t && t < b))
+        .count();
+    assert!(
+        begun_in_play > 0,
+        "no inspection began while a result waited for its strobe: the test shows nothing"
+    );
+    assert_eq!(at_strobe.len(), 24);
+    for ((pass, fail), ev) in at_strobe.iter().zip(&events) {
+        assert_eq!(
+            (*pass, *fail),
+            // UNABLE rejects by default (`gpio.unable_rejects`): FAIL, like a failing part.
+            (ev.verdict == Verdict::Pass, ev.verdict != Verdict::Pass),
+            "inspection {}: PASS/FAIL at its strobe",
+            ev.inspection
+        );
+    }
+    assert!(
+        Role::ALL.iter().all(|r| !rec.level(*r)),
+        "safe state at the end"
+    );
+}
+
+#[test]
 fn a_worker_that_panics_stops_the_daemon_safely_and_loses_no_finished_result() {
     let dir = tempfile::tempdir().unwrap();
     let marks = markers(30);
-    let (summary, events, rec, log) = run_workers(dir.path(), &marks, 2, Some(7), None, "");
+    let (summary, events, rec, log) = run_workers(dir.path(), &marks, 2, Some(7), None, "", "");
     assert_eq!(
         summary.fatal.as_ref().map(|f| f.0),
         Some(FatalKind::Thread),
@@ -293,6 +356,7 @@ fn one_stuck_worker_drops_ready_while_the_others_work_then_it_comes_back() {
         3,
         None,
         Some((5, Duration::from_millis(1500))),
+        "",
         "watchdog_ms = 400\n",
     );
     assert!(summary.fatal.is_none(), "{:?}", summary.fatal);

@@ -513,7 +513,8 @@ impl Outputs {
         r.and(p)
     }
 
-    /// A trigger was accepted: the previous result is withdrawn and BUSY goes high.
+    /// A trigger was accepted: the previous result is withdrawn and BUSY goes high. The daemon
+    /// calls it only once the previous result's STROBE is over (`daemon::pipeline`).
     pub fn begin(&mut self, note: Option<u64>) -> Result<(), ActuateError> {
         self.set(Role::Pass, false, note)?;
         self.set(Role::Fail, false, note)?;

@@ -259,6 +259,12 @@ struct Shared {
     model_ok: AtomicBool,
     watchdog_ok: AtomicBool,
     gpio_failed: AtomicBool,
+    /// A result's lines are set and its STROBE pulse is not over ([`play_plan`]). Read and
+    /// written only while `outputs` is locked.
+    result_in_play: AtomicBool,
+    /// An inspection began while a result was in play: its withdrawal of PASS/FAIL waits for
+    /// the end of that result's STROBE ([`Shared::begin_inspection`]). Under `outputs`' lock.
+    withdraw_after_play: AtomicBool,
     /// Triggers accepted and not yet answered.
     pending: AtomicU64,
     trigger_seq: AtomicU64,
@@ -347,6 +353,22 @@ impl Shared {
         }
     }
 
+    /// An inspection begins: BUSY high and the previous result withdrawn (PASS and FAIL low).
+    /// While a result is in play — its lines set, its STROBE not yet over — the withdrawal
+    /// waits for the end of the strobe: a PLC that latches PASS/FAIL on STROBE must find them
+    /// as the result set them for the whole pulse, even when another worker (or a trigger)
+    /// starts the next inspection meanwhile.
+    fn begin_inspection(&self) {
+        self.drive(|o| {
+            if self.result_in_play.load(Ordering::SeqCst) {
+                self.withdraw_after_play.store(true, Ordering::SeqCst);
+                o.set(Role::Busy, true, None)
+            } else {
+                o.begin(None)
+            }
+        });
+    }
+
     /// Camera, model, watchdog or GPIO failure: READY low and nothing may read as PASS.
     fn faulted(&self) -> bool {
         !(self.camera_ok.load(Ordering::SeqCst)
@@ -408,7 +430,7 @@ impl Shared {
         match self.trig_tx.try_send(trigger) {
             Ok(()) => {
                 inc(&self.counters.triggers);
-                self.drive(|o| o.begin(None));
+                self.begin_inspection();
                 debug!(seq, source = source.as_str(), "trigger");
                 Some(seq)
             }
@@ -532,6 +554,8 @@ impl Daemon {
             model_ok: AtomicBool::new(true),
             watchdog_ok: AtomicBool::new(true),
             gpio_failed: AtomicBool::new(false),
+            result_in_play: AtomicBool::new(false),
+            withdraw_after_play: AtomicBool::new(false),
             pending: AtomicU64::new(0),
             trigger_seq: AtomicU64::new(0),
             lockout: Mutex::new(Lockout::new(cfg.trigger.min_interval_ms)),
@@ -1319,7 +1343,7 @@ fn inspect_loop(sh: &Shared, mut inspector: Box<dyn FrameInspector>, ctx: Inspec
                     let seq = sh.trigger_seq.fetch_add(1, Ordering::SeqCst) + 1;
                     sh.pending.fetch_add(1, Ordering::SeqCst);
                     inc(&sh.counters.triggers);
-                    sh.drive(|o| o.begin(None));
+                    sh.begin_inspection();
                     Trigger {
                         seq,
                         at_mono_ns: monotonic_ns(),
@@ -1764,6 +1788,11 @@ fn output_loop(
 fn play_plan(sh: &Shared, plan: &[crate::actuate::Step], t_signal: u64, inspection: u64) -> bool {
     let mut started: [Option<(u64, u64)>; Role::COUNT] = [None; Role::COUNT];
     let mut withheld = false;
+    // From here until STROBE ends, a new inspection does not withdraw these lines.
+    sh.drive(|_| {
+        sh.result_in_play.store(true, Ordering::SeqCst);
+        Ok(())
+    });
     // When the steps at 0 ms (the result lines and BUSY) were really written.
     let mut lines_set_ns = t_signal;
     for step in plan {
@@ -1793,9 +1822,26 @@ fn play_plan(sh: &Shared, plan: &[crate::actuate::Step], t_signal: u64, inspecti
         }
         if step.active {
             started[step.role.index()] = Some((step.at_ms, now));
+        } else if step.role == Role::Strobe {
+            end_of_play(sh);
         }
     }
+    end_of_play(sh);
     withheld
+}
+
+/// The result's STROBE is over: an inspection that began meanwhile now withdraws it.
+fn end_of_play(sh: &Shared) {
+    sh.drive(|o| {
+        if !sh.result_in_play.swap(false, Ordering::SeqCst) {
+            return Ok(());
+        }
+        if sh.withdraw_after_play.swap(false, Ordering::SeqCst) {
+            o.begin(None)
+        } else {
+            Ok(())
+        }
+    });
 }
 
 fn image_saver(

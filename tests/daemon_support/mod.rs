@@ -48,12 +48,21 @@ pub fn write_frames(dir: &Path, markers: &[u8]) -> Vec<PathBuf> {
         .collect()
 }
 
-/// A station config: marker inspector, simulated GPIO with every line, journal in `dir`.
-/// `extra` adds sections; a `[daemon]` section in it must come last.
+/// The simulated lines' section of [`config`] unless `extra` brings its own `[gpio]`.
+pub const SIM_GPIO: &str = "[gpio]\nbackend = \"sim\"\nreject_delay_ms = 0\nreject_ms = 30\nstrobe_delay_ms = 5\nstrobe_ms = 10\n";
+
+/// A station config: marker inspector, simulated GPIO with every line ([`SIM_GPIO`], or a
+/// `[gpio]` section in `extra`), journal in `dir`. `extra` adds sections; a `[daemon]` section
+/// in it must come last.
 pub fn config(dir: &Path, extra: &str) -> DaemonConfig {
     let (extra, daemon_keys) = extra.split_once("[daemon]\n").unwrap_or((extra, ""));
+    let gpio = if extra.contains("[gpio]\n") {
+        ""
+    } else {
+        SIM_GPIO
+    };
     let text = format!(
-        "[station]\nname = \"test\"\n[gpio]\nbackend = \"sim\"\nreject_delay_ms = 0\nreject_ms = 30\nstrobe_delay_ms = 5\nstrobe_ms = 10\n\
+        "[station]\nname = \"test\"\n{gpio}\
          [journal]\npath = \"journal.db\"\n{extra}[daemon]\ninspector = \"marker\"\n{daemon_keys}"
     );
     DaemonConfig::from_toml_str(&text, "test.toml", dir).unwrap()
