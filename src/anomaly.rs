@@ -2076,16 +2076,28 @@ mod tests {
         }
     }
 
+    /// The defects, broken scratches joined at the default gap, of a 201x201 crop at 0.5 µm/px
+    /// whose map is `n` dashes from `start` along `dir` ([`dashed`], lengths in px).
+    fn joined_dashes(
+        start: (f64, f64),
+        dir: (f64, f64),
+        width: f64,
+        dash: f64,
+        gap: f64,
+        n: usize,
+    ) -> Vec<Defect> {
+        let n_px = 201;
+        let mut map = vec![0.0f32; n_px * n_px];
+        dashed(&mut map, n_px, start.0, start.1, dir, width, dash, gap, n);
+        joined(&map, &zone(n_px, 0.5), DEFAULT_SCRATCH_JOIN_GAP_UM).0
+    }
+
     #[test]
     fn dashes_of_a_wide_scratch_are_joined_whatever_their_width() {
         // 7 µm wide (14 px at 0.5 µm/px), five 8 µm dashes with 4 µm gaps: 52 µm end to end,
         // elongation ~7.4 — under the wide-line rule's 8 for one piece, but the pieces follow
         // each other along one line, so they are one scratch 7 µm wide.
-        let n = 201;
-        let z = zone(n, 0.5);
-        let mut map = vec![0.0f32; n * n];
-        dashed(&mut map, n, 40.0, 60.0, (1.0, 0.0), 14.0, 16.0, 8.0, 5);
-        let (one, _) = joined(&map, &z, DEFAULT_SCRATCH_JOIN_GAP_UM);
+        let one = joined_dashes((40.0, 60.0), (1.0, 0.0), 14.0, 16.0, 8.0, 5);
         assert_eq!(one.len(), 1, "{one:?}");
         let d = &one[0];
         assert_eq!((d.kind, d.fragments), (FeatureKind::Scratch, 5), "{d:?}");
@@ -2097,11 +2109,7 @@ mod tests {
     fn a_thin_broken_scratch_is_one_scratch_not_many_small_defects() {
         // 1 µm wide, dashes 4 µm long, 2 µm gaps: each dash alone is a short scratch or a
         // 4 µm "defect"; ten of them would fail a single-mode zone B (5 from 2-5 µm).
-        let n = 201;
-        let z = zone(n, 0.5);
-        let mut map = vec![0.0f32; n * n];
-        dashed(&mut map, n, 30.0, 100.0, (0.96, 0.28), 2.0, 8.0, 4.0, 10);
-        let (one, _) = joined(&map, &z, DEFAULT_SCRATCH_JOIN_GAP_UM);
+        let one = joined_dashes((30.0, 100.0), (0.96, 0.28), 2.0, 8.0, 4.0, 10);
         assert_eq!(one.len(), 1, "{one:?}");
         assert_eq!((one[0].kind, one[0].fragments), (FeatureKind::Scratch, 10));
         assert!(
